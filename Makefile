@@ -1,0 +1,77 @@
+# Geochemical Image Fusion — developer and user entry points.
+# `make demo` and `make test` set everything up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: QGIS and the scientific stack QGIS's own Python uses.
+APT_PACKAGES := qgis python3-qgis qgis-providers xvfb python3-venv python3-pip \
+	python3-numpy python3-scipy python3-sklearn python3-matplotlib python3-gdal gdal-bin
+# The QGIS profile that qgis_process and QGIS desktop read plugins from.
+QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
+PLUGIN_NAME := geochem_fusion
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+# pip packages not in Debian (pykrige) live in the venv; QGIS's own Python
+# (qgis_process) sees them through PYTHONPATH in the targets below.
+VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
+QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
+
+.PHONY: help setup test test-core test-qgis demo install-plugin package lint clean
+
+help:
+	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
+	@echo "make test            set up if needed, run all tests"
+	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
+	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
+	@echo "make lint            ruff"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+	@[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -p no:pytest_qgis tests/core
+	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+test-core: setup
+	$(PY) -m pytest -p no:pytest_qgis tests/core
+
+test-qgis: setup
+	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+demo: setup
+	$(QGIS_ENV) $(PY) -m tools.demo
+
+install-plugin: setup
+	mkdir -p "$(QGIS_PROFILE)/python/plugins"
+	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME)"
+	$(QGIS_ENV) qgis_process.bin plugins enable $(PLUGIN_NAME)
+	@echo "Installed. QGIS's Python must also import pykrige; for qgis_process use:"
+	@echo "  PYTHONPATH=$(VENV_SITE) qgis_process.bin list"
+
+package:
+	mkdir -p dist
+	git archive --format=zip --prefix=$(PLUGIN_NAME)/ -o dist/$(PLUGIN_NAME)-$(VERSION).zip HEAD
+	@echo "dist/$(PLUGIN_NAME)-$(VERSION).zip"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pkg dist demo_output

@@ -1,0 +1,11 @@
+"""Geochemical Image Fusion — QGIS plugin entry point.
+
+QGIS calls :func:`classFactory`; nothing else happens at import time, so the
+numeric core (``geochem_fusion.core``) can be imported without QGIS.
+"""
+
+
+def classFactory(iface):  # noqa: N802 (QGIS API name)
+    from .plugin import GeochemFusionPlugin
+
+    return GeochemFusionPlugin(iface)

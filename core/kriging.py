@@ -1,0 +1,798 @@
+"""Ordinary kriging of point samples onto a coarse grid (METHOD.md step 1).
+
+The geochemical samples (``x``, ``y`` in metres of a projected CRS, values
+e.g. in ppm) are interpolated by ordinary kriging with `PyKrige`_ on a grid
+about a quarter of the sample spacing -- never directly on the 10 m image
+grid -- and the kriging variance is kept.
+
+* :class:`OrdinaryKrigingModel` is a scikit-learn style estimator: ``fit``
+  validates the samples, fits the variogram (PyKrige's automatic least-squares
+  fit, or the user's parameters; ``variogram='auto'`` keeps the model with the
+  lowest leave-one-out RMSE), and computes leave-one-out statistics;
+  ``predict`` / ``predict_grid`` krige with a moving window of the
+  ``n_closest_points`` nearest samples, in chunks of points, so memory never
+  grows as ``n_samples x n_cells``.
+* :func:`krige` is the one-call convenience returning a :class:`KrigingResult`.
+* :func:`leave_one_out` is a batched numpy implementation of leave-one-out
+  ordinary kriging (each sample estimated from its nearest *other* samples).
+
+Log transform
+-------------
+Concentrations are right-skewed, so ``log_transform=True`` kriges ``log10``
+of the values.  The estimate is back-transformed to data units, by default
+with the lognormal mean ``10 ** (est + ln(10) * var / 2)`` (the ``ln(10)``
+factor appears because the logarithm is base 10), or with the median
+``10 ** est`` (``back_transform='median'``).  The ordinary-kriging Lagrange
+multiplier correction of lognormal kriging (Journel 1980) is ignored: this is
+the simple-kriging form of the back-transform, a known approximation.  The
+kriging *variance* is always reported in the kriged space (``log10`` units
+squared when ``log_transform``).
+
+References
+----------
+.. _PyKrige: https://github.com/GeoStat-Framework/PyKrige
+
+- Cressie, N. (1993). *Statistics for Spatial Data*, rev. ed. Wiley, §3.2.
+- Goovaerts, P. (1997). *Geostatistics for Natural Resources Evaluation*.
+  Oxford University Press, ch. 5 (ordinary kriging) and §6.2 (cross-validation).
+- Journel, A. G. (1980). The lognormal approach to predicting local
+  distributions of selective mining unit grades. *Math. Geol.* 12(4), 285-303.
+- Kitanidis, P. K. (1997). *Introduction to Geostatistics*. Cambridge
+  University Press (the variogram models used by PyKrige).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from pykrige import variogram_models
+from pykrige.ok import OrdinaryKriging
+from scipy.spatial import cKDTree
+
+from .grid import Grid
+
+__all__ = [
+    "MIN_SAMPLES",
+    "VARIOGRAM_MODELS",
+    "KrigingResult",
+    "OrdinaryKrigingModel",
+    "default_cell_size",
+    "krige",
+    "leave_one_out",
+    "median_nn_spacing",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Fewest samples accepted: a variogram cannot be estimated from fewer.
+MIN_SAMPLES = 10
+
+#: Variogram models tried by ``variogram='auto'`` (all accepted by name too).
+VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian", "linear")
+
+_VARIOGRAM_FUNCTIONS = {
+    "spherical": variogram_models.spherical_variogram_model,
+    "exponential": variogram_models.exponential_variogram_model,
+    "gaussian": variogram_models.gaussian_variogram_model,
+    "linear": variogram_models.linear_variogram_model,
+}
+_PARAMETER_KEYS = {
+    "spherical": ("sill", "range", "nugget"),
+    "exponential": ("sill", "range", "nugget"),
+    "gaussian": ("sill", "range", "nugget"),
+    "linear": ("slope", "nugget"),
+}
+_BACK_TRANSFORMS = ("mean", "median")
+
+#: Points kriged per call in the moving-window path.
+_CHUNK_POINTS = 50_000
+#: Upper bound on ``points x samples`` distances held at once in the full-system path.
+_MAX_FULL_ELEMENTS = 2_000_000
+#: Samples per batch of stacked leave-one-out systems.
+_LOO_BATCH = 2_000
+#: PyKrige's cut-off for "zero distance" (``OrdinaryKriging.eps``).
+_ZERO_DISTANCE = 1e-10
+_LN10 = math.log(10.0)
+
+
+# ---------------------------------------------------------------------------
+# sample spacing
+# ---------------------------------------------------------------------------
+def median_nn_spacing(x, y) -> float:
+    """Median nearest-neighbour distance between sample points.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates (map units, metres).
+
+    Returns
+    -------
+    float
+        Median over samples of the distance to the closest other sample.
+        Coincident samples count with distance 0.
+    """
+    x, y = _as_coordinates(x, y)
+    if x.size < 2:
+        raise ValueError(f"need at least 2 samples to measure their spacing, got {x.size}")
+    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+    return float(np.median(distance[:, 1]))
+
+
+def default_cell_size(x, y) -> float:
+    """Kriging cell size: a quarter of the median nearest-neighbour spacing.
+
+    METHOD.md step 1 krigs on a grid "coarse enough to be cheap (about a
+    quarter of the sample spacing)": finer cells add no information, since
+    kriging is smooth between samples.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates (map units, metres).
+
+    Returns
+    -------
+    float
+        ``median_nn_spacing(x, y) / 4`` (map units).
+    """
+    size = median_nn_spacing(x, y) / 4.0
+    if not size > 0:
+        raise ValueError(
+            "the median nearest-neighbour spacing is 0 (most samples share coordinates): "
+            "merge duplicate samples or give cell_size explicitly"
+        )
+    return size
+
+
+# ---------------------------------------------------------------------------
+# result
+# ---------------------------------------------------------------------------
+@dataclass
+class KrigingResult:
+    """Kriged grid and the variogram and cross-validation that produced it.
+
+    Attributes
+    ----------
+    estimate : ndarray, shape (rows, cols), float64
+        Kriging estimate at the cell centres, in data units (back-transformed
+        when ``log_transform``; see the module notes).
+    variance : ndarray, shape (rows, cols), float64
+        Ordinary-kriging variance in the *kriged* space: data units squared, or
+        ``log10`` units squared when ``log_transform``.
+    grid : Grid
+        Geometry of ``estimate`` and ``variance``.
+    variogram_model : str
+        One of :data:`VARIOGRAM_MODELS`.
+    variogram_parameters : dict
+        ``sill`` (total sill), ``range``, ``nugget`` for spherical, exponential
+        and gaussian; ``slope``, ``nugget`` for linear.  Kriged-space units;
+        ranges in map units.
+    loo : dict
+        Leave-one-out statistics (see :meth:`OrdinaryKrigingModel.fit`).
+    candidates : dict
+        ``model -> leave-one-out RMSE`` of every model tried by
+        ``variogram='auto'`` (empty otherwise).
+    log_transform : bool
+        Whether ``log10`` of the values was kriged.
+    """
+
+    estimate: np.ndarray
+    variance: np.ndarray
+    grid: Grid
+    variogram_model: str
+    variogram_parameters: dict
+    loo: dict
+    candidates: dict = field(default_factory=dict)
+    log_transform: bool = False
+    sample_spacing: float = float("nan")
+    experimental_variogram: tuple = None
+
+    def variogram_function(self, h):
+        """Semivariance of the fitted model at lag distances ``h`` (kriged space)."""
+        return _model_semivariance(self.variogram_model, self.variogram_parameters, h)
+
+
+# ---------------------------------------------------------------------------
+# estimator
+# ---------------------------------------------------------------------------
+class OrdinaryKrigingModel:
+    """Ordinary kriging of scattered samples, scikit-learn style.
+
+    Parameters
+    ----------
+    variogram : {'spherical', 'exponential', 'gaussian', 'linear', 'auto'}
+        Variogram model.  ``'auto'`` fits all four and keeps the one with the
+        lowest leave-one-out RMSE (Goovaerts 1997, §6.2).
+    variogram_parameters : dict, optional
+        Fixed parameters, in the kriged space: ``sill`` (total sill, nugget
+        included), ``range`` (map units, PyKrige's convention -- the practical
+        range for exponential and gaussian), ``nugget`` for spherical,
+        exponential and gaussian; ``slope`` (per map unit), ``nugget`` for
+        linear.  ``None`` (default): PyKrige's automatic least-squares fit to
+        the experimental variogram.  Not allowed with ``'auto'``.
+    log_transform : bool
+        Krige ``log10`` of the values (they must all be positive).
+    n_closest_points : int
+        Samples used by the moving-window kriging of each point (>= 2).  When
+        there are no more samples than this, every point uses all of them.
+    nlags : int
+        Number of lag bins of the experimental variogram used by the
+        automatic fit (PyKrige's equal-width bins up to the largest distance).
+    back_transform : {'mean', 'median'}
+        How log-space estimates return to data units: lognormal mean
+        ``10 ** (est + ln(10) * var / 2)`` or median ``10 ** est``.  Only used
+        with ``log_transform``.
+
+    Attributes
+    ----------
+    variogram_model_ : str
+        Model used.
+    variogram_parameters_ : dict
+        Parameters used (keys as for ``variogram_parameters``).
+    loo_ : dict
+        Leave-one-out statistics, in the kriged space: ``n``, ``mean_error``,
+        ``rmse``, ``mean_standardized_error`` (≈ 0), ``rmse_standardized``
+        (≈ 1 when the kriging variance describes the errors well), plus
+        ``rmse_data_units`` (back-transformed estimates against the values)
+        when ``log_transform``.  Errors are ``estimate - value``.
+    candidates_ : dict
+        ``model -> leave-one-out RMSE`` for ``variogram='auto'``, else empty.
+    x_, y_ : ndarray, shape (n,)
+        Sample coordinates after merging duplicates.
+    z_ : ndarray, shape (n,)
+        Kriged values (``log10`` when ``log_transform``), duplicates averaged.
+
+    Notes
+    -----
+    Samples sharing exact coordinates are merged into one sample with the
+    mean of their (transformed) values -- for log-transformed data the
+    geometric mean in data units -- with a warning: the kriging system is
+    singular otherwise.  Kriging is exact at sample locations (PyKrige's
+    ``exact_values=True``): a query point that coincides with a sample
+    returns its value and zero variance, even with a nugget.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.uniform(0, 1000, (2, 50))
+    >>> model = OrdinaryKrigingModel(variogram_parameters={
+    ...     "sill": 1.0, "range": 500.0, "nugget": 0.0}).fit(x, y, np.sin(x / 200))
+    >>> est, var = model.predict(x[:3], y[:3])
+    >>> bool(np.allclose(est, np.sin(x[:3] / 200)))
+    True
+    """
+
+    def __init__(
+        self,
+        variogram="spherical",
+        *,
+        variogram_parameters=None,
+        log_transform=False,
+        n_closest_points=32,
+        nlags=12,
+        back_transform="mean",
+    ):
+        self.variogram = variogram
+        self.variogram_parameters = variogram_parameters
+        self.log_transform = log_transform
+        self.n_closest_points = n_closest_points
+        self.nlags = nlags
+        self.back_transform = back_transform
+
+    # -- fitting ------------------------------------------------------------
+    def fit(self, x, y, values):
+        """Validate the samples, fit the variogram and cross-validate it.
+
+        Parameters
+        ----------
+        x, y : array_like, shape (n,)
+            Sample coordinates (map units, metres); finite.
+        values : array_like, shape (n,)
+            Sample values (e.g. ppm); finite, not all equal, positive when
+            ``log_transform``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_settings()
+        x, y, values = _validate_samples(x, y, values, log_transform=self.log_transform)
+        z = np.log10(values) if self.log_transform else values
+        x, y, z = _merge_duplicates(x, y, z)
+        if x.size < MIN_SAMPLES:
+            raise ValueError(
+                f"ordinary kriging needs at least {MIN_SAMPLES} samples at distinct locations, "
+                f"got {x.size} after merging duplicate coordinates"
+            )
+        if np.ptp(z) == 0:
+            raise ValueError("all sample values are equal after merging duplicates")
+        self.x_, self.y_, self.z_ = x, y, z
+
+        models = VARIOGRAM_MODELS if self.variogram == "auto" else (self.variogram,)
+        fits = {}
+        for model in models:
+            try:
+                fits[model] = self._fit_one(model)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                if self.variogram != "auto":
+                    raise
+                warnings.warn(
+                    f"variogram model {model!r} could not be fitted and is skipped: {exc}",
+                    stacklevel=2,
+                )
+        if not fits:
+            raise ValueError(f"no variogram model could be fitted to the samples (tried {models})")
+        best = min(fits, key=lambda m: fits[m][2]["rmse"])
+        self._kriger, self.variogram_parameters_, self.loo_ = fits[best]
+        self.variogram_model_ = best
+        self.candidates_ = {m: fits[m][2]["rmse"] for m in fits} if self.variogram == "auto" else {}
+        logger.info(
+            "ordinary kriging: %d samples, %s variogram %s, LOO %s%s",
+            x.size,
+            best,
+            self.variogram_parameters_,
+            self.loo_,
+            f", candidates {self.candidates_}" if self.candidates_ else "",
+        )
+        return self
+
+    def _fit_one(self, model):
+        """PyKrige object, parameters and LOO statistics of one variogram model."""
+        user = None
+        if self.variogram_parameters is not None:
+            # PyKrige's dict form has our keys (a *list* would mean a different order).
+            user = _check_parameters(model, self.variogram_parameters)
+        kriger = OrdinaryKriging(
+            self.x_,
+            self.y_,
+            self.z_,
+            variogram_model=model,
+            variogram_parameters=user,
+            nlags=int(self.nlags),
+        )
+        parameters = _from_pykrige(model, kriger.variogram_model_parameters)
+        estimate, variance = leave_one_out(
+            self.x_,
+            self.y_,
+            self.z_,
+            variogram_model=model,
+            variogram_parameters=parameters,
+            n_closest_points=self.n_closest_points,
+        )
+        stats = _loo_statistics(self.z_, estimate, variance)
+        if self.log_transform:
+            back = self._back(estimate, variance)
+            stats["rmse_data_units"] = float(np.sqrt(np.mean((back - 10.0**self.z_) ** 2)))
+        logger.debug("variogram %s %s: LOO %s", model, parameters, stats)
+        return kriger, parameters, stats
+
+    def _check_settings(self):
+        if self.variogram != "auto" and self.variogram not in VARIOGRAM_MODELS:
+            raise ValueError(
+                f"unknown variogram {self.variogram!r}: use one of "
+                f"{', '.join(VARIOGRAM_MODELS)} or 'auto'"
+            )
+        if self.variogram == "auto" and self.variogram_parameters is not None:
+            raise ValueError(
+                "variogram_parameters cannot be combined with variogram='auto' (the parameters "
+                "belong to one model): name the model, or leave the parameters to the fit"
+            )
+        if self.back_transform not in _BACK_TRANSFORMS:
+            raise ValueError(
+                f"unknown back_transform {self.back_transform!r}: use 'mean' or 'median'"
+            )
+        if int(self.n_closest_points) != self.n_closest_points or self.n_closest_points < 2:
+            raise ValueError(
+                f"n_closest_points must be an integer >= 2, got {self.n_closest_points!r}"
+            )
+        if int(self.nlags) != self.nlags or self.nlags < 1:
+            raise ValueError(f"nlags must be an integer >= 1, got {self.nlags!r}")
+
+    # -- prediction ---------------------------------------------------------
+    def predict(self, x, y, *, chunk_size=None):
+        """Krige at arbitrary points.
+
+        Parameters
+        ----------
+        x, y : array_like
+            Query coordinates (map units), same shape.  Non-finite coordinates
+            give NaN.
+        chunk_size : int, optional
+            Points kriged per PyKrige call.  ``None``: 50 000 for the moving
+            window, fewer for the full system so that at most about
+            2 million point-sample distances are held at once.
+
+        Returns
+        -------
+        estimate : ndarray, same shape as ``x``
+            In data units (back-transformed when ``log_transform``).
+        variance : ndarray, same shape as ``x``
+            Kriging variance in the kriged space (``log10`` units squared when
+            ``log_transform``), clipped at 0.
+        """
+        self._check_fitted()
+        xq = np.asarray(x, dtype=float)
+        yq = np.asarray(y, dtype=float)
+        if xq.shape != yq.shape:
+            raise ValueError(f"x and y must have the same shape, got {xq.shape} and {yq.shape}")
+        ok = np.isfinite(xq) & np.isfinite(yq)
+        estimate = np.full(xq.shape, np.nan)
+        variance = np.full(xq.shape, np.nan)
+        xs, ys = xq[ok], yq[ok]
+        e, v = self._krige_flat(lambda a, b: (xs[a:b], ys[a:b]), xs.size, chunk_size)
+        estimate[ok], variance[ok] = e, v
+        return estimate, variance
+
+    def krige_grid(self, grid):
+        """Krige onto ``grid`` and return a :class:`KrigingResult` with the fit diagnostics."""
+        estimate, variance = self.predict_grid(grid)
+        return KrigingResult(
+            estimate=estimate,
+            variance=variance,
+            grid=grid,
+            variogram_model=self.variogram_model_,
+            variogram_parameters=dict(self.variogram_parameters_),
+            loo=dict(self.loo_),
+            candidates=dict(self.candidates_),
+            log_transform=bool(self.log_transform),
+            sample_spacing=median_nn_spacing(self.x_, self.y_),
+            experimental_variogram=(np.asarray(self._kriger.lags),
+                                    np.asarray(self._kriger.semivariance)),
+        )
+
+    def predict_grid(self, grid, *, chunk_size=None):
+        """Krige at the cell centres of ``grid``.
+
+        Parameters
+        ----------
+        grid : Grid
+            Target grid.
+        chunk_size : int, optional
+            As for :meth:`predict`.
+
+        Returns
+        -------
+        estimate, variance : ndarray, shape ``grid.shape``
+            As for :meth:`predict`.
+        """
+        self._check_fitted()
+        if not isinstance(grid, Grid):
+            raise ValueError(f"expected a core.grid.Grid, got {type(grid).__name__}")
+        xc, yc = grid.x_centers(), grid.y_centers()
+
+        def coordinates(start, stop):
+            row, col = np.divmod(np.arange(start, stop), grid.ncols)
+            return xc[col], yc[row]
+
+        estimate, variance = self._krige_flat(coordinates, grid.nrows * grid.ncols, chunk_size)
+        return estimate.reshape(grid.shape), variance.reshape(grid.shape)
+
+    def _krige_flat(self, coordinates, npoints, chunk_size):
+        """Krige ``npoints`` points given chunk by chunk by ``coordinates(start, stop)``."""
+        n = self.x_.size
+        if n <= self.n_closest_points:
+            backend, window = "vectorized", None
+            step = max(1, min(_CHUNK_POINTS, _MAX_FULL_ELEMENTS // (n + 1)))
+        else:
+            backend, window = _moving_window_backend(), int(self.n_closest_points)
+            step = _CHUNK_POINTS
+        if chunk_size is not None:
+            if int(chunk_size) != chunk_size or chunk_size < 1:
+                raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+            step = int(chunk_size)
+        estimate = np.empty(npoints)
+        variance = np.empty(npoints)
+        for start in range(0, npoints, step):
+            stop = min(start + step, npoints)
+            xq, yq = coordinates(start, stop)
+            e, v = self._kriger.execute("points", xq, yq, backend=backend, n_closest_points=window)
+            estimate[start:stop] = np.asarray(e, dtype=float).ravel()
+            variance[start:stop] = np.asarray(v, dtype=float).ravel()
+        np.maximum(variance, 0.0, out=variance)
+        return self._back(estimate, variance), variance
+
+    def _back(self, estimate, variance):
+        """Back-transform kriged-space estimates to data units."""
+        if not self.log_transform:
+            return estimate
+        if self.back_transform == "median":
+            return 10.0**estimate
+        return 10.0 ** (estimate + _LN10 * np.maximum(variance, 0.0) / 2.0)
+
+    def _check_fitted(self):
+        if not hasattr(self, "_kriger"):
+            raise ValueError("this OrdinaryKrigingModel is not fitted yet: call fit(x, y, values)")
+
+
+# ---------------------------------------------------------------------------
+# leave-one-out
+# ---------------------------------------------------------------------------
+def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_closest_points=32):
+    """Leave-one-out ordinary kriging of every sample from its neighbours.
+
+    Each sample is estimated by ordinary kriging from its ``n_closest_points``
+    nearest *other* samples (all others when there are fewer), with the
+    variogram held fixed -- the usual cross-validation of a fitted variogram
+    (Goovaerts 1997, §6.2).  The systems are built for batches of samples and
+    solved together with :func:`numpy.linalg.solve`; this equals, sample by
+    sample, a PyKrige moving-window kriging from the other samples.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates (map units).
+    values : array_like, shape (n,)
+        Values in the kriged space (e.g. ``log10`` already applied).
+    variogram_model : {'spherical', 'exponential', 'gaussian', 'linear'}
+    variogram_parameters : dict
+        Keys as for :class:`OrdinaryKrigingModel`.
+    n_closest_points : int
+        Neighbours per system (>= 2).
+
+    Returns
+    -------
+    estimate : ndarray, shape (n,)
+        Estimate at each sample without that sample.
+    variance : ndarray, shape (n,)
+        Ordinary-kriging variance of each estimate (may be slightly negative
+        from round-off when a neighbour almost coincides).
+    """
+    if variogram_model not in VARIOGRAM_MODELS:
+        raise ValueError(
+            f"unknown variogram_model {variogram_model!r}: use one of {', '.join(VARIOGRAM_MODELS)}"
+        )
+    checked = _check_parameters(variogram_model, variogram_parameters)
+    parameters = _to_pykrige(variogram_model, checked)
+    gamma = _VARIOGRAM_FUNCTIONS[variogram_model]
+    x, y, values = _validate_samples(x, y, values, log_transform=False, minimum=3)
+    n = x.size
+    k = min(int(n_closest_points), n - 1)
+    if k < 2 or int(n_closest_points) != n_closest_points:
+        raise ValueError(f"n_closest_points must be an integer >= 2, got {n_closest_points!r}")
+
+    # Centre the coordinates: distances are unchanged and round-off smaller.
+    xy = np.column_stack([x - x.mean(), y - y.mean()])
+    _, neighbours = cKDTree(xy).query(xy, k=k + 1)
+    # Drop each sample from its own neighbour list (it is normally first, but
+    # coincident samples may tie with it); drop the farthest if it is absent.
+    is_self = neighbours == np.arange(n)[:, None]
+    is_self[~is_self.any(axis=1), -1] = True
+    is_self &= np.cumsum(is_self, axis=1) == 1
+    neighbours = neighbours[~is_self].reshape(n, k)
+
+    estimate = np.empty(n)
+    variance = np.empty(n)
+    for start in range(0, n, _LOO_BATCH):
+        idx = neighbours[start : start + _LOO_BATCH]
+        m = idx.shape[0]
+        pts = xy[idx]  # (m, k, 2)
+        d_nn = np.linalg.norm(pts[:, :, None, :] - pts[:, None, :, :], axis=-1)
+        d_0 = np.linalg.norm(pts - xy[start : start + m, None, :], axis=-1)
+        a = np.zeros((m, k + 1, k + 1))
+        a[:, :k, :k] = gamma(parameters, d_nn)
+        a[:, np.arange(k), np.arange(k)] = 0.0  # gamma(0) = 0: the nugget is a jump
+        a[:, :k, k] = 1.0
+        a[:, k, :k] = 1.0
+        b = np.ones((m, k + 1))
+        b[:, :k] = gamma(parameters, d_0)
+        b[:, :k][d_0 <= _ZERO_DISTANCE] = 0.0  # PyKrige's exact_values convention
+        try:
+            sol = np.linalg.solve(a, b[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            logger.warning("singular leave-one-out kriging system: using the pseudo-inverse")
+            sol = np.einsum("mij,mj->mi", np.linalg.pinv(a), b)
+        estimate[start : start + m] = np.einsum("mk,mk->m", sol[:, :k], values[idx])
+        variance[start : start + m] = np.einsum("mi,mi->m", sol, b)
+    return estimate, variance
+
+
+def _loo_statistics(values, estimate, variance):
+    """Cross-validation summary in the kriged space (errors = estimate - value)."""
+    error = estimate - values
+    positive = variance > 0
+    standardized = error[positive] / np.sqrt(variance[positive])
+    if not positive.all():
+        logger.warning(
+            "%d leave-one-out kriging variances are not positive and are left out of the "
+            "standardized statistics",
+            int((~positive).sum()),
+        )
+    nan = float("nan")
+    return {
+        "n": int(values.size),
+        "mean_error": float(error.mean()),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mean_standardized_error": float(standardized.mean()) if standardized.size else nan,
+        "rmse_standardized": (
+            float(np.sqrt(np.mean(standardized**2))) if standardized.size else nan
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------
+# convenience
+# ---------------------------------------------------------------------------
+def krige(
+    x,
+    y,
+    values,
+    *,
+    grid=None,
+    cell_size=None,
+    extent=None,
+    variogram="spherical",
+    variogram_parameters=None,
+    log_transform=False,
+    n_closest_points=32,
+) -> KrigingResult:
+    """Krige point samples onto a grid in one call.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates (map units, metres).
+    values : array_like, shape (n,)
+        Sample values (e.g. ppm).
+    grid : Grid, optional
+        Target grid.  ``None``: built with :meth:`Grid.from_extent` over
+        ``extent`` with square cells of ``cell_size``.
+    cell_size : float, optional
+        Cell size (map units) when ``grid`` is None; default
+        :func:`default_cell_size` (a quarter of the median sample spacing).
+    extent : tuple of float, optional
+        ``(x_min, y_min, x_max, y_max)`` when ``grid`` is None; default the
+        bounding box of the samples.
+    variogram, variogram_parameters, log_transform, n_closest_points
+        As for :class:`OrdinaryKrigingModel` (lognormal-mean back-transform).
+
+    Returns
+    -------
+    KrigingResult
+    """
+    if grid is not None and (cell_size is not None or extent is not None):
+        raise ValueError("give either grid, or cell_size and/or extent, not both")
+    model = OrdinaryKrigingModel(
+        variogram,
+        variogram_parameters=variogram_parameters,
+        log_transform=log_transform,
+        n_closest_points=n_closest_points,
+    ).fit(x, y, values)
+    if grid is None:
+        if cell_size is None:
+            cell_size = default_cell_size(model.x_, model.y_)
+        if not (np.isfinite(cell_size) and cell_size > 0):
+            raise ValueError(f"cell_size must be a positive number of map units, got {cell_size}")
+        if extent is None:
+            extent = (model.x_.min(), model.y_.min(), model.x_.max(), model.y_.max())
+        if len(extent) != 4:
+            raise ValueError(f"extent must be (x_min, y_min, x_max, y_max), got {extent!r}")
+        grid = Grid.from_extent(*extent, cell_size)
+    return model.krige_grid(grid)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+def _as_coordinates(x, y):
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {x.size} samples have non-finite coordinates: drop them first"
+        )
+    return x, y
+
+
+def _validate_samples(x, y, values, *, log_transform, minimum=MIN_SAMPLES):
+    """Finite 1-D float copies of the samples, checked for kriging."""
+    x, y = _as_coordinates(x, y)
+    values = np.asarray(values, dtype=float).ravel()
+    if values.size != x.size:
+        raise ValueError(f"got {x.size} coordinates but {values.size} values")
+    if x.size < minimum:
+        raise ValueError(f"ordinary kriging needs at least {minimum} samples, got {x.size}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {values.size} sample values are not finite (NaN or inf): "
+            "drop those samples first"
+        )
+    if log_transform and (values <= 0).any():
+        raise ValueError(
+            f"log_transform needs positive values, but {int((values <= 0).sum())} of "
+            f"{values.size} are <= 0: replace below-detection codes (e.g. by half the "
+            "detection limit) or turn off the log transform"
+        )
+    if np.ptp(values) == 0:
+        raise ValueError(
+            f"all {values.size} sample values are equal ({values[0]}): there is nothing to krige"
+        )
+    return x, y, values
+
+
+def _merge_duplicates(x, y, z):
+    """Average samples sharing exact coordinates (warns when any do)."""
+    xy, inverse, counts = np.unique(
+        np.column_stack([x, y]), axis=0, return_inverse=True, return_counts=True
+    )
+    if xy.shape[0] == x.size:
+        return x, y, z
+    inverse = inverse.ravel()
+    warnings.warn(
+        f"{int((counts > 1).sum())} locations hold {int(counts[counts > 1].sum())} samples "
+        "with identical coordinates: each group is merged into one sample with their mean",
+        stacklevel=3,
+    )
+    merged = np.bincount(inverse, weights=z) / counts
+    return xy[:, 0].copy(), xy[:, 1].copy(), merged
+
+
+def _check_parameters(model, parameters):
+    """Validated float copy of a user variogram parameter dict."""
+    keys = _PARAMETER_KEYS[model]
+    if not isinstance(parameters, dict) or set(parameters) != set(keys):
+        got = sorted(parameters) if isinstance(parameters, dict) else type(parameters).__name__
+        raise ValueError(
+            f"variogram_parameters for the {model} model must be a dict with keys "
+            f"{', '.join(keys)}; got {got}"
+        )
+    p = {key: float(parameters[key]) for key in keys}
+    if not all(np.isfinite(v) for v in p.values()):
+        raise ValueError(f"variogram_parameters must be finite, got {p}")
+    if p["nugget"] < 0:
+        raise ValueError(f"the nugget must be >= 0, got {p['nugget']}")
+    if model == "linear":
+        if p["slope"] < 0:
+            raise ValueError(f"the linear variogram slope must be >= 0, got {p['slope']}")
+    else:
+        if p["range"] <= 0:
+            raise ValueError(f"the variogram range must be > 0 (map units), got {p['range']}")
+        if p["sill"] < p["nugget"]:
+            raise ValueError(
+                f"the sill is the total sill and must be >= the nugget, got sill={p['sill']}, "
+                f"nugget={p['nugget']}"
+            )
+    return p
+
+
+def _to_pykrige(model, p):
+    """Our parameter dict -> the list taken by ``pykrige.variogram_models`` functions.
+
+    Those functions take the *partial* sill; PyKrige's constructor, given a
+    list, expects the total sill instead, so it is always given the dict.
+    """
+    if model == "linear":
+        return [p["slope"], p["nugget"]]
+    return [p["sill"] - p["nugget"], p["range"], p["nugget"]]
+
+
+def _from_pykrige(model, values):
+    """PyKrige's parameter list -> our parameter dict (total sill)."""
+    values = [float(v) for v in values]
+    if model == "linear":
+        return {"slope": values[0], "nugget": values[1]}
+    psill, range_, nugget = values
+    return {"sill": psill + nugget, "range": range_, "nugget": nugget}
+
+
+def _moving_window_backend():
+    """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
+    try:
+        from pykrige.lib import cok  # noqa: F401
+    except ImportError:
+        logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
+        return "loop"
+    return "C"
+
+
+def _model_semivariance(model, parameters, h):
+    """Semivariance of ``model`` with our ``parameters`` dict at lags ``h``."""
+    return _VARIOGRAM_FUNCTIONS[model](_to_pykrige(model, parameters), np.asarray(h, dtype=float))

@@ -1,0 +1,33 @@
+"""The ``geochemfusion`` Processing provider (its id is public API: keep it)."""
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms import ALGORITHM_CLASSES
+
+ICON = Path(__file__).resolve().parent / "icons" / "icon.svg"
+
+
+class GeochemFusionProvider(QgsProcessingProvider):
+    """Lists the plugin's algorithms explicitly."""
+
+    def id(self):
+        return "geochemfusion"
+
+    def name(self):
+        return "Geochemical Image Fusion"
+
+    def longName(self):  # noqa: N802 (QGIS API name)
+        return "Geochemical Image Fusion (kriging + image detail injection)"
+
+    def icon(self):
+        return QIcon(str(ICON))
+
+    def svgIconPath(self):  # noqa: N802 (QGIS API name)
+        return str(ICON)
+
+    def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
+        for cls in ALGORITHM_CLASSES:
+            self.addAlgorithm(cls())
