@@ -1,0 +1,24 @@
+"""Processing algorithms of the ``geochemfusion`` provider (one module per step).
+
+Modules import only QGIS and GDAL at load time; the numeric core (and its
+optional dependencies scikit-learn and pykrige) is imported when an algorithm
+runs, so the plugin loads even where those packages are missing.
+"""
+
+from .fuse_geochemistry import FuseGeochemistry
+from .kmeans_units import KMeansUnitsAlgorithm
+from .krige_samples import KrigeSamples
+from .laplacian_decomposition import LaplacianDecomposition
+from .mineral_indices import MineralIndices
+from .principal_components import PrincipalComponents
+from .regression_fusion import RegressionFusion
+
+ALGORITHM_CLASSES = (
+    KrigeSamples,
+    MineralIndices,
+    PrincipalComponents,
+    LaplacianDecomposition,
+    KMeansUnitsAlgorithm,
+    RegressionFusion,
+    FuseGeochemistry,
+)

@@ -1,0 +1,240 @@
+"""``geochemfusion:fusegeochemistry`` — one click from samples and image to fused layers."""
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from . import raster_io
+from .base import CoreFeedback, GeochemAlgorithm
+from .mineral_indices import resolve_band_map, sensor_of
+from .params import (
+    DEFAULT_MODE,
+    DEFAULT_N_CLUSTERS,
+    DEFAULT_REGRESSION,
+    DEFAULT_VARIOGRAM,
+    FEATURE_KEYS,
+    FEATURES,
+    MODES,
+    REGRESSIONS,
+    SENSOR_KEYS,
+    SENSORS,
+    VARIOGRAMS,
+    parse_int_list,
+)
+from .principal_components import write_loading_table
+from .regression_fusion import FUSION_HELP, flatten_rows, fused_name
+from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
+from .vector_io import check_projected, read_points
+
+
+def _advanced(param):
+    param.setFlags(param.flags() | param.FlagAdvanced)
+    return param
+
+
+class FuseGeochemistry(GeochemAlgorithm):
+    NAME = "fusegeochemistry"
+    DISPLAY_NAME = "Fuse geochemistry with imagery (end to end)"
+    GROUP = "Geochemical image fusion"
+    GROUP_ID = "fusion"
+    REQUIRES = ("numpy", "scipy", "sklearn", "pykrige")
+    SAMPLES, FIELD, IMAGE, FEATURES, PCS, SENSOR, BAND_MAP = (
+        "SAMPLES", "FIELD", "IMAGE", "FEATURES", "PCS", "SENSOR", "BAND_MAP")
+    REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
+        "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
+    OUTPUT, OUTPUT_KRIGED, OUTPUT_VARIANCE, OUTPUT_FEATURES, OUTPUT_UNITS = (
+        "OUTPUT", "OUTPUT_KRIGED", "OUTPUT_VARIANCE", "OUTPUT_FEATURES", "OUTPUT_UNITS")
+    OUTPUT_COEFFICIENTS, OUTPUT_REPORT = "OUTPUT_COEFFICIENTS", "OUTPUT_REPORT"
+    HELP = (
+        "Produces fine-resolution geochemical layers from a regional geochemical survey and a "
+        "satellite image (Sentinel-2, ASTER or any co-registered stack), following 'Research on "
+        "Scale Improvement of Geochemical Exploration Based on Remote Sensing Image Fusion', "
+        "Remote Sensing 2023, 15(8), 1993:<br>1. ordinary kriging of the samples on a grid of a "
+        "quarter of the sample spacing, aligned with the image; 2. cubic convolution to the image "
+        "grid; 3. image features; 4. Laplacian-pyramid split; 5. K-means units (local regression); "
+        "6–8. regression of the low-frequency geochemistry on the low-frequency features and "
+        "injection of the image detail.<br>"
+        "<b>Element fields</b>: one or several concentration fields (ppm); the image work is done "
+        "once and each element becomes one band of the output.<br>"
+        "<b>Image features</b>: <i>bands-PC2</i> (the paper's PC2 of the bands; PC1 carries albedo "
+        "and topography), <i>indices-PC2</i> (PC2 of the mineral band ratios), <i>all bands</i>, "
+        "or <i>chosen PCs</i> (list them in Principal components).<br>"
+        "<b>Sensor / band map</b>: which band is which (for indices); guessed from band "
+        "descriptions when the map is empty.<br>" + FUSION_HELP +
+        "<br>Samples in another CRS are reprojected to the image CRS (the image must be in a "
+        "projected CRS, metres)."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            self.FIELD, "Element fields (concentrations)", parentLayerParameterName=self.SAMPLES,
+            type=QgsProcessingParameterField.Numeric, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.FEATURES, "Image features", FEATURES, defaultValue=0))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            self.PCS, "Principal components (for 'chosen PCs', e.g. 2,3)", "2", optional=True)))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SENSOR, "Sensor", SENSORS, defaultValue=1))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            self.BAND_MAP, "Band map (sensor band=raster band, e.g. B2=1,B3=2)", "",
+            optional=True)))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.REGRESSION, "Regression", REGRESSIONS, defaultValue=DEFAULT_REGRESSION))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.N_CLUSTERS, "Number of geological units (local regression)",
+            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODE, "Fusion mode", MODES, defaultValue=DEFAULT_MODE))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Integer,
+            0, minValue=0, maxValue=16))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
+        self.addParameter(_advanced(QgsProcessingParameterEnum(
+            self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
+        self.addParameter(_advanced(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT, "Fused geochemistry"))
+        for key, label in ((self.OUTPUT_KRIGED, "Kriged geochemistry (coarse grid)"),
+                           (self.OUTPUT_VARIANCE, "Kriging variance (coarse grid)"),
+                           (self.OUTPUT_FEATURES, "Image features"),
+                           (self.OUTPUT_UNITS, "Geological units")):
+            self.addParameter(QgsProcessingParameterRasterDestination(
+                key, label, optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_COEFFICIENTS, "Regression coefficients", optional=True,
+            createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
+            createByDefault=False))
+
+    def run_algorithm(self, parameters, context, feedback):
+        from ..core.pipeline import fuse_samples
+        from ..core.progress import Canceled
+
+        image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
+        if image_layer is None:
+            raise ValueError("no image given")
+        image_crs = image_layer.crs()
+        check_projected(image_crs, f"Image '{image_layer.name()}'")
+        source = self.parameterAsSource(parameters, self.SAMPLES, context)
+        fields = self.parameterAsFields(parameters, self.FIELD, context)
+        if not fields:
+            raise ValueError("choose at least one element field")
+        x, y, values, messages = read_points(source, fields, image_crs, context, feedback)
+        for m in messages:
+            feedback.pushInfo(m)
+        image = raster_io.read_raster(raster_io.layer_path(image_layer))
+        feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
+        sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
+        band_map = None
+        if feature_key == "indices-pc2":
+            band_map, how = resolve_band_map(
+                image, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
+            sensor = sensor_of(band_map, sensor)
+            feedback.pushInfo(f"Band map ({how}): {band_map}")
+        regression = REGRESSIONS[self.parameterAsEnum(parameters, self.REGRESSION, context)]
+        mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
+        settings = dict(
+            features=feature_key, sensor=sensor, band_map=band_map,
+            pcs=parse_int_list(self.parameterAsString(parameters, self.PCS, context) or "2",
+                               "Principal components"),
+            band_names=image.descriptions, regression=regression,
+            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context), mode=mode,
+            levels=self.parameterAsInt(parameters, self.LEVELS, context),
+            log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+            variogram=VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)],
+            random_state=self.parameterAsInt(parameters, self.SEED, context))
+        progress = CoreFeedback(feedback, 0, 90)
+        try:
+            result = fuse_samples(x, y, values, image.data, image.grid,
+                                  progress=progress.progress, cancel=progress.is_canceled,
+                                  **settings)
+        except Canceled as exc:
+            raise QgsProcessingException("Canceled by the user; no output was written.") from exc
+        for note in result.notes:
+            feedback.pushInfo(note)
+        feedback.pushInfo(f"Pyramid depth: {result.levels} levels (sample spacing "
+                          f"{result.sample_spacing:.0f} map units)")
+        return self._write_outputs(parameters, context, feedback, image, image_crs, result,
+                                   settings)
+
+    def _write_outputs(self, parameters, context, feedback, image, image_crs, result, settings):
+        import numpy as np
+
+        wkt = image.crs_wkt or image_crs.toWkt()
+        names = list(result.elements)
+        reg, mode = settings["regression"], settings["mode"]
+        descriptions = [fused_name(n, reg, mode) for n in names]
+        outputs = {}
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        fused = np.stack([result.elements[n].fusion.fused for n in names])
+        meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": reg,
+                "LEVELS": result.levels, "FEATURES": settings["features"]}
+        raster_io.write_raster(out, fused, image.grid, wkt, descriptions=descriptions,
+                               metadata=meta)
+        layer_name = descriptions[0] if len(names) == 1 else (
+            f"Fused geochemistry ({', '.join(names)}; {reg}, {mode})")
+        self.load_styled(context, out, GEOCHEM, layer_name)
+        outputs[self.OUTPUT] = out
+        feedback.setProgress(92)
+
+        kgrid = result.kriging_grid
+        optional = (
+            (self.OUTPUT_KRIGED, lambda: np.stack([result.elements[n].kriging.estimate
+                                                   for n in names]),
+             kgrid, [f"{n} kriged" for n in names], GEOCHEM, "kriged"),
+            (self.OUTPUT_VARIANCE, lambda: np.stack([result.elements[n].kriging.variance
+                                                     for n in names]),
+             kgrid, [f"{n} kriging variance" for n in names], VARIANCE, "kriging variance"),
+            (self.OUTPUT_FEATURES, lambda: result.features.data, image.grid,
+             result.features.names, CONTINUOUS, "image features"),
+        )
+        for key, data, grid, desc, kind, label in optional:
+            path = self.parameterAsOutputLayer(parameters, key, context)
+            if path:
+                raster_io.write_raster(path, data(), grid, wkt, descriptions=desc,
+                                       metadata={"SAMPLE_SPACING": result.sample_spacing})
+                self.load_styled(context, path, kind, f"{', '.join(names)} {label}"
+                                 if kind != CONTINUOUS else f"Fusion {label}")
+                outputs[key] = path
+        units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        if units_path and result.units is not None:
+            raster_io.write_raster(units_path, result.units, image.grid, wkt,
+                                   descriptions=["K-means units"], dtype="int16", nodata=-1)
+            self.load_styled(context, units_path, UNITS, "Geological units (K-means)")
+            outputs[self.OUTPUT_UNITS] = units_path
+        elif units_path:
+            feedback.pushInfo("No unit raster: units are only made for local regression.")
+
+        rows = []
+        for n in names:
+            for row in flatten_rows(result.elements[n].fusion.coefficient_table(
+                    result.features.names)):
+                rows.append({"element": n, **row})
+        dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
+        if dest is not None:
+            outputs[self.OUTPUT_COEFFICIENTS] = dest
+        report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+        if report:
+            from .fusion_report import fusion_report
+
+            fusion_report(report, result, settings, image.descriptions, rows)
+            outputs[self.OUTPUT_REPORT] = report
+        feedback.setProgress(100)
+        return outputs

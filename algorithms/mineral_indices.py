@@ -1,0 +1,98 @@
+"""``geochemfusion:mineralindices`` — band-ratio mineral indices of an image stack."""
+
+from qgis.core import (
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from . import raster_io
+from .base import GeochemAlgorithm
+from .params import SENSOR_KEYS, SENSORS, parse_band_map
+from .styles import CONTINUOUS
+
+
+def all_indices():
+    """(sensor key, Index) for the ASTER then the Sentinel-2 table (the enum order)."""
+    from ..core.indices import ASTER_INDICES, SENTINEL2_INDICES
+
+    return [("aster", ix) for ix in ASTER_INDICES] + [("sentinel2", ix) for ix in SENTINEL2_INDICES]
+
+
+def resolve_band_map(raster, sensor, band_map_text):
+    """Band map from the user's text, else guessed from band descriptions, else by band order."""
+    from ..core.indices import default_band_map, guess_band_map
+
+    if band_map_text.strip():
+        return parse_band_map(band_map_text), "given"
+    if sensor == "custom":
+        raise ValueError("SENSOR is 'custom': give a band map such as 'B2=1,B3=2,B4=3,B8=4'.")
+    guessed = guess_band_map(raster.descriptions, sensor)
+    if guessed:
+        return guessed, "guessed from band descriptions"
+    return default_band_map(raster.data.shape[0], sensor), "by band order"
+
+
+def sensor_of(band_map, sensor):
+    """For a custom band map, the table its band names belong to."""
+    if sensor != "custom":
+        return sensor
+    return "sentinel2" if any(k.upper().startswith("B") for k in band_map) else "aster"
+
+
+class MineralIndices(GeochemAlgorithm):
+    NAME = "mineralindices"
+    DISPLAY_NAME = "Mineral indices (band ratios)"
+    IMAGE, SENSOR, BAND_MAP, INDICES, OUTPUT = "IMAGE", "SENSOR", "BAND_MAP", "INDICES", "OUTPUT"
+    HELP = (
+        "Band-ratio mineral indices of an image stack: the ASTER table of Kalinowski & Oliver "
+        "(2004, Geoscience Australia) used by the paper (Remote Sensing 2023, 15(8), 1993, Tables "
+        "1–2), or a Sentinel-2 analogue table (van der Werff & van der Meer 2016). Each output band "
+        "is named with the index and its formula, e.g. 'Alunite/kaolinite/pyrophyllite (4+6)/5'.<br>"
+        "<b>Sensor</b>: ASTER (bands 1–9, optionally 10–14), Sentinel-2, or custom.<br>"
+        "<b>Band map</b>: which raster band (1-based) holds which sensor band, e.g. "
+        "'B2=1,B3=2,B4=3,B8=4,B11=5,B12=6' or '1=1,2=2,…'. Empty: guessed from the band "
+        "descriptions, else the usual band order.<br><b>Indices</b>: empty = every index the "
+        "bands allow; indices that need absent bands are listed in the log. Division by zero gives "
+        "nodata."
+    )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image stack"))
+        self.addParameter(QgsProcessingParameterEnum(self.SENSOR, "Sensor", SENSORS, defaultValue=1))
+        band_map = QgsProcessingParameterString(self.BAND_MAP, "Band map (sensor band=raster band)",
+                                                "", optional=True)
+        band_map.setFlags(band_map.flags() | band_map.FlagAdvanced)
+        self.addParameter(band_map)
+        options = [f"{'ASTER' if s == 'aster' else 'Sentinel-2'}: {ix.label}"
+                   for s, ix in all_indices()]
+        self.addParameter(QgsProcessingParameterEnum(
+            self.INDICES, "Indices (empty = all available)", options, allowMultiple=True,
+            optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Mineral indices"))
+
+    def run_algorithm(self, parameters, context, feedback):
+        from ..core.indices import compute_indices
+
+        layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
+        raster = raster_io.read_raster(raster_io.layer_path(layer))
+        sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
+        band_map, how = resolve_band_map(
+            raster, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
+        sensor = sensor_of(band_map, sensor)
+        feedback.pushInfo(f"Band map ({how}): {band_map}")
+        chosen = (self.parameterAsEnums(parameters, self.INDICES, context)
+                  if parameters.get(self.INDICES) not in (None, "", []) else [])
+        table = all_indices()
+        keys = [table[i][1].key for i in chosen if table[i][0] == sensor] or None
+        if chosen and keys is None:
+            raise ValueError("none of the chosen indices belongs to the chosen sensor's table")
+        result = compute_indices(raster.data, band_map, sensor=sensor, indices=keys)
+        for key, bands in result.missing.items():
+            feedback.pushWarning(f"Index '{key}' not computed: bands {', '.join(bands)} are absent.")
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        raster_io.write_raster(out, result.data, raster.grid, raster.crs_wkt,
+                               descriptions=[ix.label for ix in result.indices])
+        self.load_styled(context, out, CONTINUOUS, f"{layer.name()} mineral indices")
+        return {self.OUTPUT: out}

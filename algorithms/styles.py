@@ -1,0 +1,149 @@
+"""Styling of output layers, applied by post-processors when they load.
+
+- geochemistry: cumulative-frequency classes (the percentile classes of
+  geochemical atlases) on a blue→red ramp;
+- kriging variance: a sequential ramp;
+- geological units: categories;
+- principal components and indices: a percentile-stretched grey ramp.
+"""
+
+import numpy as np
+from osgeo import gdal
+from qgis.core import (
+    QgsColorRampShader,
+    QgsContrastEnhancement,
+    QgsGradientColorRamp,
+    QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandGrayRenderer,
+    QgsSingleBandPseudoColorRenderer,
+    QgsStyle,
+)
+from qgis.PyQt.QtGui import QColor
+
+CUMULATIVE_PERCENTILES = (1.5, 4, 8, 15, 25, 40, 60, 75, 85, 92, 96, 98.5)
+"""Class limits (cumulative frequency, %) used by geochemical atlases."""
+
+GEOCHEM, VARIANCE, UNITS, CONTINUOUS = "geochem", "variance", "units", "continuous"
+
+_UNIT_COLORS = ("#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
+                "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada",
+                "#fb8072", "#80b1d3")
+
+
+def _sample_values(layer, band, max_pixels=1_000_000):
+    """Valid values of ``band``, read at reduced resolution for big rasters."""
+    ds = gdal.Open(layer.source())
+    b = ds.GetRasterBand(band)
+    step = max(1.0, np.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels))
+    bx, by = max(1, int(ds.RasterXSize / step)), max(1, int(ds.RasterYSize / step))
+    arr = b.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(float)
+    nodata = b.GetNoDataValue()
+    if nodata is not None:
+        arr[arr == nodata] = np.nan
+    return arr[np.isfinite(arr)]
+
+
+def _ramp(name, invert=False):
+    ramp = QgsStyle.defaultStyle().colorRamp(name)
+    if ramp is None:  # a profile without the default style
+        ramp = QgsGradientColorRamp(QColor("#2c7bb6"), QColor("#d7191c"))
+    if invert:
+        ramp.invert()
+    return ramp
+
+
+def geochem_class_breaks(values):
+    """Class upper limits at the cumulative-frequency percentiles, plus the maximum."""
+    breaks = np.percentile(values, CUMULATIVE_PERCENTILES)
+    return np.unique(np.append(breaks, values.max()))
+
+
+def style_geochem(layer, band=1):
+    values = _sample_values(layer, band)
+    if values.size == 0:
+        return
+    breaks = geochem_class_breaks(values)
+    ramp = _ramp("RdYlBu", invert=True)  # blue (low) -> red (high)
+    items = []
+    labels = [f"{p:g} %" for p in CUMULATIVE_PERCENTILES] + ["100 %"]
+    for i, value in enumerate(breaks):
+        color = ramp.color(i / max(1, len(breaks) - 1))
+        label = f"≤ {value:.4g} ({labels[min(i, len(labels) - 1)]})"
+        items.append(QgsColorRampShader.ColorRampItem(float(value), color, label))
+    shader_fn = QgsColorRampShader(float(values.min()), float(values.max()))
+    shader_fn.setColorRampType(QgsColorRampShader.Discrete)
+    shader_fn.setSourceColorRamp(ramp.clone())
+    shader_fn.setColorRampItemList(items)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(float(values.min()))
+    renderer.setClassificationMax(float(values.max()))
+    layer.setRenderer(renderer)
+
+
+def style_variance(layer, band=1):
+    values = _sample_values(layer, band)
+    if values.size == 0:
+        return
+    lo, hi = np.percentile(values, [2, 98])
+    ramp = _ramp("Viridis")
+    shader_fn = QgsColorRampShader(float(lo), float(hi), ramp.clone(), QgsColorRampShader.Interpolated)
+    shader_fn.classifyColorRamp(8, band, layer.extent(), layer.dataProvider())
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(float(lo))
+    renderer.setClassificationMax(float(hi))
+    layer.setRenderer(renderer)
+
+
+def style_units(layer, band=1):
+    values = np.unique(_sample_values(layer, band).astype(int))
+    classes = [
+        QgsPalettedRasterRenderer.Class(int(v), QColor(_UNIT_COLORS[i % len(_UNIT_COLORS)]),
+                                        f"Unit {int(v) + 1}")
+        for i, v in enumerate(values)
+    ]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), band, classes))
+
+
+def style_continuous(layer, band=1):
+    values = _sample_values(layer, band)
+    if values.size == 0:
+        return
+    lo, hi = np.percentile(values, [2, 98])
+    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), band)
+    ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+    ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    ce.setMinimumValue(float(lo))
+    ce.setMaximumValue(float(hi))
+    renderer.setContrastEnhancement(ce)
+    layer.setRenderer(renderer)
+
+
+STYLERS = {GEOCHEM: style_geochem, VARIANCE: style_variance, UNITS: style_units,
+           CONTINUOUS: style_continuous}
+
+
+def apply_style(layer, kind, band=1):
+    STYLERS[kind](layer, band)
+    layer.triggerRepaint()
+
+
+class LayerStyler(QgsProcessingLayerPostProcessorInterface):
+    """Names and styles an output layer when Processing loads it."""
+
+    def __init__(self, kind, name):
+        super().__init__()
+        self.kind = kind
+        self.name = name
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        layer.setName(self.name)
+        apply_style(layer, self.kind)

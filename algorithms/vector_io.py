@@ -1,0 +1,84 @@
+"""Reading sample points from vector layers (QGIS), kept out of ``core``."""
+
+import math
+
+import numpy as np
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsFeatureRequest,
+    QgsWkbTypes,
+)
+
+
+def check_projected(crs, what):
+    """Refuse a missing or geographic CRS with a message naming ``what``."""
+    if not crs.isValid():
+        raise ValueError(
+            f"{what} has no coordinate reference system; set it in the layer properties "
+            "(Source > Assigned Coordinate Reference System)."
+        )
+    if crs.isGeographic():
+        raise ValueError(
+            f"{what} is in a geographic CRS ({crs.authid()}, degrees); distances, cell sizes and "
+            "sample spacing need metres. Reproject it to a projected CRS (e.g. the local UTM zone) "
+            "with Vector/Raster > Data Management > Reproject first."
+        )
+
+
+def read_points(source, fields, target_crs, context, feedback=None):
+    """Coordinates (in ``target_crs``) and values of ``fields`` for the points of ``source``.
+
+    ``source`` is a ``QgsFeatureSource`` (``parameterAsSource``).
+
+    NULL or non-numeric values become NaN; multipoints use their first part.
+    Returns ``(x, y, {field: values}, messages)``.
+    """
+    if source is None:
+        raise ValueError("no sample layer given")
+    name = source.sourceName()
+    crs = source.sourceCrs()
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+        raise ValueError(f"Layer '{name}' must contain points (samples), not lines or polygons")
+    if not crs.isValid():
+        raise ValueError(
+            f"Layer '{name}' has no coordinate reference system; set it in the layer "
+            "properties (Source > Assigned Coordinate Reference System)."
+        )
+    names = source.fields().names()
+    for f in fields:
+        if f not in names:
+            raise ValueError(f"Layer '{name}' has no field '{f}' (fields: {', '.join(names)})")
+    messages = []
+    transform = None
+    if crs != target_crs:
+        transform = QgsCoordinateTransform(crs, target_crs, context.transformContext())
+        messages.append(f"Samples reprojected from {crs.authid()} to {target_crs.authid()}.")
+    xs, ys, vals = [], [], {f: [] for f in fields}
+    bad = {f: 0 for f in fields}
+    request = QgsFeatureRequest().setSubsetOfAttributes(fields, source.fields())
+    for feat in source.getFeatures(request):
+        if feedback is not None and feedback.isCanceled():
+            break
+        geom = feat.geometry()
+        if geom is None or geom.isEmpty():
+            continue
+        if transform is not None:
+            geom.transform(transform)
+        pt = geom.vertexAt(0)
+        xs.append(pt.x())
+        ys.append(pt.y())
+        for f in fields:
+            v = feat[f]
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                v = math.nan
+            if not math.isfinite(v):
+                bad[f] += 1
+                v = math.nan
+            vals[f].append(v)
+    for f, n in bad.items():
+        if n:
+            messages.append(f"{n} samples have no numeric value in '{f}' and are ignored for it.")
+    return (np.asarray(xs, float), np.asarray(ys, float),
+            {f: np.asarray(v, float) for f, v in vals.items()}, messages)

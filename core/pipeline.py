@@ -1,0 +1,280 @@
+"""The whole chain from sample points and an image to fused layers.
+
+Samples → ordinary kriging on a coarse grid aligned with the image (a quarter
+of the sample spacing, METHOD.md step 1) → cubic convolution to the image grid
+(step 2) → image features: bands/indices reduced by PCA (step 3) → K-means
+units (step 5, local regression only) → Laplacian-pyramid regression fusion
+(steps 4, 6–8; :func:`geochem_fusion.core.fusion.fuse`).
+
+The image work (features, units) is done once and shared by all elements.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import fusion as _fusion
+from .grid import Grid
+from .kriging import OrdinaryKrigingModel, median_nn_spacing
+from .progress import Canceled
+from .progress import step as _step
+from .pyramid import auto_levels, max_levels
+from .resample import resample_cubic
+
+__all__ = [
+    "FEATURE_CHOICES",
+    "Canceled",
+    "fuse_raster",
+    "ImageFeatures",
+    "ElementResult",
+    "PipelineResult",
+    "image_features",
+    "kriging_grid",
+    "fuse_samples",
+]
+
+logger = logging.getLogger(__name__)
+
+FEATURE_CHOICES = ("bands-pc2", "indices-pc2", "bands", "pcs")
+"""Image features: PC2 of the bands, PC2 of the mineral indices, all bands, chosen PCs."""
+
+
+
+
+@dataclass
+class ImageFeatures:
+    """Features ``(p, rows, cols)`` on the image grid and what produced them."""
+
+    data: np.ndarray
+    names: list
+    pca: object = None
+    indices: object = None
+
+
+@dataclass
+class ElementResult:
+    name: str
+    kriging: object  # core.kriging.KrigingResult
+    geo: np.ndarray  # kriged layer resampled to the image grid
+    fusion: object  # core.fusion.FusionResult
+
+
+@dataclass
+class PipelineResult:
+    elements: dict
+    features: ImageFeatures
+    units: np.ndarray = None
+    kmeans: object = None
+    levels: int = 0
+    sample_spacing: float = 0.0
+    kriging_grid: Grid = None
+    notes: list = field(default_factory=list)
+
+
+def image_features(image, *, features="bands-pc2", sensor="sentinel2", band_map=None,
+                   pcs=(2,), band_names=None, standardize=True, sample_size=200_000,
+                   random_state=0):
+    """Compute the image features ``MS`` of METHOD.md step 3.
+
+    Parameters
+    ----------
+    image : ndarray, shape (bands, rows, cols)
+        Reflectance (or any covariate) stack, NaN = nodata.
+    features : {"bands-pc2", "indices-pc2", "bands", "pcs"}
+        ``bands-pc2``/``indices-pc2``: the paper's PC2 of the bands / of the
+        mineral indices (PC1 carries albedo and topography); ``bands``: every
+        band; ``pcs``: the principal components listed in ``pcs`` (1-based).
+    sensor, band_map
+        For the indices (see :func:`geochem_fusion.core.indices.compute_indices`).
+    standardize : bool
+        PCA on standardized bands (correlation matrix). Recommended for indices
+        and mixed covariates, whose units differ.
+    """
+    from .pca import PCA
+
+    if features not in FEATURE_CHOICES:
+        raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 3:
+        raise ValueError(f"expected a (bands, rows, cols) image stack, got ndim={image.ndim}")
+    names = list(band_names) if band_names else [f"Band {i + 1}" for i in range(image.shape[0])]
+    if features == "bands":
+        return ImageFeatures(image, names)
+    source, source_names, index_result = image, names, None
+    if features == "indices-pc2":
+        from .indices import compute_indices, default_band_map
+
+        if band_map is None:
+            band_map = default_band_map(image.shape[0], sensor)
+        index_result = compute_indices(image, band_map, sensor=sensor)
+        source = index_result.data
+        source_names = [ix.label for ix in index_result.indices]
+    wanted = (2,) if features in ("bands-pc2", "indices-pc2") else tuple(int(p) for p in pcs)
+    if not wanted or min(wanted) < 1 or max(wanted) > source.shape[0]:
+        raise ValueError(
+            f"principal components {wanted} requested, but only {source.shape[0]} inputs are "
+            f"available ({', '.join(source_names)}); choose components between 1 and "
+            f"{source.shape[0]}"
+        )
+    pca = PCA(max(wanted), standardize=standardize, sample_size=sample_size,
+              random_state=random_state).fit(source)
+    comps = pca.transform(source)
+    data = comps[[p - 1 for p in wanted]]
+    return ImageFeatures(data, [f"PC{p}" for p in wanted], pca=pca, indices=index_result)
+
+
+def kriging_grid(image_grid, sample_spacing, *, cell_size=None, pad_cells=3):
+    """A coarse kriging grid covering ``image_grid``, aligned with its pixels.
+
+    The cell is a multiple of the image pixel close to ``cell_size`` (default
+    a quarter of the sample spacing), and the grid extends ``pad_cells`` cells
+    beyond the image so that cubic convolution has support at the borders.
+    """
+    target = cell_size if cell_size else sample_spacing / 4.0
+    factor = max(1, int(round(target / image_grid.cell_x)))
+    cell = factor * image_grid.cell_x
+    cell_y = factor * image_grid.cell_y
+    ncols = int(math.ceil(image_grid.ncols / factor)) + 2 * pad_cells
+    nrows = int(math.ceil(image_grid.nrows / factor)) + 2 * pad_cells
+    return Grid(image_grid.x_min - pad_cells * cell, image_grid.y_max + pad_cells * cell_y,
+                cell, cell_y, ncols, nrows)
+
+
+def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", sensor="sentinel2",
+                 band_map=None, pcs=(2,), band_names=None, regression="global", n_clusters=5,
+                 mode="coherent", levels=0, log_transform=False, variogram="spherical",
+                 cell_size=None, blend_sigma=0.0, sample_size=200_000, random_state=0,
+                 progress=None, cancel=None):
+    """Run the whole method for one or several elements.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates in the image CRS (metres).
+    values : dict of str -> array_like (n,)
+        Concentrations per element (e.g. ``{"Cu": ppm}``); NaN = not analysed.
+    image : ndarray, shape (bands, rows, cols)
+        Image stack on ``image_grid``, NaN = nodata.
+    image_grid : Grid
+    levels : int
+        Pyramid depth; 0 = automatic, ``round(log2(sample_spacing / pixel))``
+        capped by the image size.
+    progress : callable(fraction, message), optional
+    cancel : callable() -> bool, optional
+        Polled between steps; raises :class:`Canceled` when it returns True.
+
+    Other parameters are those of :func:`image_features`,
+    :func:`~geochem_fusion.core.kriging.krige` and
+    :func:`~geochem_fusion.core.fusion.fuse`.
+    """
+    from .clustering import KMeansUnits
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not values:
+        raise ValueError("no element field given: choose at least one concentration field")
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 3 or image.shape[1:] != image_grid.shape:
+        raise ValueError(
+            f"image of shape {image.shape} does not match its grid {image_grid.shape}"
+        )
+
+    inside = ((x >= image_grid.x_min) & (x <= image_grid.x_max)
+              & (y >= image_grid.y_min) & (y <= image_grid.y_max))
+    if not inside.any():
+        raise ValueError(
+            "no sample falls inside the image extent "
+            f"({image_grid.x_min:.0f}, {image_grid.y_min:.0f}) - "
+            f"({image_grid.x_max:.0f}, {image_grid.y_max:.0f}); check that samples and image "
+            "cover the same area and that their CRSs are right"
+        )
+    pts = inside if inside.sum() > 1 else np.ones_like(inside)
+    spacing = median_nn_spacing(x[pts], y[pts])
+    notes = []
+    if levels <= 0:
+        levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
+    # samples used for kriging: inside the image plus a margin of a few spacings
+    margin = 3 * spacing
+    near = ((x >= image_grid.x_min - margin) & (x <= image_grid.x_max + margin)
+            & (y >= image_grid.y_min - margin) & (y <= image_grid.y_max + margin))
+    kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
+
+    n_steps = 2 + 2 * len(values)
+    _step(progress, cancel, 0.0, "computing image features")
+    feats = image_features(image, features=features, sensor=sensor, band_map=band_map, pcs=pcs,
+                           band_names=band_names, sample_size=sample_size,
+                           random_state=random_state)
+    units = kmeans = None
+    if regression == "local":
+        _step(progress, cancel, 1 / n_steps, "clustering geological units (K-means)")
+        kmeans = KMeansUnits(n_clusters, sample_size=sample_size, random_state=random_state)
+        units = kmeans.fit(feats.data).predict(feats.data)
+
+    elements = {}
+    for i, (name, vals) in enumerate(values.items()):
+        vals = np.asarray(vals, dtype=np.float64)
+        ok = near & np.isfinite(vals)
+        _step(progress, cancel, (2 + 2 * i) / n_steps, f"{name}: kriging {int(ok.sum())} samples")
+        model = OrdinaryKrigingModel(variogram, log_transform=log_transform)
+        model.fit(x[ok], y[ok], vals[ok])
+        kres = model.krige_grid(kgrid)
+        geo = resample_cubic(kres.estimate, kgrid, image_grid)
+        _step(progress, cancel, (3 + 2 * i) / n_steps, f"{name}: fusing")
+        fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
+                            labels=units, log_transform=log_transform, blend_sigma=blend_sigma,
+                            sample_size=sample_size, random_state=random_state)
+        elements[name] = ElementResult(name, kres, geo, fres)
+    _step(progress, cancel, 1.0, "done")
+    return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)
+
+
+def spacing_levels(sample_spacing, pixel_size, shape, notes=None):
+    """Automatic pyramid depth ``round(log2(spacing / pixel))``, capped by the raster size."""
+    levels = auto_levels(sample_spacing, pixel_size)
+    cap = max_levels(shape)
+    if levels > cap:
+        if notes is not None:
+            notes.append(f"pyramid depth {levels} capped at {cap} by the image size")
+        levels = cap
+    return levels
+
+
+def fuse_raster(geo, geo_grid, features, image_grid, *, levels=0, sample_spacing=None,
+                mode="coherent", regression="global", labels=None, n_clusters=5,
+                log_transform=False, blend_sigma=0.0, sample_size=200_000, random_state=0):
+    """Fuse a geochemical raster of any resolution with features on the image grid.
+
+    ``geo`` (rows, cols) on ``geo_grid`` is resampled to ``image_grid`` by cubic
+    convolution; with ``regression="local"`` and no ``labels``, units are made
+    by K-means on the features. ``levels=0`` derives the depth from
+    ``sample_spacing`` (default: 4 geochemical cells, since kriging grids are a
+    quarter of the sample spacing). Returns ``(FusionResult, labels, notes)``.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim == 2:
+        features = features[None]
+    if features.shape[1:] != image_grid.shape:
+        raise ValueError(f"features {features.shape} do not match their grid {image_grid.shape}")
+    if not geo_grid.overlaps(image_grid):
+        raise ValueError(
+            "the geochemical raster and the feature stack do not overlap; check their extents "
+            "and CRSs"
+        )
+    notes = []
+    if levels <= 0:
+        spacing = sample_spacing or 4.0 * geo_grid.cell_x
+        levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
+    geo_fine = resample_cubic(np.asarray(geo, dtype=np.float64), geo_grid, image_grid)
+    if regression == "local" and labels is None:
+        from .clustering import KMeansUnits
+
+        labels = KMeansUnits(n_clusters, sample_size=sample_size,
+                             random_state=random_state).fit(features).predict(features)
+    result = _fusion.fuse(geo_fine, features, levels=levels, mode=mode, regression=regression,
+                          labels=labels, log_transform=log_transform, blend_sigma=blend_sigma,
+                          sample_size=sample_size, random_state=random_state)
+    return result, labels, notes
