@@ -56,7 +56,7 @@ test-qgis: setup
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
 
 demo: setup
-	$(QGIS_ENV) $(PY) -m tools.demo
+	$(PY) tools/demo.py
 
 install-plugin: setup
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"

@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHM_CLASSES
 
 ICON = Path(__file__).resolve().parent / "icons" / "icon.svg"
+MODELS = Path(__file__).resolve().parent / "models"
 
 
 class GeochemFusionProvider(QgsProcessingProvider):
@@ -31,3 +32,10 @@ class GeochemFusionProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         for cls in ALGORITHM_CLASSES:
             self.addAlgorithm(cls())
+        # shipped graphical models (e.g. the paper's chain), listed like any algorithm
+        for path in sorted(MODELS.glob("*.model3")):
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(str(path)):
+                self.addAlgorithm(model)
+            else:
+                QgsMessageLog.logMessage(f"Could not load model {path}", "Geochemical Image Fusion")

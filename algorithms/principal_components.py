@@ -10,12 +10,14 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
 
 from . import raster_io
 from .base import GeochemAlgorithm
+from .params import parse_int_list
 from .styles import CONTINUOUS
 
 
@@ -39,8 +41,8 @@ def write_loading_table(alg, parameters, context, key, rows):
 class PrincipalComponents(GeochemAlgorithm):
     NAME = "principalcomponents"
     DISPLAY_NAME = "Principal components"
-    INPUT, N_COMPONENTS, STANDARDIZE, OUTPUT, OUTPUT_TABLE = (
-        "INPUT", "N_COMPONENTS", "STANDARDIZE", "OUTPUT", "OUTPUT_TABLE")
+    INPUT, N_COMPONENTS, STANDARDIZE, COMPONENTS, OUTPUT, OUTPUT_TABLE = (
+        "INPUT", "N_COMPONENTS", "STANDARDIZE", "COMPONENTS", "OUTPUT", "OUTPUT_TABLE")
     REQUIRES = ("numpy", "scipy", "sklearn")
     HELP = (
         "Principal component analysis of the bands (or mineral indices) of a raster. The paper "
@@ -49,7 +51,9 @@ class PrincipalComponents(GeochemAlgorithm):
         "<b>Number of components</b>: 0 = all.<br><b>Standardize</b>: PCA of the correlation "
         "matrix (each band scaled to unit variance) — use it for indices or mixed units.<br>"
         "Sign convention: each component is oriented so that its largest-magnitude coefficient is "
-        "positive.<br><b>Loadings table</b>: the correlation of each band with each component, and "
+        "positive.<br><b>Components to write</b>: e.g. '2' writes PC2 only (the paper's feature); "
+        "empty writes every computed component.<br><b>Loadings table</b>: the correlation of "
+        "each band with each component, and "
         "the explained variance of each component, so you can see what PC2 means."
     )
 
@@ -60,6 +64,9 @@ class PrincipalComponents(GeochemAlgorithm):
             QgsProcessingParameterNumber.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.STANDARDIZE, "Standardize bands (correlation-matrix PCA)", True))
+        components = QgsProcessingParameterString(
+            self.COMPONENTS, "Components to write (e.g. 2; empty = all)", "", optional=True)
+        self.addParameter(components)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Principal components"))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT_TABLE, "Loadings and explained variance", optional=True,
@@ -71,12 +78,22 @@ class PrincipalComponents(GeochemAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         raster = raster_io.read_raster(raster_io.layer_path(layer))
         n = self.parameterAsInt(parameters, self.N_COMPONENTS, context) or None
+        wanted = parse_int_list(self.parameterAsString(parameters, self.COMPONENTS, context) or "",
+                                "Components to write")
+        if wanted and n is not None and max(wanted) > n:
+            n = max(wanted)
         pca = PCA(n, standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context))
         comps = pca.fit(raster.data).transform(raster.data)
         self.check_canceled(feedback)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         ratio = pca.explained_variance_ratio_
         desc = [f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(ratio)]
+        if wanted:
+            if min(wanted) < 1 or max(wanted) > comps.shape[0]:
+                raise ValueError(f"components {wanted} requested, but the stack has only "
+                                 f"{comps.shape[0]} (choose between 1 and {comps.shape[0]})")
+            comps = comps[[w - 1 for w in wanted]]
+            desc = [desc[w - 1] for w in wanted]
         raster_io.write_raster(out, comps, raster.grid, raster.crs_wkt, descriptions=desc)
         self.load_styled(context, out, CONTINUOUS, f"{layer.name()} principal components")
         results = {self.OUTPUT: out}

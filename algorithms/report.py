@@ -94,6 +94,9 @@ def write_report(path, title, sections):
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write("".join(parts))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; a report is for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
