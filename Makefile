@@ -61,9 +61,12 @@ demo: setup
 install-plugin: setup
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"
 	ln -sfn "$(CURDIR)" "$(QGIS_PROFILE)/python/plugins/$(PLUGIN_NAME)"
-	$(QGIS_ENV) qgis_process.bin plugins enable $(PLUGIN_NAME)
-	@echo "Installed. QGIS's Python must also import pykrige; for qgis_process use:"
-	@echo "  PYTHONPATH=$(VENV_SITE) qgis_process.bin list"
+	QT_QPA_PLATFORM=offscreen qgis_process.bin plugins enable $(PLUGIN_NAME)
+	@# QGIS runs Debian's python3, not the venv: give it pykrige (the rest comes from Debian)
+	@$(SYSTEM_PYTHON) -c "import pykrige" 2>/dev/null || \
+		$(SYSTEM_PYTHON) -m pip install --user --break-system-packages --no-deps \
+		$$(grep -i '^pykrige' requirements.txt)
+	@echo "Installed in $(QGIS_PROFILE). Check with: qgis_process.bin list | grep geochemfusion"
 
 package:
 	mkdir -p dist
