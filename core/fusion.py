@@ -14,13 +14,16 @@ With ``X_L``/``X_H`` the Laplacian-pyramid low/high parts
 
 ``mode="coherent"`` keeps the residual the image does not explain:
 ``Geo_f = Geo_L + Geo_H + Σ ai·MS_Hi``; its block average at the survey
-support returns the input (Wald consistency).
+support returns the input approximately (Wald consistency).  Not exactly:
+cubic resampling is not area-preserving, and the depth-``k`` pyramid low-pass
+is about three times wider than a ``2**k`` block (equivalent Gaussian sigma
+≈ 0.8·2**k pixels), so the injected detail keeps a non-zero block mean.
 
-Behaviour of ``paper`` mode to know about: eq. 2 adds ``Geo_H`` *and* the
-injected detail, so fine detail already present in the geochemical layer is
-kept and image detail is added on top (if the geochemical layer already held
-the image detail it would get it twice); and everything in ``Geo_L`` the
-regression does not explain (``Geo_L − Geo_Lre``) is dropped.
+Behaviour to know about: eq. 2 adds ``Geo_H`` *and* the injected detail (in
+both modes), so fine detail already present in the geochemical layer is kept
+and image detail is added on top (if the geochemical layer already held the
+image detail it would get it twice); and in ``paper`` mode everything in
+``Geo_L`` the regression does not explain (``Geo_L − Geo_Lre``) is dropped.
 """
 
 from __future__ import annotations
