@@ -20,7 +20,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup test test-core test-qgis demo install-plugin package lint clean
+.PHONY: help setup test test-core test-qgis demo install-plugin package lint clean screenshot
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -28,6 +28,7 @@ help:
 	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
 	@echo "make lint            ruff"
+	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
 
 setup: $(STAMP)
 
@@ -57,6 +58,9 @@ test-qgis: setup
 
 demo: setup
 	$(PY) tools/demo.py
+
+screenshot: setup
+	$(PY) tools/screenshot_dialog.py
 
 install-plugin: setup
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"

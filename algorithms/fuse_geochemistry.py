@@ -71,7 +71,11 @@ class FuseGeochemistry(GeochemAlgorithm):
         "and topography), <i>indices-PC2</i> (PC2 of the mineral band ratios), <i>all bands</i>, "
         "or <i>chosen PCs</i> (list them in Principal components).<br>"
         "<b>Sensor / band map</b>: which band is which (for indices); guessed from band "
-        "descriptions when the map is empty.<br>" + FUSION_HELP +
+        "descriptions when the map is empty.<br>"
+        "<b>Variogram</b>: <i>auto</i> fits the spherical, exponential, gaussian and linear models "
+        "and keeps the one with the lowest leave-one-out error.<br>"
+        "<b>Random seed</b>: fixes the pixel subsamples (PCA, K-means, regression), so runs "
+        "repeat exactly.<br>" + FUSION_HELP +
         "<br>Samples in another CRS are reprojected to the image CRS (the image must be in a "
         "projected CRS, metres)."
     )
@@ -88,7 +92,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(_advanced(QgsProcessingParameterString(
             self.PCS, "Principal components (for 'chosen PCs', e.g. 2,3)", "2", optional=True)))
         self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, "Sensor", SENSORS, defaultValue=1))
+            self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1))
         self.addParameter(_advanced(QgsProcessingParameterString(
             self.BAND_MAP, "Band map (sensor band=raster band, e.g. B2=1,B3=2)", "",
             optional=True)))
@@ -107,13 +111,14 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(_advanced(QgsProcessingParameterEnum(
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
         self.addParameter(_advanced(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+            self.SEED, "Random seed (pixel subsampling, K-means)",
+            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Fused geochemistry"))
         for key, label in ((self.OUTPUT_KRIGED, "Kriged geochemistry (coarse grid)"),
                            (self.OUTPUT_VARIANCE, "Kriging variance (coarse grid)"),
-                           (self.OUTPUT_FEATURES, "Image features"),
-                           (self.OUTPUT_UNITS, "Geological units")):
+                           (self.OUTPUT_FEATURES, "Image features used in the fusion"),
+                           (self.OUTPUT_UNITS, "Geological units (local regression only)")):
             self.addParameter(QgsProcessingParameterRasterDestination(
                 key, label, optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFeatureSink(
