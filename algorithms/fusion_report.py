@@ -29,6 +29,12 @@ def fusion_report(path, result, settings, band_names, coefficient_rows):
         for heading, part in kriging_sections(n, k):
             body += f"<h3>{html.escape(heading)}</h3>{part}"
         sections.append((f"{n}: kriging", body))
+        candidates = getattr(el.fusion, "candidates", None)
+        if candidates:
+            sections.append((f"{n}: adaptive model choice", table_html(
+                candidates, "Leave-one-out RMSE at the samples of each candidate (feature set, "
+                "support window in pixels, shrink λ of the image trend; the first row is kriging "
+                "alone). The lowest is used; if none beats kriging alone, kriging alone is used.")))
     pca = result.features.pca
     if pca is not None:
         sections.append(("Principal components", table_html(

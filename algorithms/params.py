@@ -4,11 +4,14 @@ VARIOGRAMS = ["spherical", "exponential", "gaussian", "linear", "auto"]
 SENSORS = ["ASTER", "Sentinel-2", "custom"]
 SENSOR_KEYS = ["aster", "sentinel2", "custom"]
 MODES = ["paper", "coherent"]
+FUSE_MODES = MODES + ["adaptive"]  # fusegeochemistry starts from the samples: one more mode
 REGRESSIONS = ["global", "local"]
 FEATURES = ["bands-PC2", "indices-PC2", "all bands", "chosen PCs"]
 FEATURE_KEYS = ["bands-pc2", "indices-pc2", "bands", "pcs"]
 
 DEFAULT_MODE = MODES.index("coherent")
+DEFAULT_FUSE_MODE = FUSE_MODES.index("adaptive")
+DEFAULT_FEATURES = FEATURES.index("all bands")
 DEFAULT_REGRESSION = REGRESSIONS.index("global")
 DEFAULT_VARIOGRAM = VARIOGRAMS.index("auto")
 DEFAULT_N_CLUSTERS = 5

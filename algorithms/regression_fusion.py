@@ -30,6 +30,9 @@ FUSION_HELP = (
 
 
 def fused_name(element, regression, mode):
+    """Layer/band name of a fused layer, e.g. "Cu fused (local, coherent)"."""
+    if mode == "adaptive":  # no global/local choice in that mode
+        return f"{element} fused (adaptive)"
     return f"{element} fused ({regression}, {mode})"
 
 

@@ -40,6 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FEATURE_CHOICES = ("bands-pc2", "indices-pc2", "bands", "pcs")
+MODES = ("paper", "coherent", "adaptive")
+"""``paper``/``coherent``: :func:`~geochem_fusion.core.fusion.fuse` on the kriged layer;
+``adaptive``: :func:`~geochem_fusion.core.adaptive.fit_adaptive` from the samples."""
 """Image features: PC2 of the bands, PC2 of the mineral indices, all bands, chosen PCs."""
 
 
@@ -160,6 +163,12 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", senso
     image : ndarray, shape (bands, rows, cols)
         Image stack on ``image_grid``, NaN = nodata.
     image_grid : Grid
+    mode : {"paper", "coherent", "adaptive"}
+        ``paper``/``coherent``: the Laplacian-pyramid fusion of the kriged layer
+        (:func:`~geochem_fusion.core.fusion.fuse`); ``adaptive``: regression of
+        the samples on the (support-averaged) features with cross-validated
+        shrinkage plus kriged residuals (:mod:`~geochem_fusion.core.adaptive`);
+        it ignores ``regression``, ``levels`` and ``blend_sigma``.
     levels : int
         Pyramid depth; 0 = automatic, ``round(log2(sample_spacing / pixel))``
         capped by the image size.
@@ -173,6 +182,10 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", senso
     """
     from .clustering import KMeansUnits
 
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if regression not in _fusion.REGRESSIONS:
+        raise ValueError(f"regression must be one of {_fusion.REGRESSIONS}, got {regression!r}")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if not values:
@@ -209,7 +222,7 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", senso
                            band_names=band_names, sample_size=sample_size,
                            random_state=random_state)
     units = kmeans = None
-    if regression == "local":
+    if regression == "local" and mode != "adaptive":
         _step(progress, cancel, 1 / n_steps, "clustering geological units (K-means)")
         kmeans = KMeansUnits(n_clusters, sample_size=sample_size, random_state=random_state)
         units = kmeans.fit(feats.data).predict(feats.data)
@@ -224,12 +237,38 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", senso
         kres = model.krige_grid(kgrid)
         geo = resample_cubic(kres.estimate, kgrid, image_grid)
         _step(progress, cancel, (3 + 2 * i) / n_steps, f"{name}: fusing")
-        fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
-                            labels=units, log_transform=log_transform, blend_sigma=blend_sigma,
-                            sample_size=sample_size, random_state=random_state)
+        if mode == "adaptive":
+            fres = _adaptive_element(x[ok], y[ok], vals[ok], feats, image_grid, kgrid,
+                                     log_transform=log_transform, variogram=variogram)
+        else:
+            fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
+                                labels=units, log_transform=log_transform,
+                                blend_sigma=blend_sigma, sample_size=sample_size,
+                                random_state=random_state)
         elements[name] = ElementResult(name, kres, geo, fres)
     _step(progress, cancel, 1.0, "done")
     return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)
+
+
+def _adaptive_element(x, y, values, feats, image_grid, kgrid, *, log_transform, variogram):
+    """The ``adaptive`` mode for one element: the fit, with ``fused`` in data units."""
+    from .adaptive import fit_adaptive
+
+    if log_transform:
+        bad = values <= 0
+        if bad.any():
+            raise ValueError(
+                f"log transform needs positive values, but {int(bad.sum())} samples are <= 0: "
+                "replace below-detection codes (e.g. by half the detection limit) or turn the log "
+                "transform off"
+            )
+        values = np.log10(values)
+    fused, fit = fit_adaptive(x, y, values, feats.data, image_grid, kgrid,
+                              band_names=feats.names, variogram=variogram)
+    if log_transform:
+        fit.fused = np.power(10.0, fused)
+    fit.mode = "adaptive"
+    return fit
 
 
 def spacing_levels(sample_spacing, pixel_size, shape, notes=None):

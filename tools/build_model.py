@@ -19,6 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def build():
     from qgis.core import (
         QgsApplication,
+        QgsProcessing,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
         QgsProcessingModelChildParameterSource,
@@ -28,7 +29,6 @@ def build():
         QgsProcessingParameterField,
         QgsProcessingParameterNumber,
         QgsProcessingParameterRasterLayer,
-        QgsProcessing,
     )
     from qgis.PyQt.QtCore import QPointF
 

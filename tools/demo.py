@@ -10,6 +10,7 @@
 Run through ``make demo`` (which sets up the environment first).
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,20 +23,10 @@ DATA = REPO / "data" / "demo"
 OUT = REPO / "demo_output"
 
 
-def run_fusion():
-    OUT.mkdir(exist_ok=True)
-    outputs = {
-        "OUTPUT": OUT / "fused.tif",
-        "OUTPUT_KRIGED": OUT / "kriged.tif",
-        "OUTPUT_VARIANCE": OUT / "kriging_variance.tif",
-        "OUTPUT_FEATURES": OUT / "features.tif",
-        "OUTPUT_UNITS": OUT / "units.tif",
-        "OUTPUT_COEFFICIENTS": OUT / "coefficients.csv",
-        "OUTPUT_REPORT": OUT / "report.html",
-    }
+def fusegeochemistry(settings, outputs):
     args = ["run", "geochemfusion:fusegeochemistry", "--",
             f"SAMPLES={DATA / 'samples.gpkg'}|layername=samples", "FIELD=Cu", "FIELD=Zn",
-            f"IMAGE={DATA / 'sentinel2.tif'}", "REGRESSION=1", "N_CLUSTERS=4"]
+            f"IMAGE={DATA / 'sentinel2.tif'}", *settings]
     args += [f"{k}={v}" for k, v in outputs.items()]
     print("qgis_process.bin " + " ".join(args))
     proc = qgis_process(*args, check=False)
@@ -43,6 +34,28 @@ def run_fusion():
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"qgis_process failed with exit code {proc.returncode}")
     print("\n".join(line for line in proc.stdout.splitlines() if line.strip()))
+    return outputs
+
+
+def run_fusion():
+    """The default (adaptive) fusion with every output, then the paper's local fusion to compare."""
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    OUT.mkdir()
+    outputs = fusegeochemistry([], {
+        "OUTPUT": OUT / "fused.tif",
+        "OUTPUT_KRIGED": OUT / "kriged.tif",
+        "OUTPUT_VARIANCE": OUT / "kriging_variance.tif",
+        "OUTPUT_FEATURES": OUT / "features.tif",
+        "OUTPUT_COEFFICIENTS": OUT / "coefficients.csv",
+        "OUTPUT_REPORT": OUT / "report.html",
+    })
+    paper = fusegeochemistry(["MODE=0", "REGRESSION=1", "FEATURES=0", "N_CLUSTERS=4"], {
+        "OUTPUT": OUT / "fused_paper_local.tif",
+        "OUTPUT_UNITS": OUT / "units.tif",
+    })
+    outputs["OUTPUT_PAPER"] = paper["OUTPUT"]
+    outputs["OUTPUT_UNITS"] = paper["OUTPUT_UNITS"]
     return outputs
 
 
@@ -71,7 +84,8 @@ def build_project_and_map(outputs):
         (outputs["OUTPUT_UNITS"], "Geological units (K-means)", UNITS, False),
         (outputs["OUTPUT_VARIANCE"], "Cu kriging variance", VARIANCE, False),
         (outputs["OUTPUT_KRIGED"], "Cu kriged (coarse grid)", GEOCHEM, False),
-        (outputs["OUTPUT"], "Cu fused (local, coherent)", GEOCHEM, True),
+        (outputs["OUTPUT_PAPER"], "Cu fused (local, paper)", GEOCHEM, False),
+        (outputs["OUTPUT"], "Cu fused (adaptive)", GEOCHEM, True),
     ]
     layers = {}
     for path, name, kind, visible in rasters:
@@ -91,7 +105,7 @@ def build_project_and_map(outputs):
     project_path = OUT / "demo.qgz"
     project.write(str(project_path))
 
-    extent = layers["Cu fused (local, coherent)"].extent()
+    extent = layers["Cu fused (adaptive)"].extent()
 
     def render(raster, title):
         settings = QgsMapSettings()
@@ -112,7 +126,7 @@ def build_project_and_map(outputs):
         return img
 
     kriged = render(layers["Cu kriged (coarse grid)"], "Cu kriged from 150 samples")
-    fused = render(layers["Cu fused (local, coherent)"], "Cu fused with Sentinel-2 (10 m)")
+    fused = render(layers["Cu fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
     picture = QImage(1210, 400, QImage.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
@@ -146,7 +160,10 @@ def score(outputs):
     kriged, kgrid = read(outputs["OUTPUT_KRIGED"])
     kriged_fine = resample_cubic(kriged, kgrid, grid)
     rows = []
-    for name, layer in (("kriging alone (cubic-resampled)", kriged_fine), ("fused", fused)):
+    paper, _ = read(outputs["OUTPUT_PAPER"])
+    for name, layer in (("kriging alone (cubic-resampled)", kriged_fine),
+                        ("paper mode, local regression, bands-PC2", paper),
+                        ("default (adaptive)", fused)):
         rows.append((name, metrics.pearson_cc(layer, truth), metrics.rmse(layer, truth),
                      metrics.ssim(layer, truth)))
     lines = ["| Cu layer vs simulated truth | CC | RMSE (ppm) | SSIM |", "|---|---|---|---|"]
@@ -161,7 +178,7 @@ def main():
     table = score(outputs)
     project, png = build_project_and_map(outputs)
     print("\n" + table + "\n")
-    print(f"Fused layers:   {outputs['OUTPUT']}")
+    print(f"Fused layers:   {outputs['OUTPUT']} (default), {outputs['OUTPUT_PAPER']} (paper)")
     print(f"Intermediates:  {OUT}/kriged.tif, kriging_variance.tif, features.tif, units.tif, "
           "coefficients.csv")
     print(f"Report:         {outputs['OUTPUT_REPORT']}")
