@@ -1,0 +1,90 @@
+"""Adaptive fusion from samples (core.adaptive)."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from geochem_fusion.core import adaptive
+from geochem_fusion.core.grid import Grid
+from geochem_fusion.core.kriging import OrdinaryKrigingModel
+from geochem_fusion.core.pipeline import kriging_grid
+from geochem_fusion.core.resample import resample_cubic
+
+
+def _scene(seed=0, n=120, relation=1.0):
+    """A 3-band positive image, a truth linear in the bands (times ``relation``) plus a smooth trend."""
+    rng = np.random.default_rng(seed)
+    shape = (120, 120)
+    bands = np.stack([ndimage.gaussian_filter(rng.normal(size=shape), 2) for _ in range(3)])
+    bands = 0.2 + 0.05 * bands / bands.std(axis=(1, 2), keepdims=True)
+    trend = ndimage.gaussian_filter(rng.normal(size=shape), 25)
+    trend /= trend.std()
+    truth = trend + relation * (40 * bands[0] - 25 * bands[1])
+    grid = Grid(0.0, 1200.0, 10.0, 10.0, 120, 120)
+    x = rng.uniform(30, 1170, n)
+    y = rng.uniform(30, 1170, n)
+    col, row = grid.to_pixel(x, y)
+    z = truth[np.round(row).astype(int), np.round(col).astype(int)]
+    return bands, truth, grid, x, y, z
+
+
+def test_ridge_loo_matches_brute_force():
+    # the closed-form LOO of ridge with an unpenalized intercept must equal refitting without
+    # each sample with the same penalty (exact algebra: tolerance is rounding)
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(40, 4))
+    z = A @ [1.0, -2.0, 0.5, 0.0] + rng.normal(scale=0.3, size=40)
+    coef, intercept, alpha, fitted, loo = adaptive._ridge_loo(A, z)
+    for i in range(0, 40, 7):
+        keep = np.arange(40) != i
+        m = Ridge(alpha=alpha).fit(A[keep], z[keep])
+        assert loo[i] == pytest.approx(m.predict(A[i:i + 1])[0], abs=1e-9)
+
+
+def test_feature_stack_ratios_and_window():
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0.1, 0.5, (3, 20, 20))
+    F, names = adaptive.feature_stack(image, "bands+ratios", band_names=["B2", "B3", "B4"])
+    assert F.shape[0] == 3 + 3 and names[3] == "ND(B2, B3)"
+    np.testing.assert_allclose(F[3], (image[0] - image[1]) / (image[0] + image[1]))
+    image[1, 5, 5] = np.nan
+    Fw, _ = adaptive.feature_stack(image, "bands", window=3)
+    # NaN-aware window mean: neighbours of the hole average the 8 valid pixels
+    expected = np.nanmean(image[1, 4:7, 5:8])
+    assert Fw[1, 5, 6] == pytest.approx(expected)
+    assert np.isnan(Fw[1, 5, 5])
+    with pytest.raises(ValueError, match="feature_set"):
+        adaptive.feature_stack(image, "nonsense")
+
+
+def test_adaptive_uses_the_image_when_it_explains_the_values():
+    bands, truth, grid, x, y, z = _scene(relation=1.0)
+    kg = kriging_grid(grid, 100.0)
+    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg)
+    assert fit.shrink > 0 and fit.loo_rmse < fit.kriging_alone_rmse
+    ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
+    kriged = resample_cubic(ok.predict_grid(kg)[0], kg, grid)
+    inner = (slice(10, -10), slice(10, -10))
+    err_fused = np.sqrt(np.mean((fused - truth)[inner] ** 2))
+    err_kriged = np.sqrt(np.mean((kriged - truth)[inner] ** 2))
+    # the image carries most of the fine variance here: expect at least a halving of the error
+    assert err_fused < 0.5 * err_kriged
+    assert fit.coefficient_table()[0]["shrink"] == fit.shrink
+
+
+def test_adaptive_holds_back_when_the_image_is_unrelated():
+    bands, truth, grid, x, y, z = _scene(relation=0.0, seed=3)
+    rng = np.random.default_rng(4)
+    noise = 0.2 + 0.05 * rng.random(bands.shape)  # an image unrelated to the values
+    kg = kriging_grid(grid, 100.0)
+    fused, fit = adaptive.fit_adaptive(x, y, z, noise, grid, kg)
+    # either kriging alone is chosen, or a heavily shrunk trend that LOO says is no worse
+    assert fit.loo_rmse <= fit.kriging_alone_rmse
+    if fit.shrink == 0:
+        ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
+        np.testing.assert_allclose(fused, resample_cubic(ok.predict_grid(kg)[0], kg, grid),
+                                   rtol=1e-9, atol=1e-9)
+    table = fit.candidates
+    assert table[0]["shrink"] == 0.0 and len(table) > 1
