@@ -50,7 +50,10 @@ from scipy import ndimage
 from .kriging import OrdinaryKrigingModel, leave_one_out
 from .resample import resample_cubic
 
-__all__ = ["AdaptiveFit", "fit_adaptive", "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS"]
+__all__ = [
+    "AdaptiveFit", "fit_adaptive", "fit_adaptive_samples", "chips_from_image", "sample_features",
+    "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -150,13 +153,31 @@ class AdaptiveFit:
     fused: np.ndarray = None
     n: int = 0
 
+    @property
+    def halo(self):
+        """Pixels of context a window needs on each side for an exact :meth:`trend`."""
+        return self.window // 2
+
     def trend(self, image, *, band_names=None):
-        """``λ·(a0 + Σ ai·F_i)`` on the image grid, ``(rows, cols)``."""
+        """``λ·(a0 + Σ ai·F_i)`` on the image (or a window of it), ``(rows, cols)``."""
+        image = np.asarray(image, dtype=np.float64)
+        if self.shrink == 0:
+            return np.where(np.isfinite(image).all(axis=0), 0.0, np.nan)
         F, _ = feature_stack(image, self.feature_set, window=self.window, band_names=band_names)
         t = np.full(F.shape[1:], self.intercept)
         for i in range(F.shape[0]):
             t += self.coef[i] * (F[i] - self.mean[i]) / self.scale[i]
         return self.shrink * t
+
+    def predict(self, image, grid, *, band_names=None):
+        """Fused values (working space) on ``grid``: trend of ``image`` + kriged residual.
+
+        ``image`` ``(p, rows, cols)`` covers ``grid``, which may be any window of
+        the image grid; give windows :attr:`halo` pixels of context (then crop)
+        for results identical to the whole-image ones.
+        """
+        residual = resample_cubic(self.kriging.estimate, self.kriging.grid, grid)
+        return self.trend(image, band_names=band_names) + residual
 
     def coefficient_table(self, feature_names=None):
         """One row describing the selected predictor (same shape as the regression tables)."""
@@ -177,25 +198,65 @@ def _sample_pixels(x, y, grid):
     return r, c, inside
 
 
-def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
-                 feature_sets=None, windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS,
-                 variogram="spherical", n_closest_points=32, min_samples=12):
-    """Choose and fit the adaptive predictor, and predict on the image grid.
+def chips_from_image(image, image_grid, x, y, *, half):
+    """Square chips ``(n, p, 2·half+1, 2·half+1)`` of ``image`` centred on the sample pixels.
+
+    Pixels beyond the image are NaN. This is all the fit needs from the image,
+    so a caller with a huge raster can read just these chips instead.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    p, rows, cols = image.shape
+    r, c, _ = _sample_pixels(x, y, image_grid)
+    size = 2 * half + 1
+    chips = np.full((len(r), p, size, size), np.nan)
+    for i, (ri, ci) in enumerate(zip(r, c)):
+        r0, r1 = max(ri - half, 0), min(ri + half + 1, rows)
+        c0, c1 = max(ci - half, 0), min(ci + half + 1, cols)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        chips[i, :, r0 - ri + half:r1 - ri + half, c0 - ci + half:c1 - ci + half] = \
+            image[:, r0:r1, c0:c1]
+    return chips
+
+
+def sample_features(chips, feature_set, window, band_names=None):
+    """Features at the chip centres averaged over ``window`` × ``window`` pixels: ``(n, q)``."""
+    chips = np.asarray(chips, dtype=np.float64)
+    half = chips.shape[-1] // 2
+    h = window // 2
+    n, p = chips.shape[:2]
+    out = []
+    names = None
+    for i in range(n):
+        F, names = feature_stack(chips[i][:, half - h:half + h + 1, half - h:half + h + 1],
+                                 feature_set, band_names=band_names)
+        with np.errstate(invalid="ignore"):
+            valid = np.isfinite(F)
+            counts = valid.sum(axis=(1, 2))
+            sums = np.where(valid, F, 0.0).sum(axis=(1, 2))
+            out.append(np.where(counts > 0, sums / np.maximum(counts, 1), np.nan))
+    if names is None:
+        names = feature_stack(np.ones((p, 1, 1)), feature_set, band_names=band_names)[1]
+    return np.asarray(out).reshape(n, len(names)), names
+
+
+def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, feature_sets=None,
+                         windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
+                         n_closest_points=32, min_samples=12):
+    """Choose the adaptive predictor from the samples and krige its residual.
 
     Parameters
     ----------
     x, y, z : ndarray, shape (n,)
-        Samples in the image CRS and their values (in the working space, e.g.
-        log10 ppm). Samples outside the image or on nodata are used by the
-        residual kriging only through the fallback (kriging alone).
-    image : ndarray, shape (p, rows, cols)
-        Image on ``image_grid``.
+        Samples (image CRS) and their values in the working space (e.g. log10).
+    chips : ndarray, shape (n, p, s, s)
+        Image chips centred on the samples (:func:`chips_from_image`), ``s``
+        at least the largest window.
     kriging_grid : Grid
-        Coarse grid of the residual kriging (see
-        :func:`~geochem_fusion.core.pipeline.kriging_grid`).
+        Coarse grid on which the residual is kriged.
     feature_sets : sequence of str, optional
-        Default: ``("bands", "bands+ratios")`` when every band is positive
-        (reflectance), else ``("bands",)``.
+        Default: ``("bands", "bands+ratios")`` when every chip pixel is
+        positive (reflectance) and there are several bands, else ``("bands",)``.
     windows, shrinks : sequences
         Candidates for the support window (pixels) and λ.
     variogram : str
@@ -204,17 +265,21 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
 
     Returns
     -------
-    fused : ndarray, shape (rows, cols)
-    fit : AdaptiveFit
+    AdaptiveFit
+        With ``kriging`` (the residual kriged on ``kriging_grid``) set; use
+        :meth:`AdaptiveFit.predict` for any window of the image.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
-    image = np.asarray(image, dtype=np.float64)
+    chips = np.asarray(chips, dtype=np.float64)
+    if chips.ndim != 4 or chips.shape[0] != x.size:
+        raise ValueError(f"expected chips of shape (n={x.size}, bands, s, s), got {chips.shape}")
     if feature_sets is None:
-        positive = np.nanmin(image) > 0 if np.isfinite(image).any() else False
-        feature_sets = FEATURE_SETS if (positive and image.shape[0] > 1) else ("bands",)
-    r, c, inside = _sample_pixels(x, y, image_grid)
+        finite = chips[np.isfinite(chips)]
+        positive = finite.size > 0 and finite.min() > 0
+        feature_sets = FEATURE_SETS if (positive and chips.shape[1] > 1) else ("bands",)
+    windows = [w for w in windows if w <= chips.shape[-1]]
 
     # kriging alone: the reference every candidate must beat
     base = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points).fit(x, y, z)
@@ -223,13 +288,11 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
                                 n_closest_points=n_closest_points)
     base_rmse = float(base.loo_["rmse"])
     candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "loo rmse": base_rmse}]
-    best = None  # (rmse ratio to kriging alone, feature_set, window, shrink, fit-tuple)
+    best = None  # (rmse ratio to kriging alone, feature_set, window, shrink, fit-tuple, rmse)
     for fs in feature_sets:
         for w in windows:
-            F, names = feature_stack(image, fs, window=w, band_names=band_names)
-            A = np.full((x.size, F.shape[0]), np.nan)
-            A[inside] = F[:, r[inside], c[inside]].T
-            use = inside & np.isfinite(A).all(axis=1)
+            A, names = sample_features(chips, fs, w, band_names)
+            use = np.isfinite(A).all(axis=1) & np.isfinite(z)
             if use.sum() < max(min_samples, 3):
                 continue
             mean = A[use].mean(axis=0)
@@ -238,8 +301,8 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
             As = (A[use] - mean) / scale
             coef, intercept, alpha, fitted, loo_trend = _ridge_loo(As, z[use])
             xu, yu, zu = x[use], y[use], z[use]
-            # kriging alone on the same samples (duplicates merged by the model: match by order
-            # only when nothing was merged; otherwise compare with the overall figure)
+            # kriging alone on the same samples (when the model merged duplicate coordinates the
+            # per-sample order is lost: compare with the overall figure)
             if base.x_.size == x.size:
                 base_use = float(np.sqrt(np.mean((base_loo[use] - zu) ** 2)))
             else:
@@ -258,8 +321,8 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
                                          n_closest_points=n_closest_points)
                 pred = lam * loo_trend + k_loo
                 score = float(np.sqrt(np.mean((pred - zu) ** 2)))
-                candidates.append({"feature set": fs, "window": w, "shrink": lam, "loo rmse": score,
-                                   "ridge alpha": alpha})
+                candidates.append({"feature set": fs, "window": w, "shrink": lam,
+                                   "loo rmse": score, "ridge alpha": alpha})
                 ratio = score / base_use
                 if best is None or ratio < best[0]:
                     best = (ratio, fs, w, lam, (coef, intercept, alpha, names, mean, scale, use),
@@ -267,21 +330,36 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None,
     if best is None or best[0] >= 1.0:
         fit = AdaptiveFit("-", 0, 0.0, np.zeros(0), 0.0, 0.0, [], np.zeros(0), np.zeros(0),
                           base_rmse, base_rmse, candidates, n=int(x.size))
-        residual_x, residual_y, residual_z, trend = x, y, z, np.zeros(image_grid.shape)
+        rx, ry, rz = x, y, z
         logger.info("adaptive fusion: the image does not improve on kriging alone (LOO)")
     else:
         _, fs, w, lam, (coef, intercept, alpha, names, mean, scale, use), score = best
         fit = AdaptiveFit(fs, w, lam, coef, intercept, alpha, names, mean, scale, score,
                           base_rmse, candidates, n=int(use.sum()))
-        trend = fit.trend(image, band_names=band_names)
-        A = (np.stack([feature_stack(image, fs, window=w, band_names=band_names)[0][
-            :, r[use], c[use]]])[0].T - mean) / scale
-        residual_x, residual_y = x[use], y[use]
-        residual_z = z[use] - lam * (intercept + A @ coef)
+        A, _ = sample_features(chips[use], fs, w, band_names)
+        rx, ry = x[use], y[use]
+        rz = z[use] - lam * (intercept + ((A - mean) / scale) @ coef)
         logger.info("adaptive fusion: %s, window %d px, shrink %.2f, LOO RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
     model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
-    fit.kriging = model.fit(residual_x, residual_y, residual_z).krige_grid(kriging_grid)
-    residual = resample_cubic(fit.kriging.estimate, kriging_grid, image_grid)
-    fit.fused = trend + residual
+    fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)
+    return fit
+
+
+def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, **options):
+    """Choose and fit the adaptive predictor and predict on the whole image grid.
+
+    Convenience for images that fit in memory: :func:`chips_from_image`, then
+    :func:`fit_adaptive_samples` (``options`` are its keywords), then
+    :meth:`AdaptiveFit.predict`.
+
+    Returns
+    -------
+    fused : ndarray, shape (rows, cols)
+    fit : AdaptiveFit
+    """
+    windows = options.get("windows", DEFAULT_WINDOWS)
+    chips = chips_from_image(image, image_grid, x, y, half=max(windows) // 2)
+    fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names, **options)
+    fit.fused = fit.predict(image, image_grid, band_names=band_names)
     return fit.fused, fit

@@ -88,3 +88,22 @@ def test_adaptive_holds_back_when_the_image_is_unrelated():
                                    rtol=1e-9, atol=1e-9)
     table = fit.candidates
     assert table[0]["shrink"] == 0.0 and len(table) > 1
+
+
+def test_window_by_window_prediction_equals_whole_image():
+    # what full-scene processing relies on: windows with `halo` pixels of context reproduce the
+    # whole-image result exactly (same arithmetic; tolerance is rounding)
+    bands, truth, grid, x, y, z = _scene(relation=1.0, seed=5)
+    kg = kriging_grid(grid, 100.0)
+    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(3, 5))
+    h = fit.halo
+    out = np.full_like(fused, np.nan)
+    for r0 in (0, 50):
+        for c0 in (0, 70):
+            r1, c1 = min(r0 + 50 if r0 == 0 else 120, 120), min(c0 + 70 if c0 == 0 else 120, 120)
+            a0, b0 = max(r0 - h, 0), max(c0 - h, 0)
+            a1, b1 = min(r1 + h, 120), min(c1 + h, 120)
+            win = grid.window(a0, b0, a1 - a0, b1 - b0)
+            pred = fit.predict(bands[:, a0:a1, b0:b1], win)
+            out[r0:r1, c0:c1] = pred[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
+    np.testing.assert_allclose(out, fused, rtol=1e-10, atol=1e-10)
