@@ -5,11 +5,20 @@ write outputs.  Core ``ValueError``s become ``QgsProcessingException`` with
 the same message; missing optional packages are reported by ``canExecute``.
 """
 
+import os
 from pathlib import Path
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
+    QgsProcessingParameterRasterDestination,
+    QgsProperty,
+)
 
 from . import deps
+from .raster_io import check_geotiff_name
 from .styles import LayerStyler
 
 ICON = Path(__file__).resolve().parent.parent / "icons" / "icon.svg"
@@ -43,10 +52,6 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     HELP = ""
     REQUIRES = ("numpy", "scipy")
 
-    def __init__(self):
-        super().__init__()
-        self._post_processors = []  # keep post-processors alive until layers load
-
     # -- identity ---------------------------------------------------------
     def name(self):
         return self.NAME
@@ -74,6 +79,28 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         message = deps.missing_message(self.REQUIRES)
         return (not message, message)
 
+    # -- parameter checks ---------------------------------------------------
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        """Refuse non-GeoTIFF raster outputs before anything is computed or written.
+
+        Otherwise a bad name is only noticed when that output is written: after
+        the whole computation, and after the algorithm's earlier outputs.
+        """
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        for definition in self.destinationParameterDefinitions():
+            if not isinstance(definition, QgsProcessingParameterRasterDestination):
+                continue
+            path = _static_path(parameters.get(definition.name()))
+            if not path or path == QgsProcessing.TEMPORARY_OUTPUT or not os.path.splitext(path)[1]:
+                continue  # Processing picks the file name (and its default .tif extension)
+            try:
+                check_geotiff_name(path)
+            except ValueError as exc:
+                return False, str(exc)
+        return True, ""
+
     # -- running ----------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         ok, message = self.canExecute()
@@ -94,11 +121,20 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
             return
         details = context.layerToLoadOnCompletionDetails(destination)
         details.name = name
-        styler = LayerStyler(kind, name)
-        self._post_processors.append(styler)
-        details.setPostProcessor(styler)
+        details.setPostProcessor(LayerStyler(kind, name))  # keeps itself alive until it runs
 
     @staticmethod
     def check_canceled(feedback):
         if feedback is not None and feedback.isCanceled():
             raise QgsProcessingException("Canceled by the user; no output was written.")
+
+
+def _static_path(value):
+    """The file name of a destination parameter value, or None when it is computed."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):
+        if value.propertyType() != QgsProperty.StaticProperty:
+            return None
+        value = value.staticValue()
+    return str(value) if value else None

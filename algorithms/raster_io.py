@@ -88,13 +88,18 @@ def _check_destination(path):
         raise ValueError(
             f"The output folder '{folder}' is not writable; choose a folder you can write to."
         )
+    check_geotiff_name(path)
+    return folder
+
+
+def check_geotiff_name(path):
+    """Refuse an output file name that is not a GeoTIFF (.tif/.tiff)."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".tif", ".tiff"):
         raise ValueError(
             f"Output '{path}': only GeoTIFF (.tif) is written by this plugin; use a .tif file name "
             f"and convert with Raster > Conversion > Translate if you need another format."
         )
-    return folder
 
 
 def write_raster(path, data, grid, crs_wkt, *, descriptions=None, dtype="float32", nodata=NODATA,
@@ -165,3 +170,217 @@ def metadata_float(path, key):
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+# -- window-by-window processing of large rasters ---------------------------------------
+BLOCK_ROWS = 1024
+"""Rows per window when whole scenes are processed window by window."""
+
+
+def row_blocks(nrows, block_rows=BLOCK_ROWS):
+    """``(row0, n)`` windows of at most ``block_rows`` rows covering ``nrows`` rows."""
+    for row0 in range(0, int(nrows), int(block_rows)):
+        yield row0, min(int(block_rows), int(nrows) - row0)
+
+
+class WindowedWriter:
+    """A GeoTIFF written window by window that appears at ``path`` only when complete.
+
+    Use as a context manager: the file is created in the destination folder
+    under a temporary name, filled with :meth:`write`, and moved to ``path``
+    (with band statistics) when the block exits without an exception; on an
+    exception (including a cancel) the temporary file is removed and
+    nothing is left at ``path``.
+    """
+
+    def __init__(self, path, grid, crs_wkt, n_bands, *, descriptions=None, dtype="float32",
+                 nodata=NODATA, metadata=None, statistics=True):
+        self.path, self.grid, self.crs_wkt = path, grid, crs_wkt
+        self.statistics = statistics
+        self.n_bands, self.descriptions = int(n_bands), descriptions
+        self.dtype, self.nodata, self.metadata = dtype, nodata, metadata
+        self.folder = _check_destination(path)
+        self.tmp = os.path.join(
+            self.folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+        self.ds = None
+        self._has_data = [False] * self.n_bands
+
+    def __enter__(self):
+        gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
+                     "uint8": gdal.GDT_Byte}[self.dtype]
+        self.ds = gdal.GetDriverByName("GTiff").Create(
+            self.tmp, self.grid.ncols, self.grid.nrows, self.n_bands, gdal_type, GTIFF_OPTIONS)
+        self.ds.SetGeoTransform(self.grid.to_gdal())
+        if self.crs_wkt:
+            self.ds.SetProjection(self.crs_wkt)
+        for i in range(self.n_bands):
+            band = self.ds.GetRasterBand(i + 1)
+            if self.nodata is not None:
+                band.SetNoDataValue(float(self.nodata))
+            if self.descriptions is not None:
+                band.SetDescription(str(self.descriptions[i]))
+        if self.metadata:
+            self.ds.SetMetadata({str(k): str(v) for k, v in self.metadata.items()})
+        return self
+
+    def write(self, band_index, row0, values):
+        """Write a ``(rows, cols)`` window (NaN = nodata) into 0-based band ``band_index`` at ``row0``."""
+        values = np.asarray(values)
+        finite = np.isfinite(values)
+        if self.nodata is not None:
+            values = np.where(finite, values, self.nodata)
+        self._has_data[band_index] |= bool(finite.any())
+        self.ds.GetRasterBand(band_index + 1).WriteArray(
+            values.astype(self.dtype, copy=False), 0, int(row0))
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException:
+                self._discard()
+                raise
+        else:
+            self._discard()
+        return False
+
+    def _finish(self):
+        for i in range(self.n_bands):
+            if self.statistics and self._has_data[i]:
+                self.ds.GetRasterBand(i + 1).ComputeStatistics(False)
+        self.ds.FlushCache()
+        self.ds = None
+        os.replace(self.tmp, self.path)
+        # statistics live in a side-car .aux.xml (GDAL PAM): move it with the file
+        if os.path.exists(self.tmp + ".aux.xml"):
+            os.replace(self.tmp + ".aux.xml", self.path + ".aux.xml")
+        elif os.path.exists(self.path + ".aux.xml"):
+            os.remove(self.path + ".aux.xml")
+
+    def _discard(self):
+        self.ds = None
+        for leftover in (self.tmp, self.tmp + ".aux.xml"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+def warped_vrt(source, grid, crs_wkt, *, resample="cubic", band=None, dst_nodata=None):
+    """``source`` (a path or dataset) warped onto ``grid`` as a virtual (VRT) dataset.
+
+    Nothing is computed until a window is read, so whole scenes are resampled
+    window by window in bounded memory.  The source's own nodata value is
+    honoured (no-data pixels do not contribute to ``cubic``/``average``).
+
+    Parameters
+    ----------
+    resample : str
+        GDAL resampling: ``"cubic"`` (Keys 1981) for reflectance, ``"average"`` to
+        aggregate to coarser cells, ``"near"`` for classes and masks.
+    band : int, optional
+        1-based source band to keep (default: all).
+    dst_nodata : float, optional
+        Nodata value of the result (e.g. NaN for float bands).
+    """
+    x_min, y_min, x_max, y_max = grid.extent
+    options = dict(format="VRT", outputBounds=(x_min, y_min, x_max, y_max), width=grid.ncols,
+                   height=grid.nrows, dstSRS=crs_wkt, resampleAlg=resample)
+    if dst_nodata is not None:
+        options["dstNodata"] = dst_nodata
+    if band is not None:
+        source = gdal.Translate("", source, format="VRT", bandList=[int(band)])
+    return gdal.Warp("", source, **options)
+
+
+def prepare_destination(path):
+    """Check that ``path`` can be written as a GeoTIFF (creating its folder); return the folder."""
+    return _check_destination(path)
+
+
+def grid_of(ds):
+    """:class:`Grid` of an open GDAL dataset (refuses rasters without a geotransform)."""
+    gt = ds.GetGeoTransform(can_return_null=True)
+    if gt is None:
+        raise ValueError(f"raster '{ds.GetDescription()}' has no georeferencing")
+    return Grid.from_gdal(gt, (ds.RasterYSize, ds.RasterXSize))
+
+
+def clip_grid(grid, extent):
+    """The cells of ``grid`` that overlap ``extent`` ``(x_min, y_min, x_max, y_max)``.
+
+    The result stays aligned with ``grid`` (whole cells).  ValueError when the
+    extent misses the grid.
+    """
+    x_min, y_min, x_max, y_max = (float(v) for v in extent)
+    eps = 1e-6
+    col0 = max(0, int(np.floor((x_min - grid.x_min) / grid.cell_x + eps)))
+    col1 = min(grid.ncols, int(np.ceil((x_max - grid.x_min) / grid.cell_x - eps)))
+    row0 = max(0, int(np.floor((grid.y_max - y_max) / grid.cell_y + eps)))
+    row1 = min(grid.nrows, int(np.ceil((grid.y_max - y_min) / grid.cell_y - eps)))
+    if col1 <= col0 or row1 <= row0:
+        raise ValueError(
+            f"the extent {x_min:g}, {y_min:g}, {x_max:g}, {y_max:g} does not overlap the raster "
+            f"({grid.x_min:g}, {grid.y_min:g}, {grid.x_max:g}, {grid.y_max:g}); choose an extent "
+            "inside the scene (in its CRS)"
+        )
+    return grid.window(row0, col0, row1 - row0, col1 - col0)
+
+
+def window_covering(grid, extent, *, margin=0):
+    """``(row0, col0, nrows, ncols)`` of the cells of ``grid`` covering ``extent``
+    plus ``margin`` cells on each side (clamped to the grid)."""
+    sub = clip_grid(grid, extent)
+    col0 = int(round((sub.x_min - grid.x_min) / grid.cell_x))
+    row0 = int(round((grid.y_max - sub.y_max) / grid.cell_y))
+    r0, c0 = max(0, row0 - margin), max(0, col0 - margin)
+    r1 = min(grid.nrows, row0 + sub.nrows + margin)
+    c1 = min(grid.ncols, col0 + sub.ncols + margin)
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def convert_to_file(read_window, grid, crs_wkt, path, *, on_window=None):
+    """Write a converted band window by window as a float32 GeoTIFF with NaN nodata.
+
+    ``read_window(row0, nrows)`` returns the float ``(nrows, grid.ncols)`` values
+    of those rows (NaN = nodata); ``on_window(fraction)`` is called before each
+    window (raise from it to cancel: the file is then removed).
+    """
+    with WindowedWriter(path, grid, crs_wkt, 1, nodata=float("nan"), statistics=False) as out:
+        for row0, n in row_blocks(grid.nrows):
+            if on_window is not None:
+                on_window(row0 / grid.nrows)
+            out.write(0, row0, read_window(row0, n))
+    return path
+
+
+def stack_onto_grid(sources, grid, crs_wkt, path, *, resample, descriptions=None,
+                    adjust=None, metadata=None, on_window=None):
+    """Resample single-band rasters onto ``grid`` and stack them, window by window.
+
+    Parameters
+    ----------
+    sources : list of str
+        Single-band float rasters with NaN (or another declared) nodata.
+    resample : list of str
+        GDAL resampling of each source (see :func:`warped_vrt`).
+    adjust : list of callable or None, optional
+        ``adjust[i](window) -> window`` applied to each band window after
+        resampling (e.g. a per-band correction); None entries are skipped.
+    on_window : callable, optional
+        ``on_window(fraction)`` before each window; raise from it to cancel
+        (nothing is left at ``path``).
+    """
+    vrts = [warped_vrt(src, grid, crs_wkt, resample=r, dst_nodata=float("nan"))
+            for src, r in zip(sources, resample)]
+    adjust = adjust or [None] * len(sources)
+    with WindowedWriter(path, grid, crs_wkt, len(sources), descriptions=descriptions,
+                        metadata=metadata) as out:
+        for row0, n in row_blocks(grid.nrows):
+            if on_window is not None:
+                on_window(row0 / grid.nrows)
+            for i, vrt in enumerate(vrts):
+                values = vrt.GetRasterBand(1).ReadAsArray(0, row0, grid.ncols, n)
+                values = values.astype(np.float64)
+                if adjust[i] is not None:
+                    values = adjust[i](values)
+                out.write(i, row0, values)
+    return path

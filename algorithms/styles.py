@@ -134,15 +134,27 @@ def apply_style(layer, kind, band=1):
     layer.triggerRepaint()
 
 
+_PENDING = set()
+"""Stylers waiting for their layer (see :class:`LayerStyler`)."""
+
+
 class LayerStyler(QgsProcessingLayerPostProcessorInterface):
-    """Names and styles an output layer when Processing loads it."""
+    """Names and styles an output layer when Processing loads it.
+
+    Processing deletes the algorithm instance that ran before it loads the
+    outputs, and the context does not keep the Python object alive (its C++
+    side survives without the Python overrides), so each styler keeps itself
+    in a module-level set until it has run.
+    """
 
     def __init__(self, kind, name):
         super().__init__()
         self.kind = kind
         self.name = name
+        _PENDING.add(self)
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        _PENDING.discard(self)
         if not isinstance(layer, QgsRasterLayer):
             return
         layer.setName(self.name)

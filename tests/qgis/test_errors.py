@@ -1,0 +1,127 @@
+"""Bad input: a clear QgsProcessingException, and nothing left at the output path."""
+
+import os
+
+import numpy as np
+import pytest
+from qgis.core import QgsProcessingException
+
+
+@pytest.fixture
+def demo_samples(demo):
+    return f"{demo}/samples.gpkg|layername=samples"
+
+
+def scattered(n, *, x0=300_000.0, y0=7_000_000.0, size=1000.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, size, (n, 2)) + [x0, y0]
+
+
+def assert_clean(path, partial_files):
+    """No output file and no temporary ``*.partial*`` file beside it."""
+    assert not os.path.exists(path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(folder):
+        assert not partial_files(folder)
+
+
+def test_samples_outside_the_image(run_alg, demo, make_points, partial_files, tmp_path):
+    far = make_points("far.gpkg", scattered(30), {"Cu": np.linspace(1, 100, 30)})  # 270 km away
+    out = str(tmp_path / "fused.tif")
+    with pytest.raises(QgsProcessingException, match="no sample falls inside the image extent"):
+        run_alg("fusegeochemistry", {"SAMPLES": far, "FIELD": ["Cu"],
+                                     "IMAGE": str(demo / "sentinel2.tif"), "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+def test_geographic_image(run_alg, demo_samples, make_raster, stack, partial_files, tmp_path):
+    image = make_raster("wgs84.tif", stack(3, 30, 40), x_min=-70.0, y_max=-42.0, cell=0.001,
+                        epsg=4326, nodata=np.nan)
+    out = str(tmp_path / "fused.tif")
+    with pytest.raises(QgsProcessingException, match=r"geographic CRS \(EPSG:4326"):
+        run_alg("fusegeochemistry", {"SAMPLES": demo_samples, "FIELD": ["Cu"], "IMAGE": image,
+                                     "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+def test_geographic_samples_for_kriging(run_alg, make_points, partial_files, tmp_path):
+    xy = scattered(30, x0=-70.0, y0=-42.0, size=0.05)
+    samples = make_points("wgs84.gpkg", xy, {"Cu": np.linspace(1, 100, 30)}, epsg=4326)
+    out = str(tmp_path / "cu.tif")
+    with pytest.raises(QgsProcessingException, match="geographic CRS"):
+        run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+def test_too_few_samples_for_kriging(run_alg, make_points, partial_files, tmp_path):
+    samples = make_points("five.gpkg", scattered(5), {"Cu": [1.0, 5.0, 2.0, 8.0, 3.0]})
+    out = str(tmp_path / "cu.tif")
+    with pytest.raises(QgsProcessingException, match="at least 10 samples, got 5"):
+        run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+@pytest.mark.parametrize("bad_value", [0.0, -1.0])
+def test_log_transform_of_non_positive_values(run_alg, make_points, partial_files, tmp_path,
+                                              bad_value):
+    values = np.linspace(1, 100, 30)
+    values[7] = bad_value  # e.g. a below-detection code
+    samples = make_points("cu.gpkg", scattered(30), {"Cu": values})
+    out = str(tmp_path / "cu.tif")
+    with pytest.raises(QgsProcessingException, match="log_transform needs positive values"):
+        run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "LOG_TRANSFORM": True,
+                                 "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+def test_output_folder_is_a_file(run_alg, demo_samples, partial_files, tmp_path):
+    """A 'folder' that is a regular file cannot be written, even by root."""
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("not a folder")
+    out = str(blocker / "cu.tif")
+    with pytest.raises(QgsProcessingException, match="Cannot create the output folder"):
+        run_alg("krigesamples", {"SAMPLES": demo_samples, "FIELD": "Cu", "OUTPUT": out})
+    assert blocker.read_text() == "not a folder"
+    assert_clean(out, partial_files)
+    assert not partial_files(tmp_path)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes into read-only folders (see test_output_folder_is_a_file)")
+def test_read_only_output_folder(run_alg, demo_samples, partial_files, tmp_path):
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    out = str(folder / "cu.tif")
+    try:
+        with pytest.raises(QgsProcessingException, match="not writable"):
+            run_alg("krigesamples", {"SAMPLES": demo_samples, "FIELD": "Cu", "OUTPUT": out})
+        assert_clean(out, partial_files)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_non_geotiff_output(run_alg, demo_samples, partial_files, tmp_path):
+    out = str(tmp_path / "cu.asc")
+    with pytest.raises(QgsProcessingException, match=r"only GeoTIFF \(\.tif\)"):
+        run_alg("krigesamples", {"SAMPLES": demo_samples, "FIELD": "Cu", "OUTPUT": out})
+    assert_clean(out, partial_files)
+
+
+def test_non_geotiff_second_output_writes_nothing(run_alg, make_raster, stack, partial_files,
+                                                  tmp_path):
+    """Output names are checked before computing: the valid first output is not written either."""
+    src = make_raster("img.tif", stack(2, 24, 32), nodata=np.nan)
+    low, high = str(tmp_path / "low.tif"), str(tmp_path / "high.asc")
+    with pytest.raises(QgsProcessingException, match="only GeoTIFF"):
+        run_alg("laplaciandecomposition", {"INPUT": src, "LEVELS": 2, "OUTPUT_LOW": low,
+                                           "OUTPUT_HIGH": high})
+    assert_clean(low, partial_files)
+    assert_clean(high, partial_files)
+
+
+def test_missing_field(run_alg, demo_samples, tmp_path):
+    with pytest.raises(QgsProcessingException, match="has no field 'Au'"):
+        run_alg("krigesamples", {"SAMPLES": demo_samples, "FIELD": "Au",
+                                 "OUTPUT": str(tmp_path / "au.tif")})
+    assert not (tmp_path / "au.tif").exists()

@@ -1,0 +1,197 @@
+"""Package structure: QGIS-free core, plugin loading, metadata, the plugin zip."""
+
+import ast
+import configparser
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsApplication
+
+REPO = Path(__file__).resolve().parents[2]
+PKG_DIR = REPO / ".pkg"  # holds the geochem_fusion -> repo link (tests/conftest.py)
+CORE_FILES = sorted((REPO / "core").glob("*.py"))
+BLOCKED = ("qgis", "PyQt5", "PyQt6", "osgeo", "sip")
+ALGORITHM_IDS = {
+    "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
+    "kmeansunits", "regressionfusion", "fusegeochemistry",
+}
+
+
+# ---------------------------------------------------------------------------
+# core is pure numpy/scipy/scikit-learn/pykrige
+# ---------------------------------------------------------------------------
+def imported_modules(path):
+    """Top-level names of every module imported anywhere in ``path`` (also inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_core_files_found():
+    assert {"__init__.py", "grid.py", "pipeline.py"} <= {p.name for p in CORE_FILES}
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: p.name)
+def test_core_source_imports_no_qgis(path):
+    assert not imported_modules(path) & set(BLOCKED)
+
+
+def test_core_imports_with_qgis_blocked():
+    """A fresh interpreter that cannot import qgis/PyQt5/osgeo imports every core module."""
+    modules = [p.stem for p in CORE_FILES if p.stem != "__init__"]
+    code = textwrap.dedent(f"""
+        import importlib, importlib.abc, sys
+
+        BLOCKED = {BLOCKED!r}
+
+        class Blocker(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError("blocked by the test: " + name)
+                return None
+
+        sys.meta_path.insert(0, Blocker())
+        for name in list(sys.modules):
+            if name.split(".")[0] in BLOCKED:
+                del sys.modules[name]
+        try:
+            import osgeo  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("the import blocker does not work")
+        sys.path.insert(0, {str(PKG_DIR)!r})
+        import geochem_fusion.core as core
+        for name in sorted(set(core.__all__) | set({modules!r})):
+            importlib.import_module("geochem_fusion.core." + name)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+        assert not loaded, loaded
+        print("imported", len({modules!r}), "core modules")
+    """)
+    venv_python = REPO / ".venv" / "bin" / "python"
+    python = str(venv_python) if venv_python.exists() else sys.executable
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=str(REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "core modules" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# the plugin object
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("start", ["initGui", "initProcessing"])
+def test_plugin_registers_and_unloads_provider(provider_unregistered, qgis_iface, start):
+    import geochem_fusion
+
+    registry = provider_unregistered
+    assert registry.providerById("geochemfusion") is None
+    plugin = geochem_fusion.classFactory(qgis_iface)
+    getattr(plugin, start)()  # QGIS desktop calls initGui, qgis_process initProcessing
+    try:
+        provider = registry.providerById("geochemfusion")
+        assert provider is not None
+        names = {alg.name() for alg in provider.algorithms()}
+        assert ALGORITHM_IDS <= names  # (and possibly later additions, shipped models)
+        for alg_id in ALGORITHM_IDS:
+            alg = registry.createAlgorithmById(f"geochemfusion:{alg_id}")
+            assert alg is not None, alg_id
+            assert alg.displayName() and alg.shortHelpString()
+    finally:
+        plugin.unload()
+    assert registry.providerById("geochemfusion") is None
+    assert registry.algorithmById("geochemfusion:fusegeochemistry") is None
+
+
+def test_provider_icon_exists(geochem_provider):
+    provider = QgsApplication.processingRegistry().providerById(geochem_provider)
+    assert Path(provider.svgIconPath()).is_file()
+    assert not provider.icon().isNull()
+
+
+# ---------------------------------------------------------------------------
+# metadata.txt
+# ---------------------------------------------------------------------------
+REQUIRED_KEYS = ("name", "qgisMinimumVersion", "qgisMaximumVersion", "description", "about",
+                 "version", "author", "email", "repository", "tracker", "homepage", "tags",
+                 "category", "icon", "hasProcessingProvider", "license")
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keys are case-sensitive (qgisMinimumVersion)
+    parser.read(REPO / "metadata.txt", encoding="utf-8")
+    return parser["general"]
+
+
+def test_metadata_has_required_keys(metadata):
+    missing = [k for k in REQUIRED_KEYS if not metadata.get(k, "").strip()]
+    assert not missing
+
+
+def test_metadata_values(metadata):
+    assert metadata["qgisMinimumVersion"] == "3.22"
+    assert int(metadata["qgisMaximumVersion"].split(".")[0]) == 3
+    assert metadata["category"] == "Analysis"
+    assert metadata["hasProcessingProvider"] == "yes"
+    assert (REPO / metadata["icon"]).is_file()
+    assert metadata["version"].count(".") == 2  # x.y.z
+    assert metadata["repository"].startswith("https://")
+
+
+# ---------------------------------------------------------------------------
+# make package
+# ---------------------------------------------------------------------------
+SHIPPED = ("metadata.txt", "__init__.py", "plugin.py", "provider.py", "icons/icon.svg")
+NOT_SHIPPED = ("tests/", "bench/", "data/", "tools/", ".ci/", "Makefile")
+
+
+def committed(folder):
+    """``folder/*.py`` files in HEAD (``make package`` archives HEAD, not the work tree)."""
+    out = subprocess.run(["git", "ls-tree", "--name-only", "HEAD", f"{folder}/"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return {name for name in out.split() if name.endswith(".py")}
+
+
+@pytest.fixture(scope="module")
+def package_zip():
+    if shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("make package needs make and git")
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: make package archives HEAD")
+    proc = subprocess.run(["make", "--no-print-directory", "package"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    path = REPO / proc.stdout.strip().splitlines()[-1]
+    assert path.suffix == ".zip" and path.is_file(), proc.stdout
+    with zipfile.ZipFile(path) as zf:
+        return zf.namelist()
+
+
+def test_package_entries_are_under_the_plugin_folder(package_zip):
+    assert package_zip
+    assert all(name.startswith("geochem_fusion/") for name in package_zip)
+
+
+def test_package_contains_the_plugin(package_zip):
+    files = {name[len("geochem_fusion/"):] for name in package_zip}
+    assert set(SHIPPED) <= files
+    for folder in ("core", "algorithms"):
+        expected = committed(folder)
+        assert f"{folder}/__init__.py" in expected
+        assert expected <= files
+
+
+def test_package_excludes_development_files(package_zip):
+    files = [name[len("geochem_fusion/"):] for name in package_zip]
+    shipped_dev = [f for f in files if f.startswith(NOT_SHIPPED)]
+    assert not shipped_dev
