@@ -29,6 +29,9 @@ class GeochemFusionProvider(QgsProcessingProvider):
     def svgIconPath(self):  # noqa: N802 (QGIS API name)
         return str(ICON)
 
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API name)
+        return ["tif"]  # outputs are written as GeoTIFF only (raster_io)
+
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         for cls in ALGORITHM_CLASSES:
             self.addAlgorithm(cls())

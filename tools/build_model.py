@@ -82,6 +82,7 @@ def build():
         "SAMPLES": S.fromModelParameter("samples"), "FIELD": S.fromModelParameter("element"),
         "CELL_SIZE": S.fromStaticValue(0), "VARIOGRAM": S.fromStaticValue(4),
         "LOG_TRANSFORM": S.fromStaticValue(False),
+        "EXTENT": S.fromModelParameter("image"),  # krige over the whole image
     }, {})
     child("geochemfusion:principalcomponents", "pca", 420, 220, {
         "INPUT": S.fromModelParameter("image"), "N_COMPONENTS": S.fromStaticValue(0),
