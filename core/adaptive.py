@@ -22,11 +22,12 @@ trust the image.  This module does that:
 3. **Shrinkage** ``λ`` in [0, 1] of the trend and the residual kriging:
    ``z = λ·trend + OK(z − λ·trend)``; ``λ = 0`` is kriging alone.
 4. **Selection**: every combination of feature set, window and ``λ`` is scored
-   by leave-one-out cross-validation of the whole predictor at the samples
-   (closed-form ridge LOO + batched kriging LOO,
-   :func:`~geochem_fusion.core.kriging.leave_one_out`), and the best one is
-   used.  When the image does not help, ``λ = 0`` wins and the result *is*
-   kriging alone.
+   by spatial block cross-validation of the whole predictor at the samples
+   (blocks of a few sample spacings; the trend is refitted without the
+   held-out blocks and the residual kriged from the other samples with
+   :func:`~geochem_fusion.core.kriging.krige_at`), and the best one is used
+   if it beats kriging alone by a margin.  When the image does not help,
+   kriging alone wins and the result *is* kriging alone.
 
 The output on the fine image grid is ``λ·trend(F) + residual`` where the
 residual is kriged on the coarse grid and brought to the image grid by cubic
@@ -47,7 +48,7 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
-from .kriging import OrdinaryKrigingModel, leave_one_out
+from .kriging import OrdinaryKrigingModel
 from .resample import resample_cubic
 
 __all__ = [
@@ -131,9 +132,9 @@ class AdaptiveFit:
     coef, intercept, alpha : ridge trend on the standardized features (gains per
         standard deviation of each feature), and its GCV penalty.
     feature_names, mean, scale : feature standardization.
-    loo_rmse : leave-one-out RMSE of the selected predictor at the samples.
-    kriging_alone_rmse : leave-one-out RMSE of ordinary kriging alone.
-    candidates : list of dicts, one per candidate, with its LOO RMSE.
+    loo_rmse : spatial cross-validation RMSE of the selected predictor at the samples.
+    kriging_alone_rmse : the same for ordinary kriging alone.
+    candidates : list of dicts, one per candidate, with its cross-validation RMSE.
     kriging : the :class:`~geochem_fusion.core.kriging.KrigingResult` of the residual.
     """
 
@@ -183,7 +184,7 @@ class AdaptiveFit:
         """One row describing the selected predictor (same shape as the regression tables)."""
         row = {"unit": None, "n": self.n, "feature set": self.feature_set,
                "window (px)": self.window, "shrink": self.shrink, "ridge alpha": self.alpha,
-               "LOO RMSE": self.loo_rmse, "kriging alone LOO RMSE": self.kriging_alone_rmse,
+               "CV RMSE": self.loo_rmse, "kriging alone CV RMSE": self.kriging_alone_rmse,
                "intercept": self.intercept * self.shrink}
         for name, c in zip(self.feature_names, self.coef):
             row[f"gain per SD {name}"] = float(c) * self.shrink
@@ -240,10 +241,49 @@ def sample_features(chips, feature_set, window, band_names=None):
     return np.asarray(out).reshape(n, len(names)), names
 
 
+def spatial_folds(x, y, *, block, n_folds=5, random_state=0):
+    """Fold number of each sample for spatial block cross-validation.
+
+    Samples are grouped in square blocks of side ``block`` (map units), and
+    whole blocks are dealt to ``n_folds`` folds at random (seeded), so a
+    held-out sample has no training sample in its own block. The block is
+    shrunk when there would be fewer than ``2 * n_folds`` occupied blocks.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    size = float(block)
+    for _ in range(20):
+        bx = np.floor((x - x.min()) / size).astype(np.int64)
+        by = np.floor((y - y.min()) / size).astype(np.int64)
+        keys, inverse = np.unique(bx * 1_000_003 + by, return_inverse=True)
+        if keys.size >= 2 * n_folds or size < 1e-9:
+            break
+        size /= 1.5
+    order = rng.permutation(keys.size)
+    block_fold = np.empty(keys.size, dtype=np.int64)
+    block_fold[order] = np.arange(keys.size) % n_folds
+    return block_fold[inverse]
+
+
+def _rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
 def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, feature_sets=None,
                          windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
-                         n_closest_points=32, min_samples=12):
-    """Choose the adaptive predictor from the samples and krige its residual.
+                         n_closest_points=32, min_samples=12, block=None, n_folds=5,
+                         margin=0.01, random_state=0):
+    """Choose the adaptive predictor from the samples by spatial cross-validation.
+
+    Every candidate — kriging alone, and for each feature set and support
+    window the ridge trend shrunk by each λ plus the kriged residual — is
+    scored by spatial block cross-validation at the samples (blocks of
+    ``block`` map units, default 5 median sample spacings, dealt to
+    ``n_folds`` folds): the trend is refitted without the held-out blocks and
+    the residual is kriged from the remaining samples only. The image is used
+    only if the best candidate beats kriging alone by more than ``margin``
+    (relative RMSE), so an image that does not help leaves kriging alone.
 
     Parameters
     ----------
@@ -253,15 +293,15 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         Image chips centred on the samples (:func:`chips_from_image`), ``s``
         at least the largest window.
     kriging_grid : Grid
-        Coarse grid on which the residual is kriged.
+        Coarse grid on which the final residual is kriged.
     feature_sets : sequence of str, optional
         Default: ``("bands", "bands+ratios")`` when every chip pixel is
         positive (reflectance) and there are several bands, else ``("bands",)``.
     windows, shrinks : sequences
-        Candidates for the support window (pixels) and λ.
+        Candidates for the support window (pixels) and λ (0 < λ ≤ 1).
     variogram : str
         Variogram of the final residual kriging (``"auto"`` allowed); the
-        candidate scoring uses a spherical model for speed.
+        cross-validation uses spherical models fitted to all samples.
 
     Returns
     -------
@@ -269,6 +309,8 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         With ``kriging`` (the residual kriged on ``kriging_grid``) set; use
         :meth:`AdaptiveFit.predict` for any window of the image.
     """
+    from .kriging import krige_at, median_nn_spacing
+
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
@@ -280,66 +322,92 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         positive = finite.size > 0 and finite.min() > 0
         feature_sets = FEATURE_SETS if (positive and chips.shape[1] > 1) else ("bands",)
     windows = [w for w in windows if w <= chips.shape[-1]]
+    shrinks = [lam for lam in shrinks if lam > 0]
 
-    # kriging alone: the reference every candidate must beat
+    def krige_cv(values, keep, model):
+        """Pooled spatial-CV predictions of ``values`` on the samples in ``keep``."""
+        pred = np.full(values.size, np.nan)
+        for f in np.unique(folds[keep]):
+            test = keep & (folds == f)
+            train = keep & (folds != f)
+            if train.sum() < 3:
+                continue
+            pred[test] = krige_at(x[train], y[train], values[train], x[test], y[test],
+                                  variogram_model=model.variogram_model_,
+                                  variogram_parameters=model.variogram_parameters_,
+                                  n_closest_points=n_closest_points)[0]
+        return pred
+
+    spacing = median_nn_spacing(x, y)
+    folds = spatial_folds(x, y, block=block or 5 * spacing, n_folds=n_folds,
+                          random_state=random_state)
+    everywhere = np.ones(x.size, dtype=bool)
     base = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points).fit(x, y, z)
-    base_loo, _ = leave_one_out(base.x_, base.y_, base.z_, variogram_model=base.variogram_model_,
-                                variogram_parameters=base.variogram_parameters_,
-                                n_closest_points=n_closest_points)
-    base_rmse = float(base.loo_["rmse"])
-    candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "loo rmse": base_rmse}]
-    best = None  # (rmse ratio to kriging alone, feature_set, window, shrink, fit-tuple, rmse)
+    base_pred = krige_cv(z, everywhere, base)
+    base_rmse = _rmse(base_pred[np.isfinite(base_pred)], z[np.isfinite(base_pred)])
+    candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "cv rmse": base_rmse}]
+    best = None  # (rmse ratio to kriging alone, description, rmse)
     for fs in feature_sets:
         for w in windows:
             A, names = sample_features(chips, fs, w, band_names)
-            use = np.isfinite(A).all(axis=1) & np.isfinite(z)
+            use = np.isfinite(A).all(axis=1)
             if use.sum() < max(min_samples, 3):
                 continue
             mean = A[use].mean(axis=0)
             scale = A[use].std(axis=0)
             scale[scale == 0] = 1.0
-            As = (A[use] - mean) / scale
-            coef, intercept, alpha, fitted, loo_trend = _ridge_loo(As, z[use])
-            xu, yu, zu = x[use], y[use], z[use]
-            # kriging alone on the same samples (when the model merged duplicate coordinates the
-            # per-sample order is lost: compare with the overall figure)
-            if base.x_.size == x.size:
-                base_use = float(np.sqrt(np.mean((base_loo[use] - zu) ** 2)))
-            else:
-                base_use = base_rmse
-            for lam in shrinks:
-                if lam == 0:
+            As = np.where(use[:, None], (np.nan_to_num(A) - mean) / scale, 0.0)
+            coef, intercept, alpha, fitted, _ = _ridge_loo(As[use], z[use])
+            # trend of each held-out fold from a ridge refitted on the other folds
+            trend_cv = np.full(x.size, np.nan)
+            trend_fit = np.full(x.size, np.nan)  # in-fold fitted trend, for the residuals
+            for f in np.unique(folds[use]):
+                test, train = use & (folds == f), use & (folds != f)
+                if train.sum() < max(min_samples, 3):
                     continue
-                resid = zu - lam * fitted
+                c, i0, _, _, _ = _ridge_loo(As[train], z[train])
+                trend_cv[test] = i0 + As[test] @ c
+            trend_fit[use] = fitted
+            scored = use & np.isfinite(trend_cv) & np.isfinite(base_pred)
+            base_use = _rmse(base_pred[scored], z[scored])
+            for lam in shrinks:
+                resid = z - lam * trend_fit
                 try:
-                    vario = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
-                    vario.fit(xu, yu, resid)
+                    model = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
+                    model.fit(x[use], y[use], resid[use])
                 except ValueError:
                     continue
-                k_loo, _ = leave_one_out(xu, yu, resid, variogram_model=vario.variogram_model_,
-                                         variogram_parameters=vario.variogram_parameters_,
-                                         n_closest_points=n_closest_points)
-                pred = lam * loo_trend + k_loo
-                score = float(np.sqrt(np.mean((pred - zu) ** 2)))
+                # residuals of the training folds use the trend refitted without the test fold
+                pred = np.full(x.size, np.nan)
+                for f in np.unique(folds[scored]):
+                    test, train = scored & (folds == f), use & (folds != f)
+                    c, i0, _, _, _ = _ridge_loo(As[train], z[train])
+                    r_train = z[train] - lam * (i0 + As[train] @ c)
+                    pred[test] = lam * trend_cv[test] + krige_at(
+                        x[train], y[train], r_train, x[test], y[test],
+                        variogram_model=model.variogram_model_,
+                        variogram_parameters=model.variogram_parameters_,
+                        n_closest_points=n_closest_points)[0]
+                score = _rmse(pred[scored], z[scored])
                 candidates.append({"feature set": fs, "window": w, "shrink": lam,
-                                   "loo rmse": score, "ridge alpha": alpha})
+                                   "cv rmse": score, "ridge alpha": alpha})
                 ratio = score / base_use
                 if best is None or ratio < best[0]:
-                    best = (ratio, fs, w, lam, (coef, intercept, alpha, names, mean, scale, use),
+                    best = (ratio, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use),
                             score)
-    if best is None or best[0] >= 1.0:
+    if best is None or best[0] >= 1.0 - margin:
         fit = AdaptiveFit("-", 0, 0.0, np.zeros(0), 0.0, 0.0, [], np.zeros(0), np.zeros(0),
                           base_rmse, base_rmse, candidates, n=int(x.size))
         rx, ry, rz = x, y, z
-        logger.info("adaptive fusion: the image does not improve on kriging alone (LOO)")
+        logger.info("adaptive fusion: the image does not improve on kriging alone (spatial CV)")
     else:
-        _, fs, w, lam, (coef, intercept, alpha, names, mean, scale, use), score = best
+        _, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use), score = best
         fit = AdaptiveFit(fs, w, lam, coef, intercept, alpha, names, mean, scale, score,
                           base_rmse, candidates, n=int(use.sum()))
         A, _ = sample_features(chips[use], fs, w, band_names)
         rx, ry = x[use], y[use]
         rz = z[use] - lam * (intercept + ((A - mean) / scale) @ coef)
-        logger.info("adaptive fusion: %s, window %d px, shrink %.2f, LOO RMSE %.4g (kriging "
+        logger.info("adaptive fusion: %s, window %d px, shrink %.2f, CV RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
     model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
     fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)

@@ -62,6 +62,7 @@ __all__ = [
     "OrdinaryKrigingModel",
     "default_cell_size",
     "krige",
+    "krige_at",
     "leave_one_out",
     "median_nn_spacing",
 ]
@@ -566,7 +567,15 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
     is_self[~is_self.any(axis=1), -1] = True
     is_self &= np.cumsum(is_self, axis=1) == 1
     neighbours = neighbours[~is_self].reshape(n, k)
+    return _solve_batched(xy, values, xy, neighbours, gamma, parameters)
 
+
+def _solve_batched(xy, values, targets, neighbours, gamma, parameters):
+    """Ordinary kriging of ``targets`` (m, 2) from the samples ``neighbours`` (m, k) index.
+
+    One (k+1)×(k+1) system per target, solved in batches with numpy.
+    """
+    n, k = neighbours.shape
     estimate = np.empty(n)
     variance = np.empty(n)
     for start in range(0, n, _LOO_BATCH):
@@ -574,7 +583,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         m = idx.shape[0]
         pts = xy[idx]  # (m, k, 2)
         d_nn = np.linalg.norm(pts[:, :, None, :] - pts[:, None, :, :], axis=-1)
-        d_0 = np.linalg.norm(pts - xy[start : start + m, None, :], axis=-1)
+        d_0 = np.linalg.norm(pts - targets[start : start + m, None, :], axis=-1)
         a = np.zeros((m, k + 1, k + 1))
         a[:, :k, :k] = gamma(parameters, d_nn)
         a[:, np.arange(k), np.arange(k)] = 0.0  # gamma(0) = 0: the nugget is a jump
@@ -586,11 +595,43 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         try:
             sol = np.linalg.solve(a, b[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            logger.warning("singular leave-one-out kriging system: using the pseudo-inverse")
+            logger.warning("singular kriging system: using the pseudo-inverse")
             sol = np.einsum("mij,mj->mi", np.linalg.pinv(a), b)
         estimate[start : start + m] = np.einsum("mk,mk->m", sol[:, :k], values[idx])
         variance[start : start + m] = np.einsum("mi,mi->m", sol, b)
     return estimate, variance
+
+
+def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
+             n_closest_points=32):
+    """Ordinary kriging at points ``(xq, yq)`` from samples with a *given* variogram.
+
+    The batched moving-window solver of :func:`leave_one_out`, for held-out
+    points (spatial cross-validation): no variogram fit, no leave-one-out.
+
+    Returns
+    -------
+    estimate, variance : ndarray, shape (m,)
+    """
+    if variogram_model not in VARIOGRAM_MODELS:
+        raise ValueError(
+            f"unknown variogram_model {variogram_model!r}: use one of {', '.join(VARIOGRAM_MODELS)}"
+        )
+    parameters = _to_pykrige(variogram_model, _check_parameters(variogram_model,
+                                                                variogram_parameters))
+    x, y, values = _validate_samples(x, y, values, log_transform=False, minimum=2)
+    xq, yq = _as_coordinates(xq, yq)
+    k = min(int(n_closest_points), x.size)
+    centre = np.array([x.mean(), y.mean()])
+    xy = np.column_stack([x, y]) - centre
+    targets = np.column_stack([xq, yq]) - centre
+    if targets.shape[0] == 0:
+        return np.empty(0), np.empty(0)
+    _, neighbours = cKDTree(xy).query(targets, k=k)
+    neighbours = np.asarray(neighbours).reshape(targets.shape[0], k)
+    with _single_threaded_blas():
+        return _solve_batched(xy, values, targets, neighbours,
+                              _VARIOGRAM_FUNCTIONS[variogram_model], parameters)
 
 
 def _loo_statistics(values, estimate, variance):

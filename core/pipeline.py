@@ -147,9 +147,9 @@ def kriging_grid(image_grid, sample_spacing, *, cell_size=None, pad_cells=3):
                 cell, cell_y, ncols, nrows)
 
 
-def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", sensor="sentinel2",
+def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="sentinel2",
                  band_map=None, pcs=(2,), band_names=None, regression="global", n_clusters=5,
-                 mode="coherent", levels=0, log_transform=False, variogram="spherical",
+                 mode="adaptive", levels=0, log_transform=False, variogram="auto",
                  cell_size=None, blend_sigma=0.0, sample_size=200_000, random_state=0,
                  progress=None, cancel=None):
     """Run the whole method for one or several elements.
@@ -176,6 +176,8 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands-pc2", senso
     cancel : callable() -> bool, optional
         Polled between steps; raises :class:`Canceled` when it returns True.
 
+    The defaults are those of the ``fusegeochemistry`` algorithm (the product's
+    default, chosen by the accuracy benchmark, ``bench/results/accuracy.md``).
     Other parameters are those of :func:`image_features`,
     :func:`~geochem_fusion.core.kriging.krige` and
     :func:`~geochem_fusion.core.fusion.fuse`.

@@ -395,3 +395,25 @@ def test_real_kolari_till_cu(shared_data):
     assert np.isfinite(result.estimate).all() and (result.estimate > 0).all()
     assert result.estimate.max() < cu.max()
     assert kriging.default_cell_size(x, y) == pytest.approx(result.grid.cell_x)
+
+
+def test_krige_at_matches_pykrige_moving_window():
+    # krige_at (the batched solver used for spatial cross-validation) must give PyKrige's
+    # moving-window answer for the same variogram (same algebra: rounding tolerance)
+    from pykrige.ok import OrdinaryKriging
+
+    from geochem_fusion.core.kriging import _to_pykrige, krige_at
+
+    rng = np.random.default_rng(11)
+    x, y = rng.uniform(0, 1000, (2, 60))
+    z = np.sin(x / 150) + np.cos(y / 200) + rng.normal(scale=0.05, size=60)
+    xq, yq = rng.uniform(0, 1000, (2, 25))
+    params = {"sill": 1.2, "range": 400.0, "nugget": 0.05}
+    est, var = krige_at(x, y, z, xq, yq, variogram_model="spherical",
+                        variogram_parameters=params, n_closest_points=12)
+    ok = OrdinaryKriging(x, y, z, variogram_model="spherical",
+                         variogram_parameters=dict(zip(["psill", "range", "nugget"],
+                                                       _to_pykrige("spherical", params))))
+    e2, v2 = ok.execute("points", xq, yq, backend="loop", n_closest_points=12)
+    np.testing.assert_allclose(est, e2, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(var, v2, rtol=1e-8, atol=1e-10)

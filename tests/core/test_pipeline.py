@@ -171,7 +171,8 @@ def bands_run(synthetic):
     s = synthetic
     calls = []
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"], "Zn": s["zn"]}, s["image"], GRID,
-                                   features="bands", progress=lambda f, m: calls.append((f, m)))
+                                   features="bands", progress=lambda f, m: calls.append((f, m)),
+                                   mode="coherent", variogram="spherical")
     return result, calls
 
 
@@ -236,7 +237,8 @@ def test_progress_increases_to_one(bands_run):
 def test_local_regression_makes_shared_units(synthetic):
     s = synthetic
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"], "Zn": s["zn"]}, s["image"], GRID,
-                                   features="bands", regression="local", n_clusters=3, levels=3)
+                                   features="bands", regression="local", n_clusters=3, levels=3,
+                                   mode="coherent", variogram="spherical")
     assert result.levels == 3
     assert result.units.shape == GRID.shape and result.kmeans is not None
     assert set(np.unique(result.units)) == {0, 1, 2}
@@ -254,7 +256,8 @@ def test_samples_not_analysed_are_skipped(synthetic):
     cu[::10] = np.nan  # 10 of the 100 samples have no Cu value
     messages = []
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": cu}, s["image"], GRID, features="bands",
-                                   progress=lambda f, m: messages.append(m))
+                                   progress=lambda f, m: messages.append(m), mode="coherent",
+                                   variogram="spherical")
     assert "Cu: kriging 90 samples" in messages
     assert np.isfinite(result.elements["Cu"].fusion.fused).all()
     assert result.elements["Cu"].kriging.estimate.shape == result.kriging_grid.shape
@@ -356,7 +359,7 @@ def test_real_kolari_cu_with_airborne_radiometrics(shared_data):
     image, grid = np.stack(bands), grids[0]
 
     result = pipeline.fuse_samples(x, y, {"Cu": cu}, image, grid, features="bands",
-                                   log_transform=True)
+                                   log_transform=True, mode="coherent", variogram="spherical")
     fused = result.elements["Cu"].fusion.fused
     valid = np.isfinite(image).all(axis=0)
     assert valid.mean() > 0.9  # the middle of the survey is covered
@@ -371,3 +374,18 @@ def test_real_kolari_cu_with_airborne_radiometrics(shared_data):
     # fused values stay within the range a geochemist would accept: the data's range
     # widened by a factor 3 either way (the injected detail is not extrapolated wildly)
     assert cu.min() / 3 < np.nanmin(fused) and np.nanmax(fused) < 3 * cu.max()
+
+
+def test_defaults_are_the_product_defaults(synthetic):
+    # fusegeochemistry's defaults: adaptive mode on all bands (chosen by bench/accuracy.py)
+    import inspect
+
+    params = inspect.signature(pipeline.fuse_samples).parameters
+    assert params["mode"].default == "adaptive" and params["features"].default == "bands"
+    s = synthetic
+    result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"]}, s["image"], GRID)
+    fit = result.elements["Cu"].fusion
+    assert fit.mode == "adaptive" and np.isfinite(fit.fused).all()
+    # the synthetic truth is linear in the bands: the image must be used
+    assert fit.shrink > 0
+    assert corr(fit.fused, s["truth"]) > corr(result.elements["Cu"].geo, s["truth"])
