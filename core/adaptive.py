@@ -342,7 +342,8 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     folds = spatial_folds(x, y, block=block or 5 * spacing, n_folds=n_folds,
                           random_state=random_state)
     everywhere = np.ones(x.size, dtype=bool)
-    base = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points).fit(x, y, z)
+    base = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
+    base.fit(x, y, z, cross_validate=False)
     base_pred = krige_cv(z, everywhere, base)
     base_rmse = _rmse(base_pred[np.isfinite(base_pred)], z[np.isfinite(base_pred)])
     candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "cv rmse": base_rmse}]
@@ -361,11 +362,13 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
             # trend of each held-out fold from a ridge refitted on the other folds
             trend_cv = np.full(x.size, np.nan)
             trend_fit = np.full(x.size, np.nan)  # in-fold fitted trend, for the residuals
+            fold_fits = {}
             for f in np.unique(folds[use]):
                 test, train = use & (folds == f), use & (folds != f)
                 if train.sum() < max(min_samples, 3):
                     continue
                 c, i0, _, _, _ = _ridge_loo(As[train], z[train])
+                fold_fits[f] = (c, i0)
                 trend_cv[test] = i0 + As[test] @ c
             trend_fit[use] = fitted
             scored = use & np.isfinite(trend_cv) & np.isfinite(base_pred)
@@ -374,14 +377,14 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
                 resid = z - lam * trend_fit
                 try:
                     model = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
-                    model.fit(x[use], y[use], resid[use])
+                    model.fit(x[use], y[use], resid[use], cross_validate=False)
                 except ValueError:
                     continue
                 # residuals of the training folds use the trend refitted without the test fold
                 pred = np.full(x.size, np.nan)
                 for f in np.unique(folds[scored]):
                     test, train = scored & (folds == f), use & (folds != f)
-                    c, i0, _, _, _ = _ridge_loo(As[train], z[train])
+                    c, i0 = fold_fits[f]
                     r_train = z[train] - lam * (i0 + As[train] @ c)
                     pred[test] = lam * trend_cv[test] + krige_at(
                         x[train], y[train], r_train, x[test], y[test],

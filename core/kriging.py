@@ -286,7 +286,7 @@ class OrdinaryKrigingModel:
         self.back_transform = back_transform
 
     # -- fitting ------------------------------------------------------------
-    def fit(self, x, y, values):
+    def fit(self, x, y, values, *, cross_validate=True):
         """Validate the samples, fit the variogram and cross-validate it.
 
         Parameters
@@ -296,12 +296,18 @@ class OrdinaryKrigingModel:
         values : array_like, shape (n,)
             Sample values (e.g. ppm); finite, not all equal, positive when
             ``log_transform``.
+        cross_validate : bool
+            Compute the leave-one-out statistics (needed by ``variogram='auto'``).
+            ``False`` skips them (``loo_`` is then empty), for callers that only
+            need the fitted variogram, e.g. inside another cross-validation.
 
         Returns
         -------
         self
         """
         self._check_settings()
+        if not cross_validate and self.variogram == "auto":
+            raise ValueError("variogram='auto' chooses by leave-one-out: keep cross_validate=True")
         x, y, values = _validate_samples(x, y, values, log_transform=self.log_transform)
         z = np.log10(values) if self.log_transform else values
         x, y, z = _merge_duplicates(x, y, z)
@@ -318,7 +324,7 @@ class OrdinaryKrigingModel:
         fits = {}
         for model in models:
             try:
-                fits[model] = self._fit_one(model)
+                fits[model] = self._fit_one(model, cross_validate=cross_validate)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 if self.variogram != "auto":
                     raise
@@ -330,6 +336,8 @@ class OrdinaryKrigingModel:
             raise ValueError(f"no variogram model could be fitted to the samples (tried {models})")
         best = min(fits, key=lambda m: fits[m][2]["rmse"])
         self._kriger, self.variogram_parameters_, self.loo_ = fits[best]
+        if not cross_validate:
+            self.loo_ = {}
         self.variogram_model_ = best
         self.candidates_ = {m: fits[m][2]["rmse"] for m in fits} if self.variogram == "auto" else {}
         logger.info(
@@ -342,7 +350,7 @@ class OrdinaryKrigingModel:
         )
         return self
 
-    def _fit_one(self, model):
+    def _fit_one(self, model, *, cross_validate=True):
         """PyKrige object, parameters and LOO statistics of one variogram model."""
         user = None
         if self.variogram_parameters is not None:
@@ -357,6 +365,8 @@ class OrdinaryKrigingModel:
             nlags=int(self.nlags),
         )
         parameters = _from_pykrige(model, kriger.variogram_model_parameters)
+        if not cross_validate:
+            return kriger, parameters, {"rmse": float("nan")}
         estimate, variance = leave_one_out(
             self.x_,
             self.y_,
