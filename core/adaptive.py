@@ -121,6 +121,35 @@ def _ridge_loo(A, z):
     return model.coef_.copy(), float(model.intercept_), alpha, fitted, loo
 
 
+def _fit_trend(As, z, labels, min_unit):
+    """Global ridge trend, plus one per unit (label >= 0) with at least ``min_unit`` samples.
+
+    Returns ``{"global": (coef, intercept, alpha), unit: (coef, intercept, alpha), ...}``.
+    """
+    coef, intercept, alpha, _, _ = _ridge_loo(As, z)
+    fits = {"global": (coef, intercept, alpha)}
+    if labels is not None:
+        for unit in np.unique(labels[labels >= 0]):
+            inside = labels == unit
+            if inside.sum() >= min_unit and np.ptp(z[inside]) > 0:
+                c, i0, a, _, _ = _ridge_loo(As[inside], z[inside])
+                fits[int(unit)] = (c, i0, a)
+    return fits
+
+
+def _apply_trend(As, labels, fits):
+    """Trend at rows of ``As`` with each row's unit fit (the global fit when it has none)."""
+    coef, intercept, _ = fits["global"]
+    out = intercept + As @ coef
+    if labels is not None:
+        for unit, (c, i0, _) in fits.items():
+            if unit == "global":
+                continue
+            inside = labels == unit
+            out[inside] = i0 + As[inside] @ c
+    return out
+
+
 @dataclass
 class AdaptiveFit:
     """What :func:`fit_adaptive` chose and why.
@@ -136,6 +165,8 @@ class AdaptiveFit:
     kriging_alone_rmse : the same for ordinary kriging alone.
     candidates : list of dicts, one per candidate, with its cross-validation RMSE.
     kriging : the :class:`~geochem_fusion.core.kriging.KrigingResult` of the residual.
+    unit_fits : ``{unit: (coef, intercept, alpha)}`` of the local trends (``regression =
+        "local"``); pixels of other units, or unlabelled, use the global trend.
     """
 
     feature_set: str
@@ -153,24 +184,34 @@ class AdaptiveFit:
     kriging: object = None
     fused: np.ndarray = None
     n: int = 0
+    unit_fits: dict = field(default_factory=dict)
+    regression: str = "global"
 
     @property
     def halo(self):
         """Pixels of context a window needs on each side for an exact :meth:`trend`."""
         return self.window // 2
 
-    def trend(self, image, *, band_names=None):
-        """``λ·(a0 + Σ ai·F_i)`` on the image (or a window of it), ``(rows, cols)``."""
+    def trend(self, image, *, labels=None, band_names=None):
+        """``λ·(a0 + Σ ai·F_i)`` on the image (or a window of it), ``(rows, cols)``.
+
+        ``labels`` ``(rows, cols)``: units of the pixels, for local trends.
+        """
         image = np.asarray(image, dtype=np.float64)
         if self.shrink == 0:
             return np.where(np.isfinite(image).all(axis=0), 0.0, np.nan)
         F, _ = feature_stack(image, self.feature_set, window=self.window, band_names=band_names)
-        t = np.full(F.shape[1:], self.intercept)
-        for i in range(F.shape[0]):
-            t += self.coef[i] * (F[i] - self.mean[i]) / self.scale[i]
+        return self.trend_from_features(F, labels=labels)
+
+    def trend_from_features(self, F, *, labels=None):
+        """The trend from a precomputed :func:`feature_stack` ``F`` (shared between elements)."""
+        fits = {"global": (self.coef, self.intercept, self.alpha), **self.unit_fits}
+        flat = ((F.reshape(F.shape[0], -1).T - self.mean) / self.scale)
+        lab = None if labels is None else np.asarray(labels).ravel()
+        t = _apply_trend(flat, lab if self.unit_fits else None, fits).reshape(F.shape[1:])
         return self.shrink * t
 
-    def predict(self, image, grid, *, band_names=None):
+    def predict(self, image, grid, *, labels=None, band_names=None):
         """Fused values (working space) on ``grid``: trend of ``image`` + kriged residual.
 
         ``image`` ``(p, rows, cols)`` covers ``grid``, which may be any window of
@@ -178,7 +219,7 @@ class AdaptiveFit:
         for results identical to the whole-image ones.
         """
         residual = resample_cubic(self.kriging.estimate, self.kriging.grid, grid)
-        return self.trend(image, band_names=band_names) + residual
+        return self.trend(image, labels=labels, band_names=band_names) + residual
 
     def coefficient_table(self, feature_names=None):
         """One row describing the selected predictor (same shape as the regression tables)."""
@@ -188,7 +229,15 @@ class AdaptiveFit:
                "intercept": self.intercept * self.shrink}
         for name, c in zip(self.feature_names, self.coef):
             row[f"gain per SD {name}"] = float(c) * self.shrink
-        return [row]
+        rows = [row]
+        for unit, (coef, intercept, alpha) in sorted(self.unit_fits.items()):
+            unit_row = {k: "" for k in row}
+            unit_row.update({"unit": int(unit), "ridge alpha": alpha,
+                             "intercept": intercept * self.shrink})
+            for name, c in zip(self.feature_names, coef):
+                unit_row[f"gain per SD {name}"] = float(c) * self.shrink
+            rows.append(unit_row)
+        return rows
 
 
 def _sample_pixels(x, y, grid):
@@ -273,7 +322,7 @@ def _rmse(a, b):
 def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, feature_sets=None,
                          windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
                          n_closest_points=32, min_samples=12, block=None, n_folds=5,
-                         margin=0.01, random_state=0):
+                         margin=0.01, random_state=0, labels=None, min_unit_samples=15):
     """Choose the adaptive predictor from the samples by spatial cross-validation.
 
     Every candidate — kriging alone, and for each feature set and support
@@ -302,6 +351,10 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     variogram : str
         Variogram of the final residual kriging (``"auto"`` allowed); the
         cross-validation uses spherical models fitted to all samples.
+    labels : ndarray of int, shape (n,), optional
+        Geological unit of each sample (−1 = none): local regression, one
+        ridge trend per unit with at least ``min_unit_samples`` samples, the
+        global trend elsewhere.
 
     Returns
     -------
@@ -310,6 +363,11 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         :meth:`AdaptiveFit.predict` for any window of the image.
     """
     from .kriging import krige_at, median_nn_spacing
+
+    if labels is not None:
+        labels = np.asarray(labels).astype(np.int64).ravel()
+        if labels.size != np.asarray(x).size:
+            raise ValueError(f"got {labels.size} unit labels for {np.asarray(x).size} samples")
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -358,7 +416,11 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
             scale = A[use].std(axis=0)
             scale[scale == 0] = 1.0
             As = np.where(use[:, None], (np.nan_to_num(A) - mean) / scale, 0.0)
-            coef, intercept, alpha, fitted, _ = _ridge_loo(As[use], z[use])
+            lab = None if labels is None else labels
+            full_fits = _fit_trend(As[use], z[use], None if lab is None else lab[use],
+                                   min_unit_samples)
+            coef, intercept, alpha = full_fits["global"]
+            fitted = _apply_trend(As[use], None if lab is None else lab[use], full_fits)
             # trend of each held-out fold from a ridge refitted on the other folds
             trend_cv = np.full(x.size, np.nan)
             trend_fit = np.full(x.size, np.nan)  # in-fold fitted trend, for the residuals
@@ -367,9 +429,11 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
                 test, train = use & (folds == f), use & (folds != f)
                 if train.sum() < max(min_samples, 3):
                     continue
-                c, i0, _, _, _ = _ridge_loo(As[train], z[train])
-                fold_fits[f] = (c, i0)
-                trend_cv[test] = i0 + As[test] @ c
+                fits_f = _fit_trend(As[train], z[train], None if lab is None else lab[train],
+                                    min_unit_samples)
+                fold_fits[f] = fits_f
+                trend_cv[test] = _apply_trend(As[test], None if lab is None else lab[test],
+                                              fits_f)
             trend_fit[use] = fitted
             scored = use & np.isfinite(trend_cv) & np.isfinite(base_pred)
             base_use = _rmse(base_pred[scored], z[scored])
@@ -384,8 +448,8 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
                 pred = np.full(x.size, np.nan)
                 for f in np.unique(folds[scored]):
                     test, train = scored & (folds == f), use & (folds != f)
-                    c, i0 = fold_fits[f]
-                    r_train = z[train] - lam * (i0 + As[train] @ c)
+                    r_train = z[train] - lam * _apply_trend(
+                        As[train], None if lab is None else lab[train], fold_fits[f])
                     pred[test] = lam * trend_cv[test] + krige_at(
                         x[train], y[train], r_train, x[test], y[test],
                         variogram_model=model.variogram_model_,
@@ -396,20 +460,23 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
                                    "cv rmse": score, "ridge alpha": alpha})
                 ratio = score / base_use
                 if best is None or ratio < best[0]:
-                    best = (ratio, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use),
-                            score)
+                    best = (ratio, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use,
+                                    full_fits), score)
     if best is None or best[0] >= 1.0 - margin:
         fit = AdaptiveFit("-", 0, 0.0, np.zeros(0), 0.0, 0.0, [], np.zeros(0), np.zeros(0),
                           base_rmse, base_rmse, candidates, n=int(x.size))
         rx, ry, rz = x, y, z
         logger.info("adaptive fusion: the image does not improve on kriging alone (spatial CV)")
     else:
-        _, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use), score = best
+        _, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use, full_fits), score = best
+        units = {k: v for k, v in full_fits.items() if k != "global"}
         fit = AdaptiveFit(fs, w, lam, coef, intercept, alpha, names, mean, scale, score,
-                          base_rmse, candidates, n=int(use.sum()))
+                          base_rmse, candidates, n=int(use.sum()), unit_fits=units,
+                          regression="local" if labels is not None else "global")
         A, _ = sample_features(chips[use], fs, w, band_names)
         rx, ry = x[use], y[use]
-        rz = z[use] - lam * (intercept + ((A - mean) / scale) @ coef)
+        rz = z[use] - lam * _apply_trend((A - mean) / scale,
+                                         None if labels is None else labels[use], full_fits)
         logger.info("adaptive fusion: %s, window %d px, shrink %.2f, CV RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
     model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
@@ -417,12 +484,14 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     return fit
 
 
-def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, **options):
+def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, units=None,
+                 **options):
     """Choose and fit the adaptive predictor and predict on the whole image grid.
 
     Convenience for images that fit in memory: :func:`chips_from_image`, then
     :func:`fit_adaptive_samples` (``options`` are its keywords), then
-    :meth:`AdaptiveFit.predict`.
+    :meth:`AdaptiveFit.predict`. ``units`` ``(rows, cols)`` (−1 = none) makes
+    the trend local: one per geological unit.
 
     Returns
     -------
@@ -431,6 +500,12 @@ def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, *
     """
     windows = options.get("windows", DEFAULT_WINDOWS)
     chips = chips_from_image(image, image_grid, x, y, half=max(windows) // 2)
-    fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names, **options)
-    fit.fused = fit.predict(image, image_grid, band_names=band_names)
+    labels = None
+    if units is not None:
+        r, c, inside = _sample_pixels(x, y, image_grid)
+        labels = np.full(r.size, -1)
+        labels[inside] = np.asarray(units)[r[inside], c[inside]]
+    fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
+                               labels=labels, **options)
+    fit.fused = fit.predict(image, image_grid, labels=units, band_names=band_names)
     return fit.fused, fit

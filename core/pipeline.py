@@ -167,8 +167,9 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
         ``paper``/``coherent``: the Laplacian-pyramid fusion of the kriged layer
         (:func:`~geochem_fusion.core.fusion.fuse`); ``adaptive``: regression of
         the samples on the (support-averaged) features with cross-validated
-        shrinkage plus kriged residuals (:mod:`~geochem_fusion.core.adaptive`);
-        it ignores ``regression``, ``levels`` and ``blend_sigma``.
+        shrinkage plus kriged residuals (:mod:`~geochem_fusion.core.adaptive`),
+        one trend per K-means unit with ``regression="local"``; it ignores
+        ``levels`` and ``blend_sigma``.
     levels : int
         Pyramid depth; 0 = automatic, ``round(log2(sample_spacing / pixel))``
         capped by the image size.
@@ -224,7 +225,7 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
                            band_names=band_names, sample_size=sample_size,
                            random_state=random_state)
     units = kmeans = None
-    if regression == "local" and mode != "adaptive":
+    if regression == "local":
         _step(progress, cancel, 1 / n_steps, "clustering geological units (K-means)")
         kmeans = KMeansUnits(n_clusters, sample_size=sample_size, random_state=random_state)
         units = kmeans.fit(feats.data).predict(feats.data)
@@ -241,7 +242,8 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
         _step(progress, cancel, (3 + 2 * i) / n_steps, f"{name}: fusing")
         if mode == "adaptive":
             fres = _adaptive_element(x[ok], y[ok], vals[ok], feats, image_grid, kgrid,
-                                     log_transform=log_transform, variogram=variogram)
+                                     log_transform=log_transform, variogram=variogram,
+                                     units=units)
         else:
             fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
                                 labels=units, log_transform=log_transform,
@@ -252,7 +254,8 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
     return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)
 
 
-def _adaptive_element(x, y, values, feats, image_grid, kgrid, *, log_transform, variogram):
+def _adaptive_element(x, y, values, feats, image_grid, kgrid, *, log_transform, variogram,
+                      units=None):
     """The ``adaptive`` mode for one element: the fit, with ``fused`` in data units."""
     from .adaptive import fit_adaptive
 
@@ -266,7 +269,7 @@ def _adaptive_element(x, y, values, feats, image_grid, kgrid, *, log_transform, 
             )
         values = np.log10(values)
     fused, fit = fit_adaptive(x, y, values, feats.data, image_grid, kgrid,
-                              band_names=feats.names, variogram=variogram)
+                              band_names=feats.names, variogram=variogram, units=units)
     if log_transform:
         fit.fused = np.power(10.0, fused)
     fit.mode = "adaptive"

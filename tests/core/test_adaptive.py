@@ -107,3 +107,30 @@ def test_window_by_window_prediction_equals_whole_image():
             pred = fit.predict(bands[:, a0:a1, b0:b1], win)
             out[r0:r1, c0:c1] = pred[r0 - a0:r1 - a0, c0 - b0:c1 - b0]
     np.testing.assert_allclose(out, fused, rtol=1e-10, atol=1e-10)
+
+
+def test_local_trends_per_unit():
+    # two units with opposite relations to band 1: one global trend cannot fit both, local can
+    rng = np.random.default_rng(7)
+    shape = (120, 120)
+    bands = 0.2 + 0.05 * np.stack([ndimage.gaussian_filter(rng.normal(size=shape), 2)
+                                   for _ in range(2)]) / 0.1
+    bands = np.clip(bands, 0.01, None)
+    units = np.zeros(shape, dtype=int)
+    units[:, 60:] = 1
+    truth = np.where(units == 0, 50 * bands[0], -50 * bands[0])
+    grid = Grid(0.0, 1200.0, 10.0, 10.0, 120, 120)
+    x, y = rng.uniform(30, 1170, (2, 200))
+    col, row = grid.to_pixel(x, y)
+    z = truth[np.round(row).astype(int), np.round(col).astype(int)]
+    kg = kriging_grid(grid, 80.0)
+    fused_g, fit_g = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,))
+    fused_l, fit_l = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,), units=units)
+    assert fit_l.regression == "local" and set(fit_l.unit_fits) == {0, 1}
+    # the local gains on band 1 have opposite signs, as in the truth
+    g0, g1 = fit_l.unit_fits[0][0][0], fit_l.unit_fits[1][0][0]
+    assert g0 > 0 > g1
+    inner = (slice(10, -10), slice(10, -10))
+    rmse = lambda a: np.sqrt(np.mean((a - truth)[inner] ** 2))  # noqa: E731
+    assert rmse(fused_l) < 0.7 * rmse(fused_g)
+    assert len(fit_l.coefficient_table()) == 3
