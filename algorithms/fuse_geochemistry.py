@@ -1,5 +1,8 @@
 """``geochemfusion:fusegeochemistry`` — one click from samples and image to fused layers."""
 
+import contextlib
+import os
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -15,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.progress import Canceled
 from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm
 from .mineral_indices import resolve_band_map, sensor_of
@@ -139,9 +143,6 @@ class FuseGeochemistry(GeochemAlgorithm):
             createByDefault=False))
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pipeline import fuse_samples
-        from ..core.progress import Canceled
-
         image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
         if image_layer is None:
             raise ValueError("no image given")
@@ -154,7 +155,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         x, y, values, messages = read_points(source, fields, image_crs, context, feedback)
         for m in messages:
             feedback.pushInfo(m)
-        image = raster_io.read_raster(raster_io.layer_path(image_layer))
+        image = raster_io.open_blocks(raster_io.layer_path(image_layer))
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
         band_map = None
@@ -170,73 +171,133 @@ class FuseGeochemistry(GeochemAlgorithm):
             pcs=parse_int_list(self.parameterAsString(parameters, self.PCS, context) or "2",
                                "Principal components"),
             band_names=image.descriptions, regression=regression,
-            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context), mode=mode,
-            levels=self.parameterAsInt(parameters, self.LEVELS, context),
+            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
             log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             variogram=VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)],
             random_state=self.parameterAsInt(parameters, self.SEED, context))
+        names = list(values)
+        descriptions = [fused_name(n, regression, mode) for n in names]
+        meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": regression,
+                "FEATURES": feature_key}
+        wkt = image.crs_wkt or image_crs.toWkt()
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 0, 90)
         try:
-            result = fuse_samples(x, y, values, image.data, image.grid,
-                                  progress=progress.progress, cancel=progress.is_canceled,
-                                  **settings)
+            if mode == "adaptive":
+                result = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
+                                             settings, out, descriptions, meta, progress)
+            else:
+                result = self._fuse_in_memory(image, wkt, x, y, values, settings, mode,
+                                              parameters, context, out, descriptions, meta,
+                                              progress)
         except Canceled as exc:
             raise QgsProcessingException("Canceled by the user; no output was written.") from exc
         for note in result.notes:
             feedback.pushInfo(note)
-        feedback.pushInfo(f"Pyramid depth: {result.levels} levels (sample spacing "
-                          f"{result.sample_spacing:.0f} map units)")
-        return self._write_outputs(parameters, context, feedback, image, image_crs, result,
-                                   settings)
+        layer_name = descriptions[0] if len(names) == 1 else (
+            f"Fused geochemistry ({', '.join(names)}; "
+            + (f"{regression}, " if mode != "adaptive" else "") + f"{mode})")
+        self.load_styled(context, out, GEOCHEM, layer_name)
+        outputs = {self.OUTPUT: out}
+        for key, kind, label in ((self.OUTPUT_FEATURES, CONTINUOUS, "Fusion image features"),
+                                 (self.OUTPUT_UNITS, UNITS, "Geological units (K-means)")):
+            path = self.parameterAsOutputLayer(parameters, key, context)
+            if path and os.path.exists(path):
+                self.load_styled(context, path, kind, label)
+                outputs[key] = path
+            elif path:
+                feedback.pushInfo("No unit raster: units are only made for local regression.")
+        feedback.setProgress(92)
+        settings["mode"] = mode
+        outputs.update(self._write_common(parameters, context, image, wkt, result, settings))
+        feedback.setProgress(100)
+        return outputs
 
-    def _write_outputs(self, parameters, context, feedback, image, image_crs, result, settings):
+    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, out,
+                       descriptions, meta, progress):
+        """Default mode: the image is read and the outputs written block by block."""
+        from ..core.scene import fuse_scene
+
+        features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
+        units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        with contextlib.ExitStack() as stack:
+            writer = stack.enter_context(raster_io.WindowedWriter(
+                out, image.grid, wkt, len(descriptions), descriptions=descriptions,
+                metadata=meta))
+            extra = {}
+
+            def lazy(key, path, n_bands, **kwargs):
+                if key not in extra:
+                    extra[key] = stack.enter_context(raster_io.WindowedWriter(
+                        path, image.grid, wkt, n_bands, **kwargs))
+                return extra[key]
+
+            def write_features(row0, block):
+                w = lazy("features", features_path, block.shape[0])
+                for j in range(block.shape[0]):
+                    w.write(j, row0, block[j])
+
+            def write_units(row0, block):
+                lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
+                     nodata=-1).write(0, row0, block)
+
+            scene = fuse_scene(
+                x, y, values, image.read, image.grid, writer.write,
+                write_features=write_features if features_path else None,
+                write_units=write_units if units_path else None,
+                progress=progress.progress, cancel=progress.is_canceled, **settings)
+            if "features" in extra:
+                for j, name in enumerate(scene.transform.names_):
+                    extra["features"].ds.GetRasterBand(j + 1).SetDescription(name)
+        return scene.as_pipeline_result()
+
+    def _fuse_in_memory(self, image, wkt, x, y, values, settings, mode, parameters, context,
+                        out, descriptions, meta, progress):
+        """Paper and coherent modes: the Laplacian pyramid runs on the image in memory."""
         import numpy as np
 
-        wkt = image.crs_wkt or image_crs.toWkt()
-        names = list(result.elements)
-        reg, mode = settings["regression"], settings["mode"]
-        descriptions = [fused_name(n, reg, mode) for n in names]
-        outputs = {}
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        fused = np.stack([result.elements[n].fusion.fused for n in names])
-        meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": reg,
-                "LEVELS": result.levels, "FEATURES": settings["features"]}
-        raster_io.write_raster(out, fused, image.grid, wkt, descriptions=descriptions,
-                               metadata=meta)
-        layer_name = descriptions[0] if len(names) == 1 else (
-            f"Fused geochemistry ({', '.join(names)}; {reg}, {mode})")
-        self.load_styled(context, out, GEOCHEM, layer_name)
-        outputs[self.OUTPUT] = out
-        feedback.setProgress(92)
+        from ..core.pipeline import fuse_samples
 
+        data = raster_io.read_raster(image.path)
+        result = fuse_samples(x, y, values, data.data, data.grid, mode=mode,
+                              levels=self.parameterAsInt(parameters, self.LEVELS, context),
+                              progress=progress.progress, cancel=progress.is_canceled,
+                              **settings)
+        result.notes.append(f"Pyramid depth: {result.levels} levels (sample spacing "
+                            f"{result.sample_spacing:.0f} map units)")
+        meta = {**meta, "LEVELS": result.levels}
+        fused = np.stack([result.elements[n].fusion.fused for n in result.elements])
+        raster_io.write_raster(out, fused, data.grid, wkt, descriptions=descriptions,
+                               metadata=meta)
+        path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
+        if path:
+            raster_io.write_raster(path, result.features.data, data.grid, wkt,
+                                   descriptions=result.features.names)
+        path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        if path and result.units is not None:
+            raster_io.write_raster(path, result.units, data.grid, wkt,
+                                   descriptions=["K-means units"], dtype="int16", nodata=-1)
+        return result
+
+    def _write_common(self, parameters, context, image, wkt, result, settings):
+        """Coarse kriging layers, the coefficient table and the report."""
+        import numpy as np
+
+        names = list(result.elements)
+        outputs = {}
         kgrid = result.kriging_grid
-        optional = (
-            (self.OUTPUT_KRIGED, lambda: np.stack([result.elements[n].kriging.estimate
-                                                   for n in names]),
-             kgrid, [f"{n} kriged" for n in names], GEOCHEM, "kriged"),
-            (self.OUTPUT_VARIANCE, lambda: np.stack([result.elements[n].kriging.variance
-                                                     for n in names]),
-             kgrid, [f"{n} kriging variance" for n in names], VARIANCE, "kriging variance"),
-            (self.OUTPUT_FEATURES, lambda: result.features.data, image.grid,
-             result.features.names, CONTINUOUS, "image features"),
-        )
-        for key, data, grid, desc, kind, label in optional:
+        for key, attr, desc, kind, label in (
+                (self.OUTPUT_KRIGED, "estimate", "kriged", GEOCHEM, "kriged"),
+                (self.OUTPUT_VARIANCE, "variance", "kriging variance", VARIANCE,
+                 "kriging variance")):
             path = self.parameterAsOutputLayer(parameters, key, context)
             if path:
-                raster_io.write_raster(path, data(), grid, wkt, descriptions=desc,
+                data = np.stack([getattr(result.elements[n].kriging, attr) for n in names])
+                raster_io.write_raster(path, data, kgrid, wkt,
+                                       descriptions=[f"{n} {desc}" for n in names],
                                        metadata={"SAMPLE_SPACING": result.sample_spacing})
-                self.load_styled(context, path, kind, f"{', '.join(names)} {label}"
-                                 if kind != CONTINUOUS else f"Fusion {label}")
+                self.load_styled(context, path, kind, f"{', '.join(names)} {label}")
                 outputs[key] = path
-        units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
-        if units_path and result.units is not None:
-            raster_io.write_raster(units_path, result.units, image.grid, wkt,
-                                   descriptions=["K-means units"], dtype="int16", nodata=-1)
-            self.load_styled(context, units_path, UNITS, "Geological units (K-means)")
-            outputs[self.OUTPUT_UNITS] = units_path
-        elif units_path:
-            feedback.pushInfo("No unit raster: units are only made for local regression.")
-
         rows = []
         for n in names:
             for row in flatten_rows(result.elements[n].fusion.coefficient_table(
@@ -251,5 +312,4 @@ class FuseGeochemistry(GeochemAlgorithm):
 
             fusion_report(report, result, settings, image.descriptions, rows)
             outputs[self.OUTPUT_REPORT] = report
-        feedback.setProgress(100)
         return outputs

@@ -38,8 +38,9 @@ def fusion_report(path, result, settings, band_names, coefficient_rows):
     pca = result.features.pca
     if pca is not None:
         sections.append(("Principal components", table_html(
-            pca.loading_table(result.features.indices.labels if result.features.indices
-                              else band_names),
+            pca.loading_table(result.features.source_names
+                              or (result.features.indices.labels if result.features.indices
+                                  else band_names)),
             "Loadings (correlation of each input with each component) and explained variance")))
     maps = "".join(map_html(result.features.data[i], name, cmap="gray")
                    for i, name in enumerate(result.features.names))

@@ -24,14 +24,41 @@ def resolve_band_map(raster, sensor, band_map_text):
     """Band map from the user's text, else guessed from band descriptions, else by band order."""
     from ..core.indices import default_band_map, guess_band_map
 
+    n_bands = len(raster.descriptions)
     if band_map_text.strip():
-        return parse_band_map(band_map_text), "given"
+        band_map = parse_band_map(band_map_text)
+        for key, index in band_map.items():
+            if not 0 <= index < n_bands:
+                raise ValueError(
+                    f"band map entry '{key}={index + 1}': the image has {n_bands} bands, numbered "
+                    f"1 to {n_bands}; fix the band map"
+                )
+        return band_map, "given"
     if sensor == "custom":
         raise ValueError("SENSOR is 'custom': give a band map such as 'B2=1,B3=2,B4=3,B8=4'.")
     guessed = guess_band_map(raster.descriptions, sensor)
     if guessed:
         return guessed, "guessed from band descriptions"
-    return default_band_map(raster.data.shape[0], sensor), "by band order"
+    try:
+        return default_band_map(n_bands, sensor), "by band order"
+    except ValueError as exc:
+        usual, example = _USUAL_BANDS[sensor]
+        raise ValueError(
+            f"the image has {n_bands} bands whose names do not say which {sensor_name(sensor)} "
+            f"band they are, and the usual band order has {usual} bands. Give the Band map "
+            f"(advanced parameter), e.g. '{example}', or choose the sensor that took the image"
+        ) from exc
+
+
+_USUAL_BANDS = {
+    "aster": ("9 (bands 1-9) or 14 (1-14)", "1=1,2=2,3=3,4=4,5=5,6=6,7=7,8=8,9=9"),
+    "sentinel2": ("4 (B2, B3, B4, B8) or 10 (B2-B7, B8, B8A, B11, B12)",
+                  "B2=1,B3=2,B4=3,B8=4,B11=5,B12=6"),
+}
+
+
+def sensor_name(sensor):
+    return "ASTER" if sensor == "aster" else "Sentinel-2"
 
 
 def sensor_of(band_map, sensor):
@@ -76,7 +103,11 @@ class MineralIndices(GeochemAlgorithm):
         from ..core.indices import compute_indices
 
         layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
-        raster = raster_io.read_raster(raster_io.layer_path(layer))
+        self.step(feedback, 1, f"Reading '{layer.name()}'")
+        # indices are float64 copies: about as many as bands, plus the input
+        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=4)
+        for note in raster_io.check_bands(raster, f"Image '{layer.name()}'", empty_band="warn"):
+            feedback.pushWarning(note)
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
         band_map, how = resolve_band_map(
             raster, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
@@ -88,9 +119,11 @@ class MineralIndices(GeochemAlgorithm):
         keys = [table[i][1].key for i in chosen if table[i][0] == sensor] or None
         if chosen and keys is None:
             raise ValueError("none of the chosen indices belongs to the chosen sensor's table")
+        self.step(feedback, 20, "Computing the indices")
         result = compute_indices(raster.data, band_map, sensor=sensor, indices=keys)
         for key, bands in result.missing.items():
             feedback.pushWarning(f"Index '{key}' not computed: bands {', '.join(bands)} are absent.")
+        self.step(feedback, 80, "Writing the indices")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         raster_io.write_raster(out, result.data, raster.grid, raster.crs_wkt,
                                descriptions=[ix.label for ix in result.indices])

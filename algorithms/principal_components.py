@@ -22,18 +22,32 @@ from .styles import CONTINUOUS
 
 
 def write_loading_table(alg, parameters, context, key, rows):
-    """Write a list of dicts (same keys) as a geometry-less table sink."""
+    """Write a list of dicts as a geometry-less table sink.
+
+    Columns are the union of the rows' keys, in first-seen order; a column is
+    text if any row holds text in it; missing or empty values are NULL.
+    """
+    columns = {}
+    for row in rows:
+        for name, value in row.items():
+            text = isinstance(value, str) and value != ""
+            columns[name] = columns.get(name, False) or text
     fields = QgsFields()
-    for name, value in rows[0].items():
-        kind = QVariant.String if isinstance(value, str) else QVariant.Double
-        fields.append(QgsField(name, kind))
+    for name, text in columns.items():
+        fields.append(QgsField(name, QVariant.String if text else QVariant.Double))
     sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
     if sink is None:
         return None
     for row in rows:
         feat = QgsFeature(fields)
-        feat.setAttributes([row[name] if isinstance(row[name], str) else float(row[name])
-                            for name in fields.names()])
+        values = []
+        for name, text in columns.items():
+            value = row.get(name)
+            if value is None or value == "":
+                values.append(None)
+            else:
+                values.append(str(value) if text else float(value))
+        feat.setAttributes(values)
         sink.addFeature(feat, QgsFeatureSink.FastInsert)
     return dest
 
@@ -76,15 +90,20 @@ class PrincipalComponents(GeochemAlgorithm):
         from ..core.pca import PCA
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        raster = raster_io.read_raster(raster_io.layer_path(layer))
+        self.step(feedback, 1, f"Reading '{layer.name()}'")
+        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=3)  # + scores, + rows
+        raster_io.check_bands(raster, f"Input '{layer.name()}'")
         n = self.parameterAsInt(parameters, self.N_COMPONENTS, context) or None
         wanted = parse_int_list(self.parameterAsString(parameters, self.COMPONENTS, context) or "",
                                 "Components to write")
         if wanted and n is not None and max(wanted) > n:
             n = max(wanted)
         pca = PCA(n, standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context))
-        comps = pca.fit(raster.data).transform(raster.data)
-        self.check_canceled(feedback)
+        self.step(feedback, 10, "Fitting the principal components")
+        pca.fit(raster.data)
+        self.step(feedback, 40, "Computing the component images")
+        comps = pca.transform(raster.data)
+        self.step(feedback, 80, "Writing the components")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         ratio = pca.explained_variance_ratio_
         desc = [f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(ratio)]

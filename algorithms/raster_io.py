@@ -1,11 +1,16 @@
 """Raster input/output for the algorithms (GDAL), kept out of ``core``.
 
-Reading turns nodata into NaN (the core convention).  Writing goes to a
-temporary file in the destination folder that is moved into place only when
-it is complete, so a failure never leaves a half-written output.
+Reading turns nodata into NaN (the core convention) after checking that the
+raster fits in memory (:func:`check_memory`).  Writing goes to a temporary
+file in the destination folder that is moved into place only when it is
+complete, so a failure (a full disk, a cancel) never leaves a half-written
+output, and an existing file at the destination is kept until the new one is
+complete.
 """
 
+import errno
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 
@@ -49,10 +54,72 @@ def open_raster(path):
         raise ValueError(f"Cannot open raster '{path}': {exc}") from exc
 
 
-def read_raster(path, *, bands=None, window=None):
+# -- memory ------------------------------------------------------------------------------
+def available_memory():
+    """Bytes of memory available to this process now, or None when unknown.
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo`` (free memory plus the page
+    cache that can be dropped); elsewhere the free physical pages
+    (``os.sysconf``), when the platform reports them.
+    """
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(shape, bands, bytes_per_value=8, what="raster", *, copies=1, remedy=None):
+    """Refuse, before allocating, arrays that would not fit in the available memory.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)``.
+    bands : int
+        Number of bands.
+    bytes_per_value : int
+        8 for the float64 arrays of the core.
+    what : str
+        What is processed, for the message (e.g. ``"raster 'scene.tif'"``).
+    copies : float
+        Arrays of this size the processing holds at once (working copies).
+    remedy : str, optional
+        What the user can do; default: clip to an extent or use a coarser
+        resolution.
+
+    Raises
+    ------
+    ValueError
+        With the size needed in GB, the memory available and the remedy.
+    """
+    rows, cols = (int(v) for v in tuple(shape)[-2:])
+    need = float(rows) * cols * int(bands) * bytes_per_value * copies
+    available = available_memory()
+    if available is None or need <= available:
+        return
+    remedy = remedy or ("Clip it to the area you need (Raster > Extraction > Clip Raster by "
+                        "Extent) or resample it to a coarser resolution first.")
+    raise ValueError(
+        f"Processing {what} ({bands} band{'s' if bands != 1 else ''} of {rows} x {cols} pixels) "
+        f"needs about {need / 1e9:.1f} GB of memory, but only {available / 1e9:.1f} GB is "
+        f"available. {remedy}"
+    )
+
+
+def read_raster(path, *, bands=None, window=None, copies=1):
     """Read a raster as float64 ``(bands, rows, cols)`` with nodata as NaN.
 
     ``window`` is ``(row0, col0, nrows, ncols)``; ``bands`` 1-based band numbers.
+    ``copies``: arrays of the raster's size the caller will hold at once; a
+    raster that would not fit in memory is refused before it is read
+    (:func:`check_memory`).
     """
     ds = open_raster(path)
     gt = ds.GetGeoTransform(can_return_null=True)
@@ -61,6 +128,11 @@ def read_raster(path, *, bands=None, window=None):
     full = Grid.from_gdal(gt, (ds.RasterYSize, ds.RasterXSize))
     row0, col0, nrows, ncols = window or (0, 0, ds.RasterYSize, ds.RasterXSize)
     numbers = list(bands) if bands else list(range(1, ds.RasterCount + 1))
+    for b in numbers:
+        if not 1 <= b <= ds.RasterCount:
+            raise ValueError(f"Raster '{path}' has {ds.RasterCount} bands; band {b} was asked for.")
+    check_memory((nrows, ncols), len(numbers), 8, f"raster '{os.path.basename(path)}'",
+                 copies=copies)
     out = np.empty((len(numbers), nrows, ncols), dtype=np.float64)
     descriptions = []
     for i, b in enumerate(numbers):
@@ -73,6 +145,71 @@ def read_raster(path, *, bands=None, window=None):
         descriptions.append(band.GetDescription() or f"Band {b}")
     grid = full.window(row0, col0, nrows, ncols)
     return RasterData(out, grid, ds.GetProjection(), descriptions)
+
+
+def check_bands(raster, what, *, empty_band="error"):
+    """Refuse a raster without valid pixels; report bands that are entirely nodata.
+
+    Constant bands are left to the core, which handles them without dividing
+    by zero (PCA and K-means leave them unscaled with a warning; the
+    regression refuses a constant feature with a message).
+
+    Parameters
+    ----------
+    raster : RasterData
+    what : str
+        The raster's name for the messages (e.g. ``"Image 'scene'"``).
+    empty_band : {"error", "warn"}
+        A band entirely nodata: ``"error"`` where every band is needed at
+        every pixel (PCA, K-means, regression: one empty band empties the
+        whole stack), ``"warn"`` where bands are used separately.
+
+    Returns
+    -------
+    list of str
+        Warnings (empty bands with ``empty_band="warn"``).
+
+    Raises
+    ------
+    ValueError
+        Every pixel is nodata, or (``empty_band="error"``) one band is.
+    """
+    data = raster.data
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise ValueError(f"{what} has no valid pixel: every pixel is nodata. Check its nodata "
+                         "value and that it covers the area.")
+    messages = []
+    for i, name in enumerate(raster.descriptions):
+        label = f"band {i + 1} ('{name}')"
+        if not finite[i].any():
+            if empty_band == "error":
+                raise ValueError(
+                    f"{what}: {label} is entirely nodata, which leaves no pixel where every band "
+                    "is valid. Remove that band from the stack (Raster > Conversion > Translate, "
+                    "or rebuild the stack without it)."
+                )
+            messages.append(f"{what}: {label} is entirely nodata; results that use it are nodata.")
+    return messages
+
+
+def describe_io_error(exc, path):
+    """A user message for a failed write of ``path`` (disk full, permission, other I/O)."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    text = str(exc)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in text or (free is not None and free < 1_000_000):
+        space = f" ({free / 1e6:.0f} MB free)" if free is not None else ""
+        return (f"The disk is full: writing '{path}' failed in '{folder}'{space}. Free some space "
+                "or choose an output folder on another disk; nothing was written at that path.")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"Permission denied writing '{path}'; choose a folder you can write to. Nothing "
+                "was written at that path.")
+    return f"Writing '{path}' failed ({text}); nothing was written at that path."
 
 
 def _check_destination(path):
@@ -119,6 +256,7 @@ def write_raster(path, data, grid, crs_wkt, *, descriptions=None, dtype="float32
     gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
                  "int16": gdal.GDT_Int16, "int32": gdal.GDT_Int32, "uint8": gdal.GDT_Byte}[dtype]
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+    ds = None
     try:
         driver = gdal.GetDriverByName("GTiff")
         ds = driver.Create(tmp, grid.ncols, grid.nrows, arr.shape[0], gdal_type, GTIFF_OPTIONS)
@@ -138,21 +276,49 @@ def write_raster(path, data, grid, crs_wkt, *, descriptions=None, dtype="float32
                 band.ComputeStatistics(False)
         if metadata:
             ds.SetMetadata({str(k): str(v) for k, v in metadata.items()})
+        band = None
         ds.FlushCache()
-        ds = None
-        os.replace(tmp, path)
-        # statistics live in a side-car .aux.xml (GDAL PAM): move it with the file
-        if os.path.exists(tmp + ".aux.xml"):
-            os.replace(tmp + ".aux.xml", path + ".aux.xml")
-        elif os.path.exists(path + ".aux.xml"):
-            os.remove(path + ".aux.xml")
+        gdal.ErrorReset()
+        ds = None  # closes the file: GDAL writes its last blocks now
+        _raise_close_error()
+        _move_into_place(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        ds = band = None  # close before removing (closing may write a side-car file)
+        message = describe_io_error(exc, path)  # before removing: a full disk is still full
+        _discard(tmp)
+        raise ValueError(message) from exc
     except BaseException:
-        ds = None
-        for leftover in (tmp, tmp + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        ds = band = None
+        _discard(tmp)
         raise
     return path
+
+
+def _raise_close_error():
+    """Raise RuntimeError if closing a dataset failed.
+
+    With GDAL 3.6 a failure while closing (the last blocks are written then)
+    is only printed, not raised: it is read back with ``GetLastErrorType``
+    (reset with ``gdal.ErrorReset()`` just before the close).
+    """
+    if gdal.GetLastErrorType() >= gdal.CE_Failure:
+        raise RuntimeError(gdal.GetLastErrorMsg())
+
+
+def _move_into_place(tmp, path):
+    os.replace(tmp, path)
+    # statistics live in a side-car .aux.xml (GDAL PAM): move it with the file
+    if os.path.exists(tmp + ".aux.xml"):
+        os.replace(tmp + ".aux.xml", path + ".aux.xml")
+    elif os.path.exists(path + ".aux.xml"):
+        os.remove(path + ".aux.xml")
+
+
+def _discard(tmp):
+    """Remove a temporary output and its side-car (once its dataset is closed)."""
+    for leftover in (tmp, tmp + ".aux.xml"):
+        if os.path.exists(leftover):
+            os.remove(leftover)
 
 
 def warp_to_crs(path, crs_wkt):
@@ -207,9 +373,14 @@ class WindowedWriter:
 
     def __enter__(self):
         gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
-                     "uint8": gdal.GDT_Byte}[self.dtype]
-        self.ds = gdal.GetDriverByName("GTiff").Create(
-            self.tmp, self.grid.ncols, self.grid.nrows, self.n_bands, gdal_type, GTIFF_OPTIONS)
+                     "uint8": gdal.GDT_Byte, "int16": gdal.GDT_Int16}[self.dtype]
+        try:
+            self.ds = gdal.GetDriverByName("GTiff").Create(
+                self.tmp, self.grid.ncols, self.grid.nrows, self.n_bands, gdal_type, GTIFF_OPTIONS)
+        except RuntimeError as exc:
+            message = describe_io_error(exc, self.path)
+            self._discard()
+            raise ValueError(message) from exc
         self.ds.SetGeoTransform(self.grid.to_gdal())
         if self.crs_wkt:
             self.ds.SetProjection(self.crs_wkt)
@@ -230,13 +401,20 @@ class WindowedWriter:
         if self.nodata is not None:
             values = np.where(finite, values, self.nodata)
         self._has_data[band_index] |= bool(finite.any())
-        self.ds.GetRasterBand(band_index + 1).WriteArray(
-            values.astype(self.dtype, copy=False), 0, int(row0))
+        try:
+            self.ds.GetRasterBand(band_index + 1).WriteArray(
+                values.astype(self.dtype, copy=False), 0, int(row0))
+        except RuntimeError as exc:
+            raise ValueError(describe_io_error(exc, self.path)) from exc
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             try:
                 self._finish()
+            except (RuntimeError, OSError) as error:
+                message = describe_io_error(error, self.path)  # before freeing the space
+                self._discard()
+                raise ValueError(message) from error
             except BaseException:
                 self._discard()
                 raise
@@ -248,20 +426,20 @@ class WindowedWriter:
         for i in range(self.n_bands):
             if self.statistics and self._has_data[i]:
                 self.ds.GetRasterBand(i + 1).ComputeStatistics(False)
-        self.ds.FlushCache()
-        self.ds = None
-        os.replace(self.tmp, self.path)
-        # statistics live in a side-car .aux.xml (GDAL PAM): move it with the file
-        if os.path.exists(self.tmp + ".aux.xml"):
-            os.replace(self.tmp + ".aux.xml", self.path + ".aux.xml")
-        elif os.path.exists(self.path + ".aux.xml"):
-            os.remove(self.path + ".aux.xml")
+        ds, self.ds = self.ds, None
+        try:
+            ds.FlushCache()
+        except RuntimeError:
+            ds = None  # close before the caller removes the file
+            raise
+        gdal.ErrorReset()
+        ds = None  # closes the file: GDAL writes its last blocks now
+        _raise_close_error()
+        _move_into_place(self.tmp, self.path)
 
     def _discard(self):
         self.ds = None
-        for leftover in (self.tmp, self.tmp + ".aux.xml"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+        _discard(self.tmp)
 
 
 def warped_vrt(source, grid, crs_wkt, *, resample="cubic", band=None, dst_nodata=None):
@@ -384,3 +562,41 @@ def stack_onto_grid(sources, grid, crs_wkt, path, *, resample, descriptions=None
                     values = adjust[i](values)
                 out.write(i, row0, values)
     return path
+
+
+@dataclass
+class BlockSource:
+    """A raster read window by window: ``read(row0, col0, nrows, ncols)`` → float64 NaN-nodata."""
+
+    path: str
+    grid: Grid
+    crs_wkt: str
+    descriptions: list
+    read: object
+
+    @property
+    def n_bands(self):
+        return len(self.descriptions)
+
+
+def open_blocks(path):
+    """Open ``path`` for window-by-window reading of all its bands (nodata as NaN)."""
+    ds = open_raster(path)
+    gt = ds.GetGeoTransform(can_return_null=True)
+    if gt is None:
+        raise ValueError(f"Raster '{path}' has no georeferencing; georeference it first.")
+    grid = Grid.from_gdal(gt, (ds.RasterYSize, ds.RasterXSize))
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    nodata = [b.GetNoDataValue() for b in bands]
+    descriptions = [b.GetDescription() or f"Band {i + 1}" for i, b in enumerate(bands)]
+
+    def read(row0, col0, nrows, ncols):
+        out = np.empty((len(bands), nrows, ncols), dtype=np.float64)
+        for i, band in enumerate(bands):
+            out[i] = band.ReadAsArray(int(col0), int(row0), int(ncols), int(nrows))
+            if nodata[i] is not None and not np.isnan(nodata[i]):
+                out[i][out[i] == nodata[i]] = np.nan
+        return out
+
+    read.dataset = ds  # keep the dataset open as long as the reader lives
+    return BlockSource(path, grid, ds.GetProjection(), descriptions, read)

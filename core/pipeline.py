@@ -56,6 +56,7 @@ class ImageFeatures:
     names: list
     pca: object = None
     indices: object = None
+    source_names: list = None  # inputs of the PCA (bands or index labels), for its loadings
 
 
 @dataclass
@@ -199,24 +200,17 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
             f"image of shape {image.shape} does not match its grid {image_grid.shape}"
         )
 
-    inside = ((x >= image_grid.x_min) & (x <= image_grid.x_max)
-              & (y >= image_grid.y_min) & (y <= image_grid.y_max))
-    if not inside.any():
-        raise ValueError(
-            "no sample falls inside the image extent "
-            f"({image_grid.x_min:.0f}, {image_grid.y_min:.0f}) - "
-            f"({image_grid.x_max:.0f}, {image_grid.y_max:.0f}); check that samples and image "
-            "cover the same area and that their CRSs are right"
-        )
-    pts = inside if inside.sum() > 1 else np.ones_like(inside)
-    spacing = median_nn_spacing(x[pts], y[pts])
+    if mode == "adaptive":
+        return _adaptive_in_memory(
+            x, y, values, image, image_grid, band_names=band_names, features=features,
+            sensor=sensor, band_map=band_map, pcs=pcs, regression=regression,
+            n_clusters=n_clusters, log_transform=log_transform, variogram=variogram,
+            cell_size=cell_size, sample_size=sample_size, random_state=random_state,
+            progress=progress, cancel=cancel)
+    inside, near, spacing = _check_samples_on_grid(x, y, image_grid)
     notes = []
     if levels <= 0:
         levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
-    # samples used for kriging: inside the image plus a margin of a few spacings
-    margin = 3 * spacing
-    near = ((x >= image_grid.x_min - margin) & (x <= image_grid.x_max + margin)
-            & (y >= image_grid.y_min - margin) & (y <= image_grid.y_max + margin))
     kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
 
     n_steps = 2 + 2 * len(values)
@@ -240,40 +234,73 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
         kres = model.krige_grid(kgrid)
         geo = resample_cubic(kres.estimate, kgrid, image_grid)
         _step(progress, cancel, (3 + 2 * i) / n_steps, f"{name}: fusing")
-        if mode == "adaptive":
-            fres = _adaptive_element(x[ok], y[ok], vals[ok], feats, image_grid, kgrid,
-                                     log_transform=log_transform, variogram=variogram,
-                                     units=units)
-        else:
-            fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
-                                labels=units, log_transform=log_transform,
-                                blend_sigma=blend_sigma, sample_size=sample_size,
-                                random_state=random_state)
+        fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
+                            labels=units, log_transform=log_transform,
+                            blend_sigma=blend_sigma, sample_size=sample_size,
+                            random_state=random_state)
         elements[name] = ElementResult(name, kres, geo, fres)
     _step(progress, cancel, 1.0, "done")
     return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)
 
 
-def _adaptive_element(x, y, values, feats, image_grid, kgrid, *, log_transform, variogram,
-                      units=None):
-    """The ``adaptive`` mode for one element: the fit, with ``fused`` in data units."""
-    from .adaptive import fit_adaptive
+def _adaptive_in_memory(x, y, values, image, image_grid, **settings):
+    """The ``adaptive`` mode on an in-memory image: :func:`~.scene.fuse_scene` into arrays."""
+    from .scene import array_reader, fuse_scene
 
-    if log_transform:
-        bad = values <= 0
-        if bad.any():
-            raise ValueError(
-                f"log transform needs positive values, but {int(bad.sum())} samples are <= 0: "
-                "replace below-detection codes (e.g. by half the detection limit) or turn the log "
-                "transform off"
-            )
-        values = np.log10(values)
-    fused, fit = fit_adaptive(x, y, values, feats.data, image_grid, kgrid,
-                              band_names=feats.names, variogram=variogram, units=units)
-    if log_transform:
-        fit.fused = np.power(10.0, fused)
-    fit.mode = "adaptive"
-    return fit
+    names = list(values)
+    fused = np.full((len(names), *image_grid.shape), np.nan)
+    held = {}
+
+    def write(i, row0, block):
+        fused[i, row0:row0 + block.shape[0]] = block
+
+    def write_features(row0, block):
+        if "features" not in held:
+            held["features"] = np.full((block.shape[0], *image_grid.shape), np.nan)
+        held["features"][:, row0:row0 + block.shape[1]] = block
+
+    def write_units(row0, block):
+        if "units" not in held:
+            held["units"] = np.full(image_grid.shape, -1, dtype=np.int32)
+        held["units"][row0:row0 + block.shape[0]] = block
+
+    scene = fuse_scene(x, y, values, array_reader(image), image_grid, write,
+                       write_features=write_features, write_units=write_units, preview_size=None,
+                       **settings)
+    elements = {}
+    for i, name in enumerate(names):
+        kres = scene.kriging[name]
+        fit = scene.fits[name]
+        fit.fused = fused[i]
+        elements[name] = ElementResult(name, kres, resample_cubic(kres.estimate, kres.grid,
+                                                                  image_grid), fit)
+    feats = ImageFeatures(held["features"], scene.transform.names_, pca=scene.transform.pca_,
+                          source_names=scene.transform.source_names_)
+    return PipelineResult(elements, feats, held.get("units"), scene.kmeans, 0,
+                          scene.sample_spacing, scene.kriging_grid, scene.notes)
+
+
+def _check_samples_on_grid(x, y, image_grid):
+    """Samples inside the image, samples near it (kriging support), and their spacing.
+
+    The kriging uses the samples inside the image plus a margin of three
+    sample spacings, so the borders of the image are kriged from both sides.
+    """
+    inside = ((x >= image_grid.x_min) & (x <= image_grid.x_max)
+              & (y >= image_grid.y_min) & (y <= image_grid.y_max))
+    if not inside.any():
+        raise ValueError(
+            "no sample falls inside the image extent "
+            f"({image_grid.x_min:.0f}, {image_grid.y_min:.0f}) - "
+            f"({image_grid.x_max:.0f}, {image_grid.y_max:.0f}); check that samples and image "
+            "cover the same area and that their CRSs are right"
+        )
+    pts = inside if inside.sum() > 1 else np.ones_like(inside)
+    spacing = median_nn_spacing(x[pts], y[pts])
+    margin = 3 * spacing
+    near = ((x >= image_grid.x_min - margin) & (x <= image_grid.x_max + margin)
+            & (y >= image_grid.y_min - margin) & (y <= image_grid.y_max + margin))
+    return inside, near, spacing
 
 
 def spacing_levels(sample_spacing, pixel_size, shape, notes=None):

@@ -11,6 +11,8 @@ done in another order may differ by a few ulps of the data scale.  Integer
 outputs (units) must match exactly.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
@@ -279,3 +281,35 @@ def test_fuse_geochemistry_local_regression_units(run_alg, demo, demo_samples, r
     assert set(np.unique(expected.units)) - {-1} == {0, 1, 2, 3}
     for path in result["OUTPUT"], result["OUTPUT_UNITS"]:
         check_output(path)
+
+
+def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
+        run_alg, demo, demo_samples, read_raster, check_output, tmp_path):
+    # the default mode reads the image and writes the output block by block; it must equal
+    # core.pipeline.fuse_samples (same defaults) on the in-memory arrays
+    from geochem_fusion.core.pipeline import fuse_samples
+
+    image = read_raster(demo / "sentinel2.tif")
+    _, x, y, values = demo_samples
+    report = tmp_path / "report.html"
+    result = run_alg("fusegeochemistry", {
+        "SAMPLES": demo_samples[0], "FIELD": ["Cu", "Zn"], "IMAGE": str(demo / "sentinel2.tif"),
+        "REGRESSION": 1, "N_CLUSTERS": 4, "OUTPUT": str(tmp_path / "fused.tif"),
+        "OUTPUT_UNITS": str(tmp_path / "units.tif"), "OUTPUT_FEATURES": str(tmp_path / "f.tif"),
+        "OUTPUT_COEFFICIENTS": str(tmp_path / "coef.csv"), "OUTPUT_REPORT": str(report)})
+    expected = fuse_samples(x, y, {"Cu": values["Cu"], "Zn": values["Zn"]}, image.data,
+                            grid_of(image), band_names=image.descriptions, regression="local",
+                            n_clusters=4)
+    out = read_raster(result["OUTPUT"])
+    assert out.descriptions == ["Cu fused (adaptive)", "Zn fused (adaptive)"]
+    for i, element in enumerate(["Cu", "Zn"]):
+        assert_matches(out.data[i], expected.elements[element].fusion.fused)
+    units = read_raster(result["OUTPUT_UNITS"])
+    np.testing.assert_array_equal(np.nan_to_num(units.data[0], nan=-1), expected.units)
+    feats = read_raster(result["OUTPUT_FEATURES"])
+    assert feats.descriptions == image.descriptions
+    for path in result["OUTPUT"], result["OUTPUT_UNITS"], result["OUTPUT_FEATURES"]:
+        check_output(path)
+    text = report.read_text(encoding="utf-8")
+    assert "adaptive model choice" in text and "<img" in text
+    assert Path(result["OUTPUT_COEFFICIENTS"]).read_text().count("\n") >= 3
