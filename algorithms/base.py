@@ -2,10 +2,16 @@
 
 Algorithms stay thin: read parameters -> read arrays -> one core call ->
 write outputs.  Core ``ValueError``s become ``QgsProcessingException`` with
-the same message; missing optional packages are reported by ``canExecute``.
+the same message; missing optional packages are reported by ``canExecute``;
+``UserWarning``s the core raises while an algorithm runs become warning lines
+of the Processing log (:func:`warnings_to_feedback`).
 """
 
+import contextlib
+import logging
 import os
+import threading
+import warnings
 from pathlib import Path
 
 from qgis.core import (
@@ -22,6 +28,42 @@ from .raster_io import check_geotiff_name
 from .styles import LayerStyler
 
 ICON = Path(__file__).resolve().parent.parent / "icons" / "icon.svg"
+CANCELED = "Canceled by the user; no output was written."
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def warnings_to_feedback(feedback):
+    """Show the ``UserWarning``s raised in this thread as ``feedback.pushWarning`` lines.
+
+    The core reports fallbacks the user must know about (duplicate samples
+    merged, a unit too small for its own fit, a constant band) with
+    :func:`warnings.warn`; inside this block each distinct message is shown
+    once in the Processing log, while it happens.  Other warning categories
+    (e.g. numpy's RuntimeWarning) go to the ``logging`` log.  Warnings of
+    other threads (another algorithm running at the same time) are passed on
+    unchanged.
+    """
+    thread = threading.get_ident()
+    seen = set()
+    with warnings.catch_warnings():
+        previous = warnings.showwarning
+        warnings.simplefilter("always", UserWarning)
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if threading.get_ident() != thread or feedback is None:
+                previous(message, category, filename, lineno, file, line)
+            elif issubclass(category, UserWarning):
+                text = str(message)
+                if text not in seen:
+                    seen.add(text)
+                    feedback.pushWarning(text)
+            else:
+                logger.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+        warnings.showwarning = show
+        yield
 
 
 class CoreFeedback:
@@ -79,16 +121,28 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         message = deps.missing_message(self.REQUIRES)
         return (not message, message)
 
+    LEVELS_RASTER = None
+    """Name of the raster parameter that is decomposed with a Laplacian pyramid (if any).
+
+    ``checkParameterValues`` refuses it when it is too small for a pyramid
+    (under 3 x 3 pixels), and a ``LEVELS`` parameter deeper than its size allows.
+    """
+
     # -- parameter checks ---------------------------------------------------
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         """Refuse non-GeoTIFF raster outputs before anything is computed or written.
 
         Otherwise a bad name is only noticed when that output is written: after
-        the whole computation, and after the algorithm's earlier outputs.
+        the whole computation, and after the algorithm's earlier outputs.  Also
+        refuses a ``LEVELS_RASTER`` too small for a pyramid, or a pyramid depth
+        (``LEVELS``) too deep for it.
         """
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
+        message = self._check_levels(parameters, context)
+        if message:
+            return False, message
         for definition in self.destinationParameterDefinitions():
             if not isinstance(definition, QgsProcessingParameterRasterDestination):
                 continue
@@ -101,15 +155,54 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
                 return False, str(exc)
         return True, ""
 
+    def _check_levels(self, parameters, context):
+        """Message refusing a ``LEVELS_RASTER`` too small or ``LEVELS`` too deep, or ""."""
+        if not self.LEVELS_RASTER:
+            return ""
+        layer = self.parameterAsRasterLayer(parameters, self.LEVELS_RASTER, context)
+        if layer is None:
+            return ""
+        from ..core.pyramid import max_levels
+
+        cap = max_levels((layer.height(), layer.width()))
+        if cap == 0:
+            return (f"'{layer.name()}' is only {layer.width()} x {layer.height()} pixels: too small "
+                    "for a Laplacian pyramid (it needs at least 3 x 3 pixels, and many more to be "
+                    "useful). Use a larger image.")
+        if self.parameterDefinition("LEVELS") is None:
+            return ""
+        levels = self.parameterAsInt(parameters, "LEVELS", context)
+        if levels <= cap:
+            return ""
+        return (f"{levels} pyramid levels are too many for the {layer.width()} x {layer.height()} "
+                f"pixels of '{layer.name()}' (at most {cap}: the coarsest level keeps 2 x 2 "
+                "cells); use fewer levels, or 0 for automatic.")
+
     # -- running ----------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        from ..core.progress import Canceled
+
         ok, message = self.canExecute()
         if not ok:
             raise QgsProcessingException(message)
         try:
-            return self.run_algorithm(parameters, context, feedback)
-        except (ValueError, MemoryError) as exc:
+            with warnings_to_feedback(feedback):
+                return self.run_algorithm(parameters, context, feedback)
+        except ValueError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        except Canceled as exc:
+            raise QgsProcessingException(CANCELED) from exc
+        except MemoryError as exc:
+            raise QgsProcessingException(
+                f"Not enough memory ({exc or 'an array could not be allocated'}). Clip the input "
+                "to the area you need (an extent, or Raster > Extraction > Clip Raster by Extent) "
+                "or use a coarser resolution; nothing was written."
+            ) from exc
+        except OSError as exc:  # e.g. the disk filled up while a report or table was written
+            from .raster_io import describe_io_error
+
+            message = describe_io_error(exc, exc.filename) if exc.filename else str(exc)
+            raise QgsProcessingException(message) from exc
 
     def run_algorithm(self, parameters, context, feedback):
         raise NotImplementedError
@@ -126,7 +219,20 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     @staticmethod
     def check_canceled(feedback):
         if feedback is not None and feedback.isCanceled():
-            raise QgsProcessingException("Canceled by the user; no output was written.")
+            raise QgsProcessingException(CANCELED)
+
+    @classmethod
+    def step(cls, feedback, percent, message=None):
+        """Stop here if the user canceled (nothing written yet), else report progress.
+
+        Long algorithms call it between their steps (read, fit, apply) and
+        before writing anything, so that Cancel stops them at the next step.
+        """
+        cls.check_canceled(feedback)
+        if feedback is not None:
+            feedback.setProgress(percent)
+            if message:
+                feedback.pushInfo(message)
 
 
 def _static_path(value):

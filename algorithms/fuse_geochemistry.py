@@ -23,6 +23,9 @@ from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
+    BELOW_DETECTION_KEYS,
+    BELOW_DETECTION_OPTIONS,
+    DEFAULT_BELOW_DETECTION,
     DEFAULT_FEATURES,
     DEFAULT_FUSE_MODE,
     DEFAULT_N_CLUSTERS,
@@ -56,6 +59,8 @@ class FuseGeochemistry(GeochemAlgorithm):
     REQUIRES = ("numpy", "scipy", "sklearn", "pykrige")
     SAMPLES, FIELD, IMAGE, FEATURES, PCS, SENSOR, BAND_MAP = (
         "SAMPLES", "FIELD", "IMAGE", "FEATURES", "PCS", "SENSOR", "BAND_MAP")
+    BELOW_DETECTION = "BELOW_DETECTION"
+    LEVELS_RASTER = IMAGE
     REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
         "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
     OUTPUT, OUTPUT_KRIGED, OUTPUT_VARIANCE, OUTPUT_FEATURES, OUTPUT_UNITS = (
@@ -141,6 +146,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        self.addParameter(_advanced(QgsProcessingParameterEnum(
+            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
+            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
 
     def run_algorithm(self, parameters, context, feedback):
         image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
@@ -152,10 +160,19 @@ class FuseGeochemistry(GeochemAlgorithm):
         fields = self.parameterAsFields(parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
-        x, y, values, messages = read_points(source, fields, image_crs, context, feedback)
+        x, y, values, messages = read_points(source, fields, image_crs, context, feedback,
+                                             report_missing=False)
         for m in messages:
             feedback.pushInfo(m)
         image = raster_io.open_blocks(raster_io.layer_path(image_layer))
+        from ..core.samples import check_overlap, check_sample_table
+
+        x, y, values, notes = check_sample_table(
+            x, y, values, log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+            below_detection=BELOW_DETECTION_KEYS[
+                self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)])
+        for note in notes + check_overlap(x, y, image.grid.extent):
+            feedback.pushWarning(note)
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
         band_map = None

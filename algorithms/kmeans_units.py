@@ -11,6 +11,9 @@ from .base import GeochemAlgorithm
 from .params import DEFAULT_N_CLUSTERS
 from .styles import UNITS
 
+SMALL_UNIT = 30
+"""Fewest pixels of a unit worth its own fit (the regression's default ``min_pixels`` floor)."""
+
 
 class KMeansUnitsAlgorithm(GeochemAlgorithm):
     NAME = "kmeansunits"
@@ -46,12 +49,23 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
         from ..core.clustering import KMeansUnits
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        raster = raster_io.read_raster(raster_io.layer_path(layer))
+        self.step(feedback, 1, f"Reading '{layer.name()}'")
+        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=3)  # + distances
+        raster_io.check_bands(raster, f"Input '{layer.name()}'")
         k = self.parameterAsInt(parameters, self.N_CLUSTERS, context)
         model = KMeansUnits(k, sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
                             random_state=self.parameterAsInt(parameters, self.SEED, context))
-        labels = model.fit(raster.data).predict(raster.data)
-        self.check_canceled(feedback)
+        self.step(feedback, 10, f"Fitting K-means ({k} units)")
+        model.fit(raster.data)
+        for unit, count in enumerate(model.counts_):
+            if count < SMALL_UNIT:
+                feedback.pushWarning(
+                    f"Unit {unit + 1} holds only {count} of the {int(model.counts_.sum())} pixels "
+                    "K-means was fitted on: too few for its own regression in a local fusion (it "
+                    "would use the global fit). Consider fewer units.")
+        self.step(feedback, 50, "Assigning every pixel to its unit")
+        labels = model.predict(raster.data)
+        self.step(feedback, 90, "Writing the units")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         raster_io.write_raster(out, labels, raster.grid, raster.crs_wkt,
                                descriptions=[f"K-means units (N={k})"], dtype="int16", nodata=-1)

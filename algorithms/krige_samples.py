@@ -13,8 +13,14 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import GeochemAlgorithm
-from .params import DEFAULT_VARIOGRAM, VARIOGRAMS
+from .base import CoreFeedback, GeochemAlgorithm
+from .params import (
+    BELOW_DETECTION_KEYS,
+    BELOW_DETECTION_OPTIONS,
+    DEFAULT_BELOW_DETECTION,
+    DEFAULT_VARIOGRAM,
+    VARIOGRAMS,
+)
 from .styles import GEOCHEM, VARIANCE
 from .vector_io import check_projected, read_points
 
@@ -42,6 +48,7 @@ class KrigeSamples(GeochemAlgorithm):
     DISPLAY_NAME = "Krige samples (ordinary kriging)"
     SAMPLES, FIELD, CELL_SIZE, VARIOGRAM, LOG_TRANSFORM, EXTENT = (
         "SAMPLES", "FIELD", "CELL_SIZE", "VARIOGRAM", "LOG_TRANSFORM", "EXTENT")
+    BELOW_DETECTION = "BELOW_DETECTION"
     OUTPUT, OUTPUT_VARIANCE, OUTPUT_REPORT = "OUTPUT", "OUTPUT_VARIANCE", "OUTPUT_REPORT"
     REQUIRES = ("numpy", "scipy", "pykrige")
     HELP = (
@@ -53,8 +60,13 @@ class KrigeSamples(GeochemAlgorithm):
         "lowest leave-one-out error). Parameters are fitted automatically.<br>"
         "<b>Log transform</b>: krige log10 of the concentrations (recommended for right-skewed "
         "geochemical data); the estimate is back-transformed to the lognormal mean; the variance "
-        "stays in log10 units. Values must be positive: replace below-detection codes (e.g. −1, "
-        "−9999) first.<br><b>Extent</b>: default the samples' bounding box.<br>"
+        "stays in log10 units. Values must be positive.<br>"
+        "<b>Below detection</b> (advanced): values ≤ 0 with the log transform (negative without "
+        "it), such as the codes −1 or −9999: <i>refuse</i> (default: the run stops and says which "
+        "values), or <i>replace by half the smallest positive value</i> (logged).<br>"
+        "<b>Extent</b>: default the samples' bounding box.<br>"
+        "Samples without a value are left out, samples at identical coordinates are merged (mean) "
+        "and extreme outliers and isolated samples are reported in the log.<br>"
         "Outputs: estimate (data units) and kriging variance; the report shows the variogram and "
         "the leave-one-out statistics (mean error, RMSE, standardized error)."
     )
@@ -79,29 +91,59 @@ class KrigeSamples(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Kriging report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        below = QgsProcessingParameterEnum(
+            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
+            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
+        below.setFlags(below.flags() | below.FlagAdvanced)
+        self.addParameter(below)
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.kriging import krige
+        from ..core.grid import Grid
+        from ..core.kriging import krige, median_nn_spacing
+        from ..core.samples import check_overlap, check_samples
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
         field = self.parameterAsFields(parameters, self.FIELD, context)[0]
         crs = source.sourceCrs()
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
-        x, y, values, messages = read_points(source, [field], crs, context, feedback)
+        self.step(feedback, 1, f"Reading the samples of {field}")
+        x, y, values, messages = read_points(source, [field], crs, context, feedback,
+                                             report_missing=False)
         for m in messages:
-            feedback.pushInfo(m)
-        ok = values[field] == values[field]
+            feedback.pushWarning(m)
+        self.check_canceled(feedback)
+        log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
+        below = BELOW_DETECTION_KEYS[self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)]
+        x, y, z, notes = check_samples(x, y, values[field], log_transform=log,
+                                       below_detection=below, name=field)
+        for note in notes:
+            feedback.pushWarning(note)
+        spacing = median_nn_spacing(x, y)
         extent = None
         if parameters.get(self.EXTENT):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
             if not rect.isNull() and not rect.isEmpty():
                 extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
-        cell = self.parameterAsDouble(parameters, self.CELL_SIZE, context) or None
+                check_overlap(x, y, extent, spacing=spacing, margin=3 * spacing, min_spacings=0,
+                              what="kriging")
+        if extent is None:
+            extent = (x.min(), y.min(), x.max(), y.max())
+            if not (extent[2] > extent[0] and extent[3] > extent[1]):
+                raise ValueError(
+                    f"the samples of {field} lie on a straight line (their bounding box has no "
+                    "width or height); give an Extent to krige on"
+                )
+        cell = self.parameterAsDouble(parameters, self.CELL_SIZE, context) or spacing / 4.0
+        grid = Grid.from_extent(*extent, cell)
+        raster_io.check_memory(grid.shape, 1, 8, f"a kriging grid of cell size {cell:g}", copies=4,
+                               remedy="Use a larger cell size (0 = a quarter of the sample "
+                               "spacing) or a smaller extent.")
         variogram = VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)]
-        log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
-        feedback.pushInfo(f"Kriging {int(ok.sum())} samples of {field} ({variogram} variogram)")
-        result = krige(x[ok], y[ok], values[field][ok], cell_size=cell, extent=extent,
-                       variogram=variogram, log_transform=log)
+        feedback.pushInfo(f"Kriging {x.size} samples of {field} ({variogram} variogram) on "
+                          f"{grid.nrows} x {grid.ncols} cells of {cell:g} map units")
+        progress = CoreFeedback(feedback, 2, 90)
+        result = krige(x, y, z, grid=grid, variogram=variogram, log_transform=log,
+                       progress=progress.progress, cancel=progress.is_canceled)
         self.check_canceled(feedback)
         feedback.pushInfo(f"Variogram: {result.variogram_model} {result.variogram_parameters}")
         feedback.pushInfo(f"Leave-one-out: {result.loo}")

@@ -15,6 +15,7 @@ class LaplacianDecomposition(GeochemAlgorithm):
     NAME = "laplaciandecomposition"
     DISPLAY_NAME = "Laplacian pyramid decomposition (low/high frequency)"
     INPUT, LEVELS, SPACING = "INPUT", "LEVELS", "SPACING"
+    LEVELS_RASTER = INPUT
     OUTPUT_LOW, OUTPUT_HIGH = "OUTPUT_LOW", "OUTPUT_HIGH"
     HELP = (
         "Splits every band of a raster into a low-frequency part (background at the scale of the "
@@ -52,6 +53,12 @@ class LaplacianDecomposition(GeochemAlgorithm):
             from ..core.pyramid import auto_levels, max_levels
 
             if levels == 0:
+                if layer.crs().isGeographic():
+                    return False, (
+                        f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): "
+                        "automatic levels compare the sample spacing (metres) with the pixel size. "
+                        "Reproject the raster to a projected CRS (Raster > Projections > Warp), or "
+                        "give the number of levels.")
                 levels = auto_levels(spacing, layer.rasterUnitsPerPixelX())
             cap = max_levels((layer.height(), layer.width()))
             if levels > cap:
@@ -63,15 +70,19 @@ class LaplacianDecomposition(GeochemAlgorithm):
         from ..core.pyramid import auto_levels, decompose
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        raster = raster_io.read_raster(raster_io.layer_path(layer))
+        self.step(feedback, 1, f"Reading '{layer.name()}'")
+        # the input, its Gaussian pyramid (4/3), low and high, and their float32 copies
+        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=5)
+        for note in raster_io.check_bands(raster, f"Input '{layer.name()}'", empty_band="warn"):
+            feedback.pushWarning(note)
         levels = self.parameterAsInt(parameters, self.LEVELS, context)
         if levels == 0:
             levels = auto_levels(self.parameterAsDouble(parameters, self.SPACING, context),
                                  raster.grid.cell_x)
             feedback.pushInfo(f"Automatic pyramid depth: {levels} levels")
-        self.check_canceled(feedback)
+        self.step(feedback, 10, f"Decomposing ({levels} levels)")
         low, high = decompose(raster.data, levels)
-        self.check_canceled(feedback)
+        self.step(feedback, 70, "Writing the low and high frequencies")
         out_low = self.parameterAsOutputLayer(parameters, self.OUTPUT_LOW, context)
         out_high = self.parameterAsOutputLayer(parameters, self.OUTPUT_HIGH, context)
         desc = raster.descriptions

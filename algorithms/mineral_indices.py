@@ -1,5 +1,7 @@
 """``geochemfusion:mineralindices`` — band-ratio mineral indices of an image stack."""
 
+import re
+
 from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterRasterDestination,
@@ -36,7 +38,9 @@ def resolve_band_map(raster, sensor, band_map_text):
         return band_map, "given"
     if sensor == "custom":
         raise ValueError("SENSOR is 'custom': give a band map such as 'B2=1,B3=2,B4=3,B8=4'.")
-    guessed = guess_band_map(raster.descriptions, sensor)
+    # "Band 3" is the name given to unnamed bands (raster_io.read_raster), not a sensor band
+    names = ["" if re.fullmatch(r"Band \d+", d) else d for d in raster.descriptions]
+    guessed = guess_band_map(names, sensor)
     if guessed:
         return guessed, "guessed from band descriptions"
     try:

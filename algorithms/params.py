@@ -8,6 +8,8 @@ FUSE_MODES = MODES + ["adaptive"]  # fusegeochemistry starts from the samples: o
 REGRESSIONS = ["global", "local"]
 FEATURES = ["bands-PC2", "indices-PC2", "all bands", "chosen PCs"]
 FEATURE_KEYS = ["bands-pc2", "indices-pc2", "bands", "pcs"]
+BELOW_DETECTION_OPTIONS = ["refuse", "replace by half the smallest positive value"]
+BELOW_DETECTION_KEYS = ["refuse", "half-min"]  # core.samples.BELOW_DETECTION
 
 DEFAULT_MODE = MODES.index("coherent")
 DEFAULT_FUSE_MODE = FUSE_MODES.index("adaptive")
@@ -15,6 +17,7 @@ DEFAULT_FEATURES = FEATURES.index("all bands")
 DEFAULT_REGRESSION = REGRESSIONS.index("global")
 DEFAULT_VARIOGRAM = VARIOGRAMS.index("auto")
 DEFAULT_N_CLUSTERS = 5
+DEFAULT_BELOW_DETECTION = BELOW_DETECTION_KEYS.index("refuse")
 
 
 def parse_band_map(text):

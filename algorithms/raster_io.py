@@ -108,9 +108,16 @@ def check_memory(shape, bands, bytes_per_value=8, what="raster", *, copies=1, re
                         "Extent) or resample it to a coarser resolution first.")
     raise ValueError(
         f"Processing {what} ({bands} band{'s' if bands != 1 else ''} of {rows} x {cols} pixels) "
-        f"needs about {need / 1e9:.1f} GB of memory, but only {available / 1e9:.1f} GB is "
-        f"available. {remedy}"
+        f"needs about {_size(need)} of memory, but only {_size(available)} is available. {remedy}"
     )
+
+
+def _size(n_bytes):
+    """``"3.2 GB"``, ``"450.0 MB"`` or ``"12.0 kB"``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes / 1e3:.1f} kB"
 
 
 def read_raster(path, *, bands=None, window=None, copies=1):

@@ -44,6 +44,7 @@ class RegressionFusion(GeochemAlgorithm):
         "LOG_TRANSFORM")
     OUTPUT, OUTPUT_COEFFICIENTS = "OUTPUT", "OUTPUT_COEFFICIENTS"
     REQUIRES = ("numpy", "scipy", "sklearn")
+    LEVELS_RASTER = FEATURES
     HELP = (
         "Injects image detail into a geochemical layer: the kriged layer (any resolution; it is "
         "resampled to the feature grid by cubic convolution) and the image features (bands, "
@@ -79,12 +80,36 @@ class RegressionFusion(GeochemAlgorithm):
             self.OUTPUT_COEFFICIENTS, "Regression coefficients", optional=True,
             createByDefault=True))
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        layer = self.parameterAsRasterLayer(parameters, self.FEATURES, context)
+        if layer is None:
+            return True, ""
+        if (self.parameterAsInt(parameters, self.LEVELS, context) == 0
+                and layer.crs().isGeographic()):
+            return False, (
+                f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): the "
+                "automatic pyramid depth compares the sample spacing (metres) with the pixel size. "
+                "Reproject the features to a projected CRS (Raster > Projections > Warp), or give "
+                "the number of levels.")
+        return True, ""
+
     def run_algorithm(self, parameters, context, feedback):
         from ..core.pipeline import fuse_raster
 
         geo_layer = self.parameterAsRasterLayer(parameters, self.GEOCHEM, context)
         feat_layer = self.parameterAsRasterLayer(parameters, self.FEATURES, context)
-        feats = raster_io.read_raster(raster_io.layer_path(feat_layer))
+        for layer in (geo_layer, feat_layer):
+            if not layer.crs().isValid():
+                raise ValueError(
+                    f"Raster '{layer.name()}' has no coordinate reference system; set it in the "
+                    "layer properties (Source > Assigned Coordinate Reference System).")
+        self.step(feedback, 1, f"Reading '{feat_layer.name()}'")
+        # features, their pyramid (low, high), the regression maps and the fused layer
+        feats = raster_io.read_raster(raster_io.layer_path(feat_layer), copies=6)
+        raster_io.check_bands(feats, f"Features '{feat_layer.name()}'")
         geo_path = raster_io.layer_path(geo_layer)
         if geo_layer.crs() != feat_layer.crs():
             feedback.pushInfo(f"Warping the geochemical layer from {geo_layer.crs().authid()} to "
@@ -103,6 +128,7 @@ class RegressionFusion(GeochemAlgorithm):
             labels = units.data[0]
             labels[~(labels == labels)] = -1
             labels = labels.astype(int)
+        self.step(feedback, 10, f"Fusing ({regression} regression, {mode} mode)")
         result, labels, notes = fuse_raster(
             geo.data[0], geo.grid, feats.data, feats.grid,
             levels=self.parameterAsInt(parameters, self.LEVELS, context),
@@ -111,7 +137,7 @@ class RegressionFusion(GeochemAlgorithm):
             log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context))
         for note in notes:
             feedback.pushInfo(note)
-        self.check_canceled(feedback)
+        self.step(feedback, 90, "Writing the fused layer")
         element = geo.descriptions[0].replace(" kriged", "")
         name = fused_name(element, regression, mode)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

@@ -5,6 +5,7 @@ import math
 import numpy as np
 from qgis.core import (
     QgsCoordinateTransform,
+    QgsCsException,
     QgsFeatureRequest,
     QgsWkbTypes,
 )
@@ -25,12 +26,14 @@ def check_projected(crs, what):
         )
 
 
-def read_points(source, fields, target_crs, context, feedback=None):
+def read_points(source, fields, target_crs, context, feedback=None, *, report_missing=True):
     """Coordinates (in ``target_crs``) and values of ``fields`` for the points of ``source``.
 
     ``source`` is a ``QgsFeatureSource`` (``parameterAsSource``).
 
-    NULL or non-numeric values become NaN; multipoints use their first part.
+    NULL or non-numeric values become NaN (counted in the messages when
+    ``report_missing``; :func:`geochem_fusion.core.samples.check_samples`
+    reports them otherwise); multipoints use their first part.
     Returns ``(x, y, {field: values}, messages)``.
     """
     if source is None:
@@ -55,15 +58,21 @@ def read_points(source, fields, target_crs, context, feedback=None):
         messages.append(f"Samples reprojected from {crs.authid()} to {target_crs.authid()}.")
     xs, ys, vals = [], [], {f: [] for f in fields}
     bad = {f: 0 for f in fields}
+    no_geometry = not_transformed = 0
     request = QgsFeatureRequest().setSubsetOfAttributes(fields, source.fields())
     for feat in source.getFeatures(request):
         if feedback is not None and feedback.isCanceled():
             break
         geom = feat.geometry()
         if geom is None or geom.isEmpty():
+            no_geometry += 1
             continue
         if transform is not None:
-            geom.transform(transform)
+            try:
+                geom.transform(transform)
+            except QgsCsException:
+                not_transformed += 1
+                continue
         pt = geom.vertexAt(0)
         xs.append(pt.x())
         ys.append(pt.y())
@@ -77,8 +86,15 @@ def read_points(source, fields, target_crs, context, feedback=None):
                 bad[f] += 1
                 v = math.nan
             vals[f].append(v)
+    if not_transformed:
+        messages.append(
+            f"{not_transformed} samples of '{name}' could not be reprojected from {crs.authid()} to "
+            f"{target_crs.authid()} (coordinates outside that CRS's area: typing errors?) and "
+            "are left out.")
+    if no_geometry:
+        messages.append(f"{no_geometry} features of '{name}' have no geometry and are left out.")
     for f, n in bad.items():
-        if n:
+        if n and report_missing:
             messages.append(f"{n} samples have no numeric value in '{f}' and are ignored for it.")
     return (np.asarray(xs, float), np.asarray(ys, float),
             {f: np.asarray(v, float) for f, v in vals.items()}, messages)

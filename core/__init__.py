@@ -21,6 +21,7 @@ affects the modules that need it):
 - :mod:`.fusion` — the fusion equations 1–3 of the paper, ``paper`` and ``coherent`` modes
 - :mod:`.indices` — ASTER and Sentinel-2 mineral band-ratio indices
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, Wald consistency, anomaly IoU, success rate
+- :mod:`.samples` — checks of field samples (NULL, below detection, duplicates, outliers)
 - :mod:`.pipeline` — the whole chain from samples and an image
 """
 
@@ -28,7 +29,7 @@ import importlib
 
 __all__ = [
     "grid", "kriging", "resample", "pyramid", "pca", "clustering", "regression", "fusion",
-    "indices", "metrics", "pipeline", "progress",
+    "indices", "metrics", "pipeline", "progress", "samples",
 ]
 
 

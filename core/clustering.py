@@ -108,6 +108,13 @@ class KMeansUnits:
         stack = as_stack(stack, "stack", dtype=None)
         samples = sample_pixels(stack, valid_mask(stack), self.sample_size, self.random_state)
         n_distinct = len(np.unique(samples, axis=0)) if len(samples) else 0
+        if n_distinct < 2:
+            raise ValueError(
+                f"cannot make {n_clusters} classes: the sampled pixels (where every band is "
+                f"finite) hold only {n_distinct} distinct value{'' if n_distinct == 1 else 's'}, and "
+                "units need at least 2; check the input's nodata, its size and that it is not "
+                "constant"
+            )
         if n_distinct < n_clusters:
             raise ValueError(
                 f"cannot make {n_clusters} classes: the sampled pixels (where every band is "

@@ -54,6 +54,7 @@ from pykrige.ok import OrdinaryKriging
 from scipy.spatial import cKDTree
 
 from .grid import Grid
+from .progress import step as _step
 
 __all__ = [
     "MIN_SAMPLES",
@@ -439,9 +440,12 @@ class OrdinaryKrigingModel:
         estimate[ok], variance[ok] = e, v
         return estimate, variance
 
-    def krige_grid(self, grid):
-        """Krige onto ``grid`` and return a :class:`KrigingResult` with the fit diagnostics."""
-        estimate, variance = self.predict_grid(grid)
+    def krige_grid(self, grid, *, progress=None, cancel=None):
+        """Krige onto ``grid`` and return a :class:`KrigingResult` with the fit diagnostics.
+
+        ``progress`` and ``cancel`` are as for :meth:`predict_grid`.
+        """
+        estimate, variance = self.predict_grid(grid, progress=progress, cancel=cancel)
         return KrigingResult(
             estimate=estimate,
             variance=variance,
@@ -456,7 +460,7 @@ class OrdinaryKrigingModel:
                                     np.asarray(self._kriger.semivariance)),
         )
 
-    def predict_grid(self, grid, *, chunk_size=None):
+    def predict_grid(self, grid, *, chunk_size=None, progress=None, cancel=None):
         """Krige at the cell centres of ``grid``.
 
         Parameters
@@ -465,6 +469,11 @@ class OrdinaryKrigingModel:
             Target grid.
         chunk_size : int, optional
             As for :meth:`predict`.
+        progress : callable(fraction, message), optional
+            Called before each chunk of points with the fraction done.
+        cancel : callable() -> bool, optional
+            Polled before each chunk; raises
+            :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
 
         Returns
         -------
@@ -480,10 +489,11 @@ class OrdinaryKrigingModel:
             row, col = np.divmod(np.arange(start, stop), grid.ncols)
             return xc[col], yc[row]
 
-        estimate, variance = self._krige_flat(coordinates, grid.nrows * grid.ncols, chunk_size)
+        estimate, variance = self._krige_flat(coordinates, grid.nrows * grid.ncols, chunk_size,
+                                              progress=progress, cancel=cancel)
         return estimate.reshape(grid.shape), variance.reshape(grid.shape)
 
-    def _krige_flat(self, coordinates, npoints, chunk_size):
+    def _krige_flat(self, coordinates, npoints, chunk_size, *, progress=None, cancel=None):
         """Krige ``npoints`` points given chunk by chunk by ``coordinates(start, stop)``."""
         n = self.x_.size
         if n <= self.n_closest_points:
@@ -500,6 +510,7 @@ class OrdinaryKrigingModel:
         variance = np.empty(npoints)
         with _single_threaded_blas():
             for start in range(0, npoints, step):
+                _step(progress, cancel, start / max(npoints, 1))
                 stop = min(start + step, npoints)
                 xq, yq = coordinates(start, stop)
                 e, v = self._kriger.execute("points", xq, yq, backend=backend,
@@ -682,6 +693,8 @@ def krige(
     variogram_parameters=None,
     log_transform=False,
     n_closest_points=32,
+    progress=None,
+    cancel=None,
 ) -> KrigingResult:
     """Krige point samples onto a grid in one call.
 
@@ -702,6 +715,12 @@ def krige(
         bounding box of the samples.
     variogram, variogram_parameters, log_transform, n_closest_points
         As for :class:`OrdinaryKrigingModel` (lognormal-mean back-transform).
+    progress : callable(fraction, message), optional
+        Told when the variogram fit starts (0) and how far the kriging of the
+        grid is (fit = first 40 %).
+    cancel : callable() -> bool, optional
+        Polled after the fit and before each chunk of grid points; raises
+        :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
 
     Returns
     -------
@@ -709,6 +728,7 @@ def krige(
     """
     if grid is not None and (cell_size is not None or extent is not None):
         raise ValueError("give either grid, or cell_size and/or extent, not both")
+    _step(progress, cancel, 0.0, "fitting the variogram")
     model = OrdinaryKrigingModel(
         variogram,
         variogram_parameters=variogram_parameters,
@@ -725,7 +745,13 @@ def krige(
         if len(extent) != 4:
             raise ValueError(f"extent must be (x_min, y_min, x_max, y_max), got {extent!r}")
         grid = Grid.from_extent(*extent, cell_size)
-    return model.krige_grid(grid)
+    _step(progress, cancel, 0.4, f"kriging {grid.nrows} x {grid.ncols} cells")
+
+    def grid_progress(fraction, message=None):
+        if progress is not None:
+            progress(0.4 + 0.6 * fraction, message)
+
+    return model.krige_grid(grid, progress=grid_progress, cancel=cancel)
 
 
 # ---------------------------------------------------------------------------
