@@ -22,6 +22,9 @@ affects the modules that need it):
 - :mod:`.indices` — ASTER and Sentinel-2 mineral band-ratio indices
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, Wald consistency, anomaly IoU, success rate
 - :mod:`.samples` — checks of field samples (NULL, below detection, duplicates, outliers)
+- :mod:`.adaptive` — the default fusion from samples: support-averaged ridge trend, spatial CV
+- :mod:`.scene` — the default fusion over a whole scene, window by window
+- :mod:`.sentinel2`, :mod:`.aster` — reflectance from Sentinel-2 and ASTER L1T products
 - :mod:`.pipeline` — the whole chain from samples and an image
 """
 
@@ -29,7 +32,8 @@ import importlib
 
 __all__ = [
     "grid", "kriging", "resample", "pyramid", "pca", "clustering", "regression", "fusion",
-    "indices", "metrics", "pipeline", "progress", "samples",
+    "indices", "metrics", "pipeline", "progress", "samples", "adaptive", "scene", "sentinel2",
+    "aster",
 ]
 
 
