@@ -48,7 +48,7 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
-from .kriging import OrdinaryKrigingModel
+from .kriging import OrdinaryKrigingModel, leave_one_out
 from .resample import resample_cubic
 
 __all__ = [
@@ -71,6 +71,9 @@ def _window_mean(band, window):
     if window <= 1:
         return band
     valid = np.isfinite(band)
+    if valid.all():
+        # the normalizer would be uniform_filter(ones) == 1.0 exactly (a running mean of ones)
+        return ndimage.uniform_filter(band, window, mode="reflect")
     num = ndimage.uniform_filter(np.where(valid, band, 0.0), window, mode="reflect")
     den = ndimage.uniform_filter(valid.astype(np.float64), window, mode="reflect")
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -88,17 +91,20 @@ def feature_stack(image, feature_set="bands", *, window=1, band_names=None):
     image = np.asarray(image, dtype=np.float64)
     p = image.shape[0]
     names = list(band_names) if band_names else [f"band {i + 1}" for i in range(p)]
-    feats, fnames = [image[i] for i in range(p)], list(names)
-    if feature_set == "bands+ratios":
-        for i, j in combinations(range(p), 2):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                nd = (image[i] - image[j]) / (image[i] + image[j])
-            nd[~np.isfinite(nd)] = np.nan
-            feats.append(nd)
-            fnames.append(f"ND({names[i]}, {names[j]})")
-    elif feature_set != "bands":
+    if feature_set not in FEATURE_SETS:
         raise ValueError(f"feature_set must be one of {FEATURE_SETS}, got {feature_set!r}")
-    return np.stack([_window_mean(f, window) for f in feats]), fnames
+    pairs = list(combinations(range(p), 2)) if feature_set == "bands+ratios" else []
+    fnames = names + [f"ND({names[i]}, {names[j]})" for i, j in pairs]
+    # filled feature by feature: a window of a whole scene holds one copy of the features
+    out = np.empty((len(fnames),) + image.shape[1:])
+    for i in range(p):
+        out[i] = _window_mean(image[i], window)
+    for k, (i, j) in enumerate(pairs):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            nd = (image[i] - image[j]) / (image[i] + image[j])
+        nd[~np.isfinite(nd)] = np.nan
+        out[p + k] = _window_mean(nd, window)
+    return out, fnames
 
 
 def _ridge_loo(A, z):
@@ -121,20 +127,23 @@ def _ridge_loo(A, z):
     return model.coef_.copy(), float(model.intercept_), alpha, fitted, loo
 
 
-def _fit_trend(As, z, labels, min_unit):
+def _fit_trend(As, z, labels, min_unit, *, return_loo=False):
     """Global ridge trend, plus one per unit (label >= 0) with at least ``min_unit`` samples.
 
-    Returns ``{"global": (coef, intercept, alpha), unit: (coef, intercept, alpha), ...}``.
+    Returns ``{"global": (coef, intercept, alpha), unit: (coef, intercept, alpha), ...}``,
+    and with ``return_loo`` also the closed-form leave-one-out trend at each sample (from
+    the fit that predicts it).
     """
-    coef, intercept, alpha, _, _ = _ridge_loo(As, z)
+    coef, intercept, alpha, _, loo = _ridge_loo(As, z)
     fits = {"global": (coef, intercept, alpha)}
     if labels is not None:
         for unit in np.unique(labels[labels >= 0]):
             inside = labels == unit
             if inside.sum() >= min_unit and np.ptp(z[inside]) > 0:
-                c, i0, a, _, _ = _ridge_loo(As[inside], z[inside])
+                c, i0, a, _, unit_loo = _ridge_loo(As[inside], z[inside])
                 fits[int(unit)] = (c, i0, a)
-    return fits
+                loo[inside] = unit_loo
+    return (fits, loo) if return_loo else fits
 
 
 def _apply_trend(As, labels, fits):
@@ -205,11 +214,29 @@ class AdaptiveFit:
 
     def trend_from_features(self, F, *, labels=None):
         """The trend from a precomputed :func:`feature_stack` ``F`` (shared between elements)."""
-        fits = {"global": (self.coef, self.intercept, self.alpha), **self.unit_fits}
-        flat = ((F.reshape(F.shape[0], -1).T - self.mean) / self.scale)
-        lab = None if labels is None else np.asarray(labels).ravel()
-        t = _apply_trend(flat, lab if self.unit_fits else None, fits).reshape(F.shape[1:])
-        return self.shrink * t
+        F = np.asarray(F)
+        flat = F.reshape(F.shape[0], -1)
+        # each fit as gains on the raw features: a0 + sum_j c_j (F_j - m_j) / s_j
+        fits = [(self.coef, self.intercept)]
+        if self.unit_fits and labels is not None:
+            units = list(self.unit_fits)
+            fits += [self.unit_fits[u][:2] for u in units]
+        gains = np.stack([c / self.scale for c, _ in fits])  # (fits, q)
+        offsets = np.array([a0 for _, a0 in fits]) - gains @ self.mean
+        if len(fits) == 1:
+            t = gains[0] @ flat
+            t += offsets[0]
+        else:
+            # every fit on every pixel (one matrix product), then each pixel's own fit
+            every = gains @ flat
+            every += offsets[:, None]
+            which = np.zeros(flat.shape[1], dtype=np.intp)  # 0: the global fit
+            lab = np.asarray(labels).ravel()
+            for k, unit in enumerate(units, start=1):
+                which[lab == unit] = k
+            t = np.take_along_axis(every, which[None], axis=0)[0]
+        t *= self.shrink
+        return t.reshape(F.shape[1:])
 
     def predict(self, image, grid, *, labels=None, band_names=None):
         """Fused values (working space) on ``grid``: trend of ``image`` + kriged residual.
@@ -322,7 +349,8 @@ def _rmse(a, b):
 def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, feature_sets=None,
                          windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
                          n_closest_points=32, min_samples=12, block=None, n_folds=5,
-                         margin=0.01, random_state=0, labels=None, min_unit_samples=15):
+                         margin=0.02, random_state=0, labels=None, min_unit_samples=15,
+                         support_selection="gcv", shrink_selection="loo"):
     """Choose the adaptive predictor from the samples by spatial cross-validation.
 
     Every candidate — kriging alone, and for each feature set and support
@@ -331,8 +359,9 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     ``block`` map units, default 5 median sample spacings, dealt to
     ``n_folds`` folds): the trend is refitted without the held-out blocks and
     the residual is kriged from the remaining samples only. The image is used
-    only if the best candidate beats kriging alone by more than ``margin``
-    (relative RMSE), so an image that does not help leaves kriging alone.
+    only if the chosen candidate beats kriging alone there by more than
+    ``margin`` (relative RMSE, default 2 %), so an image that does not help
+    leaves kriging alone.
 
     Parameters
     ----------
@@ -351,6 +380,15 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     variogram : str
         Variogram of the final residual kriging (``"auto"`` allowed); the
         cross-validation uses spherical models fitted to all samples.
+    support_selection : {"gcv", "cv"}
+        How the feature set and window are chosen: ``"gcv"`` (default) by the
+        leave-one-out error of the ridge trend alone, then λ by spatial CV;
+        ``"cv"``: every combination by spatial CV (noisier with few samples).
+    shrink_selection : {"loo", "cv"}
+        How λ is chosen: by leave-one-out (default: the error of interpolating
+        between samples, which is what a map pixel sees) or by the spatial CV.
+        Either way the image is used only if the chosen λ also beats kriging
+        alone in the spatial CV by ``margin``.
     labels : ndarray of int, shape (n,), optional
         Geological unit of each sample (−1 = none): local regression, one
         ridge trend per unit with at least ``min_unit_samples`` samples, the
@@ -406,69 +444,97 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     base_rmse = _rmse(base_pred[np.isfinite(base_pred)], z[np.isfinite(base_pred)])
     candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "cv rmse": base_rmse}]
     best = None  # (rmse ratio to kriging alone, description, rmse)
-    for fs in feature_sets:
-        for w in windows:
-            A, names = sample_features(chips, fs, w, band_names)
+    pairs = [(fs, w) for fs in feature_sets for w in windows]
+    support = {}
+    if support_selection == "gcv" and len(pairs) > 1:
+        # the support question (which features, averaged over which window, match the samples)
+        # is a regression question: answer it with the closed-form leave-one-out error of the
+        # ridge trend, far less noisy than the spatial CV of trend + kriging with few samples
+        for fs, w in pairs:
+            A, _ = sample_features(chips, fs, w, band_names)
             use = np.isfinite(A).all(axis=1)
             if use.sum() < max(min_samples, 3):
                 continue
-            mean = A[use].mean(axis=0)
-            scale = A[use].std(axis=0)
-            scale[scale == 0] = 1.0
-            As = np.where(use[:, None], (np.nan_to_num(A) - mean) / scale, 0.0)
-            lab = None if labels is None else labels
-            full_fits = _fit_trend(As[use], z[use], None if lab is None else lab[use],
-                                   min_unit_samples)
-            coef, intercept, alpha = full_fits["global"]
-            fitted = _apply_trend(As[use], None if lab is None else lab[use], full_fits)
-            # trend of each held-out fold from a ridge refitted on the other folds
-            trend_cv = np.full(x.size, np.nan)
-            trend_fit = np.full(x.size, np.nan)  # in-fold fitted trend, for the residuals
-            fold_fits = {}
-            for f in np.unique(folds[use]):
-                test, train = use & (folds == f), use & (folds != f)
-                if train.sum() < max(min_samples, 3):
-                    continue
-                fits_f = _fit_trend(As[train], z[train], None if lab is None else lab[train],
-                                    min_unit_samples)
-                fold_fits[f] = fits_f
-                trend_cv[test] = _apply_trend(As[test], None if lab is None else lab[test],
-                                              fits_f)
-            trend_fit[use] = fitted
-            scored = use & np.isfinite(trend_cv) & np.isfinite(base_pred)
-            base_use = _rmse(base_pred[scored], z[scored])
-            for lam in shrinks:
-                resid = z - lam * trend_fit
-                try:
-                    model = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
-                    model.fit(x[use], y[use], resid[use], cross_validate=False)
-                except ValueError:
-                    continue
-                # residuals of the training folds use the trend refitted without the test fold
-                pred = np.full(x.size, np.nan)
-                for f in np.unique(folds[scored]):
-                    test, train = scored & (folds == f), use & (folds != f)
-                    r_train = z[train] - lam * _apply_trend(
-                        As[train], None if lab is None else lab[train], fold_fits[f])
-                    pred[test] = lam * trend_cv[test] + krige_at(
-                        x[train], y[train], r_train, x[test], y[test],
-                        variogram_model=model.variogram_model_,
-                        variogram_parameters=model.variogram_parameters_,
-                        n_closest_points=n_closest_points)[0]
-                score = _rmse(pred[scored], z[scored])
-                candidates.append({"feature set": fs, "window": w, "shrink": lam,
-                                   "cv rmse": score, "ridge alpha": alpha})
-                ratio = score / base_use
-                if best is None or ratio < best[0]:
-                    best = (ratio, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use,
-                                    full_fits), score)
-    if best is None or best[0] >= 1.0 - margin:
+            sd = A[use].std(axis=0)
+            As = (A[use] - A[use].mean(axis=0)) / np.where(sd == 0, 1.0, sd)
+            loo = _ridge_loo(As, z[use])[4]
+            support[(fs, w)] = _rmse(loo, z[use])
+        if support:
+            pairs = [min(support, key=support.get)]
+    elif support_selection not in ("gcv", "cv"):
+        raise ValueError(f"support_selection must be 'gcv' or 'cv', got {support_selection!r}")
+    for fs, w in pairs:
+        A, names = sample_features(chips, fs, w, band_names)
+        use = np.isfinite(A).all(axis=1)
+        if use.sum() < max(min_samples, 3):
+            continue
+        mean = A[use].mean(axis=0)
+        scale = A[use].std(axis=0)
+        scale[scale == 0] = 1.0
+        As = np.where(use[:, None], (np.nan_to_num(A) - mean) / scale, 0.0)
+        lab = None if labels is None else labels
+        full_fits, trend_loo = _fit_trend(As[use], z[use], None if lab is None else lab[use],
+                                          min_unit_samples, return_loo=True)
+        coef, intercept, alpha = full_fits["global"]
+        fitted = _apply_trend(As[use], None if lab is None else lab[use], full_fits)
+        # trend of each held-out fold from a ridge refitted on the other folds
+        trend_cv = np.full(x.size, np.nan)
+        trend_fit = np.full(x.size, np.nan)  # in-fold fitted trend, for the residuals
+        fold_fits = {}
+        for f in np.unique(folds[use]):
+            test, train = use & (folds == f), use & (folds != f)
+            if train.sum() < max(min_samples, 3):
+                continue
+            fits_f = _fit_trend(As[train], z[train], None if lab is None else lab[train],
+                                min_unit_samples)
+            fold_fits[f] = fits_f
+            trend_cv[test] = _apply_trend(As[test], None if lab is None else lab[test],
+                                          fits_f)
+        trend_fit[use] = fitted
+        scored = use & np.isfinite(trend_cv) & np.isfinite(base_pred)
+        base_use = _rmse(base_pred[scored], z[scored])
+        for lam in shrinks:
+            resid = z - lam * trend_fit
+            try:
+                model = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
+                model.fit(x[use], y[use], resid[use], cross_validate=False)
+            except ValueError:
+                continue
+            # residuals of the training folds use the trend refitted without the test fold
+            pred = np.full(x.size, np.nan)
+            for f in np.unique(folds[scored]):
+                test, train = scored & (folds == f), use & (folds != f)
+                r_train = z[train] - lam * _apply_trend(
+                    As[train], None if lab is None else lab[train], fold_fits[f])
+                pred[test] = lam * trend_cv[test] + krige_at(
+                    x[train], y[train], r_train, x[test], y[test],
+                    variogram_model=model.variogram_model_,
+                    variogram_parameters=model.variogram_parameters_,
+                    n_closest_points=n_closest_points)[0]
+            score = _rmse(pred[scored], z[scored])
+            # leave-one-out of the same predictor: the interpolation error a map pixel sees
+            k_loo = leave_one_out(x[use], y[use], resid[use],
+                                  variogram_model=model.variogram_model_,
+                                  variogram_parameters=model.variogram_parameters_,
+                                  n_closest_points=n_closest_points)[0]
+            loo_score = _rmse(lam * trend_loo + k_loo, z[use])
+            candidates.append({"feature set": fs, "window": w, "shrink": lam,
+                               "cv rmse": score, "loo rmse": loo_score, "ridge alpha": alpha,
+                               "trend loo rmse": support.get((fs, w), float("nan"))})
+            ratio = score / base_use
+            key = loo_score if shrink_selection == "loo" else ratio
+            if best is None or key < best[0]:
+                best = (key, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use,
+                              full_fits), score, ratio)
+    # the image is trusted only if the chosen predictor also beats kriging alone by the margin
+    # in the spatial block cross-validation
+    if best is None or best[3] >= 1.0 - margin:
         fit = AdaptiveFit("-", 0, 0.0, np.zeros(0), 0.0, 0.0, [], np.zeros(0), np.zeros(0),
                           base_rmse, base_rmse, candidates, n=int(x.size))
         rx, ry, rz = x, y, z
         logger.info("adaptive fusion: the image does not improve on kriging alone (spatial CV)")
     else:
-        _, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use, full_fits), score = best
+        _, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use, full_fits), score, _ = best
         units = {k: v for k, v in full_fits.items() if k != "global"}
         fit = AdaptiveFit(fs, w, lam, coef, intercept, alpha, names, mean, scale, score,
                           base_rmse, candidates, n=int(use.sum()), unit_fits=units,
