@@ -5,6 +5,8 @@ optional dependencies scikit-learn and pykrige) is imported when an algorithm
 runs, so the plugin loads even where those packages are missing.
 """
 
+from .crossvalidate_fusion import CrossValidateFusion
+from .evaluate_fusion import EvaluateFusion
 from .fuse_geochemistry import FuseGeochemistry
 from .kmeans_units import KMeansUnitsAlgorithm
 from .krige_samples import KrigeSamples
@@ -25,4 +27,6 @@ ALGORITHM_CLASSES = (
     FuseGeochemistry,
     PrepareSentinel2,
     PrepareAster,
+    EvaluateFusion,
+    CrossValidateFusion,
 )

@@ -45,7 +45,8 @@ def table_html(rows, caption=None):
     return f"<table>{cap}<tr>{head}</tr>{''.join(body)}</table>"
 
 
-def map_html(array, title, cmap="RdYlBu_r", categorical=False):
+def map_html(array, title, cmap="RdYlBu_r", categorical=False, points=None):
+    """A small map of ``array`` (2-98 % stretch); ``points`` (cols, rows) in pixels are overlaid."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
     arr = np.asarray(array, dtype=float)
@@ -55,6 +56,10 @@ def map_html(array, title, cmap="RdYlBu_r", categorical=False):
     else:
         lo, hi = np.percentile(finite, [2, 98])
         im = ax.imshow(arr, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+    if points is not None:
+        ax.plot(points[0], points[1], "o", mfc="none", mec="magenta", mew=1.5, ms=6)
+        ax.set_xlim(-0.5, arr.shape[1] - 0.5)
+        ax.set_ylim(arr.shape[0] - 0.5, -0.5)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -72,6 +77,76 @@ def variogram_html(lags, semivariance, model_function, title):
     ax.set_ylabel("semivariance")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    return figure_html(fig, title)
+
+
+def scatter_html(x, y, title, xlabel, ylabel, *, one_to_one=True, max_points=20_000,
+                 log=False):
+    """Scatter plot of ``y`` against ``x`` (finite pairs), with the 1:1 line.
+
+    More than ``max_points`` pairs are shown as a hexagonal density plot;
+    ``log``: logarithmic axes (positive pairs only).
+    """
+    plt = _pyplot()
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    if log:
+        ok &= (x > 0) & (y > 0)
+    x, y = x[ok], y[ok]
+    fig, ax = plt.subplots(figsize=(3.8, 3.6))
+    if x.size > max_points:
+        ax.hexbin(x, y, gridsize=60, bins="log", mincnt=1, cmap="viridis",
+                  xscale="log" if log else "linear", yscale="log" if log else "linear")
+    else:
+        ax.plot(x, y, "o", ms=3, alpha=0.7)
+    if one_to_one and x.size:
+        lo = float(min(x.min(), y.min()))
+        hi = float(max(x.max(), y.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="1:1")
+        ax.legend(fontsize=8, loc="upper left")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    return figure_html(fig, title)
+
+
+def curves_html(curves, title, xlabel, ylabel, *, diagonal=False):
+    """Several curves ``{label: (x, y)}`` on one plot, with the 1:1 diagonal if asked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.0))
+    for label, (cx, cy) in curves.items():
+        ax.plot(cx, cy, "-", lw=1.6, label=label)
+    if diagonal:
+        ax.plot([0, 1], [0, 1], "k:", lw=1, label="random")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    return figure_html(fig, title)
+
+
+def bars_html(labels, values, title, ylabel, *, highlight=None, reference=None,
+              reference_label=None):
+    """A bar chart; bar ``highlight`` (index) is drawn in another colour, ``reference`` as a line."""
+    plt = _pyplot()
+    values = np.asarray(values, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(values) + 1.5), 3.4))
+    colors = ["#8aa9c9"] * len(values)
+    if highlight is not None:
+        colors[highlight] = "#d95f02"
+    ax.bar(np.arange(len(values)), np.nan_to_num(values), color=colors)
+    if reference is not None and np.isfinite(reference):
+        ax.axhline(reference, color="k", ls="--", lw=1, label=reference_label)
+        if reference_label:
+            ax.legend(fontsize=8)
+    ax.set_xticks(np.arange(len(values)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
     return figure_html(fig, title)
 
 

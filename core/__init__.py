@@ -21,6 +21,7 @@ affects the modules that need it):
 - :mod:`.fusion` — the fusion equations 1–3 of the paper, ``paper`` and ``coherent`` modes
 - :mod:`.indices` — ASTER and Sentinel-2 mineral band-ratio indices
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, Wald consistency, anomaly IoU, success rate
+- :mod:`.evaluation` — a layer scored against references; spatial cross-validation of the chain
 - :mod:`.samples` — checks of field samples (NULL, below detection, duplicates, outliers)
 - :mod:`.adaptive` — the default fusion from samples: support-averaged ridge trend, spatial CV
 - :mod:`.scene` — the default fusion over a whole scene, window by window
@@ -33,7 +34,7 @@ import importlib
 __all__ = [
     "grid", "kriging", "resample", "pyramid", "pca", "clustering", "regression", "fusion",
     "indices", "metrics", "pipeline", "progress", "samples", "adaptive", "scene", "sentinel2",
-    "aster",
+    "aster", "evaluation",
 ]
 
 

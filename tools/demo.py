@@ -5,7 +5,8 @@
 2. a QGIS project opens them styled next to the sample points and the occurrences;
 3. a PNG map is rendered headless from that project;
 4. because the demo samples are simulated from a kept truth, the fused and the kriged layers are
-   scored against it.
+   scored against it (``scores.md``), and ``geochemfusion:evaluatefusion`` scores the Cu layers
+   against the truth, the samples and the occurrences (``evaluation.html``, ``evaluation.csv``).
 
 Run through ``make demo`` (which sets up the environment first).
 """
@@ -57,6 +58,24 @@ def run_fusion():
     outputs["OUTPUT_PAPER"] = paper["OUTPUT"]
     outputs["OUTPUT_UNITS"] = paper["OUTPUT_UNITS"]
     return outputs
+
+
+def evaluatefusion(outputs):
+    """Score the Cu layers side by side: ``geochemfusion:evaluatefusion`` through qgis_process."""
+    report, table = OUT / "evaluation.html", OUT / "evaluation.csv"
+    args = ["run", "geochemfusion:evaluatefusion", "--",
+            f"FUSED={outputs['OUTPUT']}", f"FUSED={outputs['OUTPUT_PAPER']}",
+            f"FUSED={outputs['OUTPUT_KRIGED']}", "BAND_FILTER=Cu",
+            f"REFERENCE_RASTER={DATA / 'cu_truth.tif'}",
+            f"INPUT_SAMPLES={DATA / 'samples.gpkg'}|layername=samples", "INPUT_FIELD=Cu",
+            f"OCCURRENCES={DATA / 'occurrences.gpkg'}",
+            f"OUTPUT_TABLE={table}", f"OUTPUT_REPORT={report}"]
+    print("qgis_process.bin " + " ".join(args))
+    proc = qgis_process(*args, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"qgis_process failed with exit code {proc.returncode}")
+    return report, table
 
 
 def build_project_and_map(outputs):
@@ -176,12 +195,14 @@ def score(outputs):
 def main():
     outputs = run_fusion()
     table = score(outputs)
+    evaluation = evaluatefusion(outputs)
     project, png = build_project_and_map(outputs)
     print("\n" + table + "\n")
     print(f"Fused layers:   {outputs['OUTPUT']} (default), {outputs['OUTPUT_PAPER']} (paper)")
     print(f"Intermediates:  {OUT}/kriged.tif, kriging_variance.tif, features.tif, units.tif, "
           "coefficients.csv")
     print(f"Report:         {outputs['OUTPUT_REPORT']}")
+    print(f"Evaluation:     {evaluation[0]} (report), {evaluation[1]} (metrics per layer)")
     print(f"QGIS project:   {project}  (open it in QGIS)")
     print(f"Picture:        {png}")
 

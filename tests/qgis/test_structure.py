@@ -18,7 +18,8 @@ CORE_FILES = sorted((REPO / "core").glob("*.py"))
 BLOCKED = ("qgis", "PyQt5", "PyQt6", "osgeo", "sip")
 ALGORITHM_IDS = {
     "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
-    "kmeansunits", "regressionfusion", "fusegeochemistry",
+    "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
+    "evaluatefusion", "crossvalidatefusion",
 }
 
 
