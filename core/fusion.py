@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .progress import step
 from .pyramid import decompose
 from .regression import FeatureRegression
 
@@ -106,6 +107,7 @@ def fuse(
     ridge=0.0,
     sample_size=200_000,
     random_state=0,
+    cancel=None,
 ):
     """Fuse a geochemical layer with image features on the same fine grid.
 
@@ -134,6 +136,9 @@ def fuse(
         avoid seams (local regression only). Off in the paper.
     min_pixels, ridge, sample_size, random_state
         Passed to :class:`~geochem_fusion.core.regression.FeatureRegression`.
+    cancel : callable() -> bool, optional
+        Polled between the pyramid of each layer and the fit; raises
+        :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
 
     Returns
     -------
@@ -161,8 +166,14 @@ def fuse(
     else:
         space = geo
 
+    step(None, cancel, 0.0)
     geo_low, geo_high = decompose(space, levels)
-    ms_low, ms_high = decompose(features, levels)
+    ms_low = np.empty_like(features)
+    ms_high = np.empty_like(features)
+    for i in range(features.shape[0]):  # band by band, so that a cancel is seen between bands
+        step(None, cancel, 0.0)
+        ms_low[i], ms_high[i] = decompose(features[i], levels)
+    step(None, cancel, 0.0)
 
     model = FeatureRegression(
         regression, min_pixels=min_pixels, sample_size=sample_size, random_state=random_state,

@@ -237,7 +237,7 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
         fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
                             labels=units, log_transform=log_transform,
                             blend_sigma=blend_sigma, sample_size=sample_size,
-                            random_state=random_state)
+                            random_state=random_state, cancel=cancel)
         elements[name] = ElementResult(name, kres, geo, fres)
     _step(progress, cancel, 1.0, "done")
     return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)

@@ -47,3 +47,22 @@ def test_cancel_between_chunks_of_grid_points():
     with pytest.raises(Canceled):
         model.predict_grid(Grid(0, 1000, 10, 10, 100, 100), chunk_size=1000, cancel=cancel)
     assert len(polls) == 3  # stopped at once, not after the remaining chunks
+
+
+def test_fusion_cancel_between_pyramid_layers():
+    # the pyramid modes poll cancel before each layer's decomposition: a cancel raised on the
+    # third poll stops before the feature bands are all decomposed
+    from geochem_fusion.core.fusion import fuse
+
+    rng = np.random.default_rng(1)
+    geo = rng.normal(size=(64, 64))
+    feats = rng.normal(size=(3, 64, 64))
+    calls = []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) >= 3
+
+    with pytest.raises(Canceled):
+        fuse(geo, feats, levels=2, cancel=cancel)
+    assert len(calls) == 3
