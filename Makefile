@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot
+.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot bench-scale
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -30,6 +30,7 @@ help:
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
 	@echo "make lint            ruff"
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
+	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
 	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
 
 setup: $(STAMP)
@@ -99,6 +100,11 @@ bench-accuracy: setup
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends saga; } || \
 		echo "SAGA GIS could not be installed: its rows of the benchmark will say so"
 	$(PY) bench/accuracy.py $(ARGS)
+
+# Scale benchmark (issue 7): writes bench/results/scale.md; inputs in bench/work/scale/.
+# SAGA GIS (the peer) is used when installed (make bench-accuracy installs it).
+bench-scale: setup
+	$(PY) bench/scale.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -237,6 +237,10 @@ class FuseGeochemistry(GeochemAlgorithm):
 
         features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
         units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        # kriging alone is only an output (kriged layer, variance, report): skip it otherwise
+        krige_alone = any(self.parameterAsOutputLayer(parameters, key, context)
+                          for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE)) or bool(
+            self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context))
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(raster_io.WindowedWriter(
                 out, image.grid, wkt, len(descriptions), descriptions=descriptions,
@@ -261,7 +265,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             scene = fuse_scene(
                 x, y, values, image.read, image.grid, writer.write,
                 write_features=write_features if features_path else None,
-                write_units=write_units if units_path else None,
+                write_units=write_units if units_path else None, krige_alone=krige_alone,
                 progress=progress.progress, cancel=progress.is_canceled, **settings)
             if "features" in extra:
                 for j, name in enumerate(scene.transform.names_):

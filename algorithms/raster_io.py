@@ -24,7 +24,9 @@ gdal.UseExceptions()
 NODATA = -9999.0
 """Nodata value of float outputs (also understood by SAGA, ArcGIS, R)."""
 
-GTIFF_OPTIONS = ["COMPRESS=DEFLATE", "PREDICTOR=2", "TILED=YES", "BIGTIFF=IF_SAFER"]
+GTIFF_OPTIONS = ["COMPRESS=DEFLATE", "PREDICTOR=2", "TILED=YES", "BIGTIFF=IF_SAFER",
+                 "NUM_THREADS=ALL_CPUS"]
+"""Creation options of every GeoTIFF written (``NUM_THREADS``: blocks compressed in parallel)."""
 
 
 @dataclass
@@ -364,6 +366,12 @@ class WindowedWriter:
     (with band statistics) when the block exits without an exception; on an
     exception (including a cancel) the temporary file is removed and
     nothing is left at ``path``.
+
+    Windows of any height may be written in any order: rows are gathered into
+    whole strips of the file's tiles, and each strip is written and flushed
+    (compressed, and dropped from GDAL's cache) as soon as it is complete, so
+    every tile is compressed once and memory stays at one strip per band. The
+    band statistics are accumulated from the written values (no re-read).
     """
 
     def __init__(self, path, grid, crs_wkt, n_bands, *, descriptions=None, dtype="float32",
@@ -376,7 +384,8 @@ class WindowedWriter:
         self.tmp = os.path.join(
             self.folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
         self.ds = None
-        self._has_data = [False] * self.n_bands
+        self._strips = {}  # strip -> (values (bands, rows, cols), rows written (bands, rows))
+        self._stats = [None] * self.n_bands  # [count, mean, M2, min, max]
 
     def __enter__(self):
         gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
@@ -399,20 +408,66 @@ class WindowedWriter:
                 band.SetDescription(str(self.descriptions[i]))
         if self.metadata:
             self.ds.SetMetadata({str(k): str(v) for k, v in self.metadata.items()})
+        self._strip_rows = max(1, self.ds.GetRasterBand(1).GetBlockSize()[1])
         return self
 
     def write(self, band_index, row0, values):
         """Write a ``(rows, cols)`` window (NaN = nodata) into 0-based band ``band_index`` at ``row0``."""
         values = np.asarray(values)
         finite = np.isfinite(values)
-        if self.nodata is not None:
+        if self.nodata is not None and not finite.all():
             values = np.where(finite, values, self.nodata)
-        self._has_data[band_index] |= bool(finite.any())
+        values = values.astype(self.dtype, copy=False)
+        if self.statistics:
+            self._add_statistics(band_index, values, finite)
+        row0, h = int(row0), self._strip_rows
+        for k in range(row0 // h, (row0 + values.shape[0] - 1) // h + 1):
+            s0 = k * h
+            n = min(h, self.grid.nrows - s0)
+            if k not in self._strips:
+                fill = 0 if self.nodata is None else self.nodata
+                self._strips[k] = (
+                    np.full((self.n_bands, n, self.grid.ncols), fill, dtype=self.dtype),
+                    np.zeros((self.n_bands, n), dtype=bool))
+            strip, filled = self._strips[k]
+            lo, hi = max(row0, s0), min(row0 + values.shape[0], s0 + n)
+            strip[band_index, lo - s0:hi - s0] = values[lo - row0:hi - row0]
+            filled[band_index, lo - s0:hi - s0] = True
+            if filled.all():
+                self._write_strip(k)
+
+    def _write_strip(self, k):
+        """Write strip ``k`` of every band, compress it and drop it from GDAL's cache.
+
+        All bands at once: a multi-band GeoTIFF interleaves the bands in each tile
+        by default, so a tile is complete only when every band of it is.
+        """
+        strip, _ = self._strips.pop(k)
         try:
-            self.ds.GetRasterBand(band_index + 1).WriteArray(
-                values.astype(self.dtype, copy=False), 0, int(row0))
+            for i in range(self.n_bands):
+                self.ds.GetRasterBand(i + 1).WriteArray(strip[i], 0, k * self._strip_rows)
+            self.ds.FlushCache()
         except RuntimeError as exc:
             raise ValueError(describe_io_error(exc, self.path)) from exc
+
+    def _add_statistics(self, band_index, values, finite):
+        """Merge a window into the band's count, mean, M2 (Chan et al. 1979), min and max."""
+        valid = finite if self.nodata is None else finite & (values != self.nodata)
+        v = values if valid.all() else values[valid]
+        if v.size == 0:
+            return
+        n_b, mean_b = v.size, float(v.sum(dtype=np.float64)) / v.size
+        m2_b = float(np.square(np.subtract(v, mean_b, dtype=np.float64)).sum())
+        lo, hi = float(v.min()), float(v.max())
+        if self._stats[band_index] is None:
+            self._stats[band_index] = [n_b, mean_b, m2_b, lo, hi]
+            return
+        n_a, mean_a, m2_a, lo_a, hi_a = self._stats[band_index]
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        self._stats[band_index] = [n, mean_a + delta * n_b / n,
+                                   m2_a + m2_b + delta * delta * n_a * n_b / n,
+                                   min(lo, lo_a), max(hi, hi_a)]
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
@@ -430,9 +485,15 @@ class WindowedWriter:
         return False
 
     def _finish(self):
+        for k in sorted(self._strips):  # strips not entirely written
+            self._write_strip(k)
         for i in range(self.n_bands):
-            if self.statistics and self._has_data[i]:
-                self.ds.GetRasterBand(i + 1).ComputeStatistics(False)
+            if self.statistics and self._stats[i] is not None:
+                n, mean, m2, lo, hi = self._stats[i]
+                band = self.ds.GetRasterBand(i + 1)
+                band.SetStatistics(lo, hi, mean, float(np.sqrt(m2 / n)))
+                band.SetMetadataItem("STATISTICS_VALID_PERCENT",
+                                     f"{100.0 * n / (self.grid.nrows * self.grid.ncols):.4g}")
         ds, self.ds = self.ds, None
         try:
             ds.FlushCache()
@@ -446,6 +507,7 @@ class WindowedWriter:
 
     def _discard(self):
         self.ds = None
+        self._strips = {}
         _discard(self.tmp)
 
 
@@ -587,8 +649,24 @@ class BlockSource:
 
 
 def open_blocks(path):
-    """Open ``path`` for window-by-window reading of all its bands (nodata as NaN)."""
-    ds = open_raster(path)
+    """Open ``path`` for window-by-window reading of all its bands (nodata as NaN).
+
+    Full-width windows (the row blocks of a whole-scene pass) are served from
+    whole strips of the file's blocks, read once in the file's own type and
+    kept while they are needed; small windows (samples, chips) are read
+    directly. GDAL's block cache is emptied after each strip and whenever a
+    direct read moves to another strip, so memory stays at a couple of strips
+    whatever the size of the image (GDAL would otherwise keep up to
+    ``GDAL_CACHEMAX``, 5 % of the RAM, of decoded blocks).
+    """
+    driver = gdal.IdentifyDriver(path)
+    if driver is not None and driver.ShortName == "GTiff":
+        try:  # tiles decoded in parallel when a strip is read
+            ds = gdal.OpenEx(path, gdal.OF_RASTER, open_options=["NUM_THREADS=ALL_CPUS"])
+        except RuntimeError:
+            ds = open_raster(path)
+    else:
+        ds = open_raster(path)
     gt = ds.GetGeoTransform(can_return_null=True)
     if gt is None:
         raise ValueError(f"Raster '{path}' has no georeferencing; georeference it first.")
@@ -596,11 +674,38 @@ def open_blocks(path):
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
     nodata = [b.GetNoDataValue() for b in bands]
     descriptions = [b.GetDescription() or f"Band {i + 1}" for i, b in enumerate(bands)]
+    # strips of whole blocks (at least 64 rows for files in strips of a few rows)
+    strip_rows = max(64, bands[0].GetBlockSize()[1])
+    strips = {}
+    state = {"strip": None}  # the strip of the last direct read
+
+    def strip(k):
+        if k not in strips:
+            r0 = k * strip_rows
+            n = min(strip_rows, grid.nrows - r0)
+            data = ds.ReadAsArray(0, r0, grid.ncols, n)
+            strips[k] = data.reshape(len(bands), n, grid.ncols)
+            ds.FlushCache()
+        return strips[k]
 
     def read(row0, col0, nrows, ncols):
+        row0, col0, nrows, ncols = int(row0), int(col0), int(nrows), int(ncols)
         out = np.empty((len(bands), nrows, ncols), dtype=np.float64)
-        for i, band in enumerate(bands):
-            out[i] = band.ReadAsArray(int(col0), int(row0), int(ncols), int(nrows))
+        if col0 == 0 and ncols == grid.ncols:
+            first, last = row0 // strip_rows, (row0 + nrows - 1) // strip_rows
+            for k in [k for k in strips if k < first]:  # passed: row blocks go down the image
+                del strips[k]
+            for k in range(first, last + 1):
+                s0 = k * strip_rows
+                lo, hi = max(row0, s0), min(row0 + nrows, s0 + strip_rows)
+                out[:, lo - row0:hi - row0] = strip(k)[:, lo - s0:hi - s0]
+        else:
+            k = row0 // strip_rows
+            if state["strip"] != k:
+                ds.FlushCache()
+                state["strip"] = k
+            out[:] = ds.ReadAsArray(col0, row0, ncols, nrows).reshape(out.shape)
+        for i in range(len(bands)):
             if nodata[i] is not None and not np.isnan(nodata[i]):
                 out[i][out[i] == nodata[i]] = np.nan
         return out

@@ -66,18 +66,25 @@ FEATURE_SETS = ("bands", "bands+ratios")
 _ALPHAS = np.logspace(-3, 4, 36)
 
 
-def _window_mean(band, window):
-    """NaN-aware mean over a ``window`` × ``window`` square (normalized convolution)."""
+def _window_mean(band, window, out=None):
+    """NaN-aware mean over a ``window`` × ``window`` square (normalized convolution).
+
+    ``out``: an array to write the result into (else a new one; ``band`` itself
+    for ``window`` 1).
+    """
     if window <= 1:
-        return band
+        if out is None:
+            return band
+        out[...] = band
+        return out
     valid = np.isfinite(band)
     if valid.all():
         # the normalizer would be uniform_filter(ones) == 1.0 exactly (a running mean of ones)
-        return ndimage.uniform_filter(band, window, mode="reflect")
+        return ndimage.uniform_filter(band, window, output=out, mode="reflect")
     num = ndimage.uniform_filter(np.where(valid, band, 0.0), window, mode="reflect")
     den = ndimage.uniform_filter(valid.astype(np.float64), window, mode="reflect")
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
+        out = np.divide(num, den, out=out)
     out[~valid] = np.nan
     return out
 
@@ -98,12 +105,15 @@ def feature_stack(image, feature_set="bands", *, window=1, band_names=None):
     # filled feature by feature: a window of a whole scene holds one copy of the features
     out = np.empty((len(fnames),) + image.shape[1:])
     for i in range(p):
-        out[i] = _window_mean(image[i], window)
+        _window_mean(image[i], window, out=out[i])
     for k, (i, j) in enumerate(pairs):
+        nd = np.subtract(image[i], image[j])
         with np.errstate(invalid="ignore", divide="ignore"):
-            nd = (image[i] - image[j]) / (image[i] + image[j])
-        nd[~np.isfinite(nd)] = np.nan
-        out[p + k] = _window_mean(nd, window)
+            nd /= image[i] + image[j]
+        bad = ~np.isfinite(nd)
+        if bad.any():
+            nd[bad] = np.nan
+        _window_mean(nd, window, out=out[p + k])
     return out, fnames
 
 
@@ -229,12 +239,13 @@ class AdaptiveFit:
         else:
             # every fit on every pixel (one matrix product), then each pixel's own fit
             every = gains @ flat
-            every += offsets[:, None]
-            which = np.zeros(flat.shape[1], dtype=np.intp)  # 0: the global fit
             lab = np.asarray(labels).ravel()
-            for k, unit in enumerate(units, start=1):
-                which[lab == unit] = k
+            # row of `every` for each label (-1 and units without a fit: 0, the global fit)
+            lookup = np.zeros(max(max(units), int(lab.max(initial=-1))) + 2, dtype=np.intp)
+            lookup[np.asarray(units) + 1] = np.arange(1, len(units) + 1)
+            which = lookup[lab + 1]
             t = np.take_along_axis(every, which[None], axis=0)[0]
+            t += offsets[which]
         t *= self.shrink
         return t.reshape(F.shape[1:])
 

@@ -15,12 +15,24 @@ trend on small chips read around the geochemical samples. Kriging runs on the
 coarse grid only. Then every row block (with the few rows of context the
 support window needs) is transformed once and predicted for every element, so
 extra elements only add their own trend and residual.
+
+Both CPUs are used: the elements are fitted in worker threads (while this
+thread reports progress and polls cancel), and the row blocks are computed by
+worker threads and written in order by the calling thread. The numerics
+release the GIL and every block is computed alone, so the results do not
+depend on the number of threads.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import contextlib
 import logging
 import math
+import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 BLOCK_PIXELS = 2 ** 21
 """Pixels per row block (about 2 M: a few hundred MB of float64 features at most)."""
+POLL_SECONDS = 0.5
+"""How often progress is reported and cancel polled while the per-element fits run."""
+MAX_WORKERS = 4
+"""Row blocks computed at once (at most; one per CPU)."""
 
 
 def array_reader(image):
@@ -209,7 +225,9 @@ def _chips(read, grid, x, y, half):
     c = np.round(col).astype(int)
     size = 2 * half + 1
     chips = None
-    for i, (ri, ci) in enumerate(zip(r, c)):
+    # read in row order, so that a file reader decodes each of its blocks once
+    for i in np.lexsort((c, r)):
+        ri, ci = r[i], c[i]
         r0, r1 = max(ri - half, 0), min(ri + half + 1, grid.nrows)
         c0, c1 = max(ci - half, 0), min(ci + half + 1, grid.ncols)
         if r0 >= r1 or c0 >= c1:
@@ -221,12 +239,94 @@ def _chips(read, grid, x, y, half):
     return chips
 
 
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """One BLAS thread in the whole process while the fits (tiny systems) share the cores.
+
+    Set once here, around all the worker threads, so that the per-call limits the
+    kriging sets inside them save and restore the same value.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _run_tasks(tasks, progress, cancel, start, span, message, *, tau=10.0):
+    """Run ``tasks`` ``{key: callable}`` in worker threads; return ``{key: result}``.
+
+    The per-element fits have no progress or cancel hooks of their own and take
+    tens of seconds with thousands of samples. While they run in threads (as many
+    as there are CPUs: several elements share the cores), this thread reports
+    progress every :data:`POLL_SECONDS` (creeping through the share of the task
+    running, ``elapsed / (elapsed + tau)``) and polls ``cancel``: a cancel returns
+    at once, and fits already running finish in the background and are discarded.
+    """
+    keys = list(tasks)
+    workers = max(1, min(len(keys), os.cpu_count() or 1))
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="geochem-fit")
+    results = {}
+    try:
+        with _single_threaded_blas():
+            futures = {pool.submit(tasks[k]): k for k in keys}
+            pending = set(futures)
+            step(progress, cancel, start, message)
+            since = time.monotonic()
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=POLL_SECONDS,
+                    return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    results[futures[future]] = future.result()
+                if done:
+                    since = time.monotonic()
+                elapsed = time.monotonic() - since if pending else 0.0
+                step(progress, cancel,
+                     start + span * (len(results) + elapsed / (elapsed + tau)) / len(keys))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def _ordered_map(compute, items, consume, *, workers=None):
+    """``consume(k, compute(item_k))`` for every item in order, ``compute`` in worker threads.
+
+    The blocks are independent and their numerics (numpy, scipy, BLAS, GDAL)
+    release the GIL, so ``workers`` blocks (default: the CPUs, at most
+    :data:`MAX_WORKERS`) are computed at once while this thread writes the
+    previous ones (GDAL compresses them meanwhile). At most ``workers + 1``
+    results are held. An exception in ``consume`` (a cancel) or ``compute`` stops
+    the pass once the blocks being computed are done.
+    """
+    workers = workers or max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="geochem-block")
+    queue = collections.deque()
+    done = 0
+    try:
+        with _single_threaded_blas() if workers > 1 else contextlib.nullcontext():
+            for item in items:
+                queue.append(pool.submit(compute, item))
+                if len(queue) > workers:
+                    consume(done, queue.popleft().result())
+                    done += 1
+            while queue:
+                consume(done, queue.popleft().result())
+                done += 1
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, features="bands",
                sensor="sentinel2", band_map=None, pcs=(2,), regression="global", n_clusters=5,
                log_transform=False, variogram="auto", cell_size=None, block_rows=None,
                sample_size=200_000, random_state=0, windows=DEFAULT_WINDOWS,
-               write_features=None, write_units=None, preview_size=600, progress=None,
-               cancel=None):
+               write_features=None, write_units=None, preview_size=600, krige_alone=True,
+               progress=None, cancel=None):
     """Adaptive fusion of one or several elements over a whole scene, block by block.
 
     Parameters
@@ -246,8 +346,15 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
         units ``(rows, cols)``.
     preview_size : int or None
         Longest side of the decimated previews kept in the result (None: none).
+    krige_alone : bool
+        Also krige each element alone on the coarse grid (the kriged and
+        variance outputs, the report, :meth:`SceneResult.as_pipeline_result`'s
+        ``geo``). False skips it: ``SceneResult.kriging`` then maps every
+        element to None.
     progress, cancel : callables
-        See :mod:`geochem_fusion.core.progress`; polled per block.
+        See :mod:`geochem_fusion.core.progress`; polled per block, and every
+        :data:`POLL_SECONDS` while the elements are fitted (in worker threads,
+        see :func:`_run_tasks`).
 
     Other parameters as :func:`~geochem_fusion.core.pipeline.fuse_samples`.
     """
@@ -264,7 +371,8 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
     notes = []
     names = list(values)
-    n_work = 3 + 2 * len(names)
+    # progress: image sampling and fits up to FITTED (fits from CHIPS), then the blocks
+    CHIPS, FITTED = 0.1, 0.4  # noqa: N806 (constants of this function)
 
     # --- image work, once for all elements -----------------------------------------------
     step(progress, cancel, 0.0, "sampling image pixels for the feature transform")
@@ -277,12 +385,13 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     if regression == "local":
         from .clustering import KMeansUnits
 
-        step(progress, cancel, 1 / n_work, f"clustering {n_clusters} geological units (K-means)")
+        step(progress, cancel, 0.03, f"clustering {n_clusters} geological units (K-means)")
         sample_features = transform.transform(pixels[:, None, :])
         kmeans = KMeansUnits(n_clusters, sample_size=sample_size,
                              random_state=random_state).fit(sample_features)
 
     half = max(windows) // 2
+    step(progress, cancel, 0.08, f"reading the image around {x.size} samples")
     chips_raw = _chips(read, image_grid, x, y, half)
     if chips_raw is None:
         raise ValueError("no sample falls on the image")
@@ -296,12 +405,13 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
         centre = chips[:, :, half, half].T[:, :, None]  # (q, n, 1)
         labels = kmeans.predict(centre)[:, 0]
 
-    # --- per element: kriging alone (for the outputs) and the adaptive fit ---------------
-    fits, krigings = {}, {}
-    for i, name in enumerate(names):
+    # --- per element: the adaptive fit (and kriging alone for the outputs) ---------------
+    tasks = {}
+    counts = {}
+    for name in names:
         vals = np.asarray(values[name], dtype=np.float64)
         ok = near & np.isfinite(vals)
-        step(progress, cancel, (2 + 2 * i) / n_work, f"{name}: kriging {int(ok.sum())} samples")
+        counts[name] = int(ok.sum())
         z = vals[ok]
         if log_transform:
             bad = z <= 0
@@ -312,15 +422,28 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
                     "or turn the log transform off"
                 )
             z = np.log10(z)
-        krigings[name] = OrdinaryKrigingModel(variogram, log_transform=log_transform).fit(
-            x[ok], y[ok], vals[ok]).krige_grid(kgrid)
-        step(progress, cancel, (3 + 2 * i) / n_work, f"{name}: choosing the image model")
-        fits[name] = fit_adaptive_samples(
-            x[ok], y[ok], z, chips[ok], kgrid, band_names=transform.names_,
-            variogram=variogram, windows=windows, random_state=random_state,
-            labels=None if labels is None else labels[ok])
-        fits[name].mode = "adaptive"
+        tasks[("fit", name)] = (
+            lambda ok=ok, z=z: fit_adaptive_samples(
+                x[ok], y[ok], z, chips[ok], kgrid, band_names=transform.names_,
+                variogram=variogram, windows=windows, random_state=random_state,
+                labels=None if labels is None else labels[ok]))
+    if krige_alone:  # after the fits: the longest tasks start first
+        for name in names:
+            vals = np.asarray(values[name], dtype=np.float64)
+            ok = near & np.isfinite(vals)
+            tasks[("kriging", name)] = (
+                lambda ok=ok, vals=vals: OrdinaryKrigingModel(
+                    variogram, log_transform=log_transform).fit(
+                    x[ok], y[ok], vals[ok]).krige_grid(kgrid))
+    done = _run_tasks(
+        tasks, progress, cancel, CHIPS, FITTED - CHIPS,
+        "; ".join(f"{name}: kriging {counts[name]} samples" for name in names)
+        + " and choosing the image model")
+    fits = {name: done[("fit", name)] for name in names}
+    krigings = {name: done.get(("kriging", name)) for name in names}
+    for name in names:
         fit = fits[name]
+        fit.mode = "adaptive"
         notes.append(
             f"{name}: " + ("kriging alone (the image did not improve the cross-validation)"
                            if fit.shrink == 0 else
@@ -332,6 +455,19 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     halo = max(f.halo for f in fits.values())
     block_rows = block_rows or block_rows_for(cols, 2 * p)
     stride = max(1, int(math.ceil(max(rows, cols) / preview_size))) if preview_size else None
+    # units on every pixel only where a local trend or the units output needs them
+    units_everywhere = kmeans is not None and (
+        write_units is not None or any(f.shrink > 0 and f.unit_fits for f in fits.values()))
+    estimates = np.stack([fits[name].kriging.estimate for name in names])
+    # the features of all the trends from one computation per block: the unfiltered
+    # features of the widest set once, then one window mean per window, as many features
+    # as the trends on that window use (the bands come first in every feature set)
+    trends = [fits[name] for name in names if fits[name].shrink > 0]
+    widest = ("bands+ratios" if any(f.feature_set == "bands+ratios" for f in trends)
+              else "bands")
+    needed = {}
+    for fit in trends:
+        needed[fit.window] = max(needed.get(fit.window, 0), len(fit.feature_names))
     previews = {}
     if stride:
         pshape = (len(range(0, rows, stride)), len(range(0, cols, stride)))
@@ -340,45 +476,75 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
         previews["features"] = np.full((len(transform.names_), *pshape), np.nan)
         if kmeans is not None:
             previews["units"] = np.full(pshape, -1)
-    n_blocks = int(math.ceil(rows / block_rows))
-    for b, r0 in enumerate(range(0, rows, block_rows)):
-        step(progress, cancel, (n_work - 1 + b / n_blocks) / n_work,
-             f"block {b + 1}/{n_blocks}" if b % 10 == 0 else None)
+    read_lock = threading.Lock()  # the reader (a GDAL dataset) serves one thread at a time
+
+    def compute(r0):
+        """Everything on the row block starting at ``r0`` (in a worker thread)."""
         r1 = min(r0 + block_rows, rows)
-        if stride:  # preview rows in this block: every stride-th image row
-            first = r0 + (-r0) % stride
-            dst = slice(first // stride, first // stride + len(range(first, r1, stride)))
-            sel = slice(first - r0, None, stride)
+        # the features need `halo` rows of context; everything else is per pixel
         a0, a1 = max(r0 - halo, 0), min(r1 + halo, rows)
         core = slice(r0 - a0, r0 - a0 + (r1 - r0))
-        block_grid = image_grid.window(a0, 0, a1 - a0, cols)
-        F0 = transform.transform(read(a0, 0, a1 - a0, cols))
-        units = kmeans.predict(F0) if kmeans is not None else None
-        cache = {}
+        with read_lock:
+            image_block = read(a0, 0, a1 - a0, cols)
+        F0 = transform.transform(image_block)
+        F = F0[:, core]
+        units = kmeans.predict(F) if units_everywhere else None
+        # one cubic resampling of the kriged residuals for all elements
+        residuals = resample_cubic(estimates, kgrid, image_grid.window(r0, 0, r1 - r0, cols))
+        windowed = {}
+        if trends:
+            raw = feature_stack(F0, widest)[0]
+            windowed = {w: (raw[:k] if w == 1 else
+                            feature_stack(raw[:k], "bands", window=w)[0])[:, core]
+                        for w, k in needed.items()}
+        fused = []
+        valid = None
         for i, name in enumerate(names):
             fit = fits[name]
-            residual = resample_cubic(fit.kriging.estimate, kgrid, block_grid)
             if fit.shrink > 0:
-                key = (fit.feature_set, fit.window)
-                if key not in cache:
-                    cache[key] = feature_stack(F0, fit.feature_set, window=fit.window)[0]
-                fused = fit.trend_from_features(cache[key], labels=units) + residual
+                out = fit.trend_from_features(windowed[fit.window][:len(fit.feature_names)],
+                                              labels=units)
+                out += residuals[i]
             else:
-                fused = np.where(np.isfinite(F0).all(axis=0), residual, np.nan)
-            fused = fused[core]
-            if log_transform:
-                fused = np.power(10.0, fused)
-            write(i, r0, fused)
-            if stride:
-                previews[f"{name} fused"][dst] = fused[sel, ::stride]
+                if valid is None:
+                    valid = np.isfinite(F).all(axis=0)
+                out = np.where(valid, residuals[i], np.nan)
+            fused.append(np.power(10.0, out) if log_transform else out)
+        result = {"r0": r0, "fused": fused, "units": units}
         if write_features is not None:
-            write_features(r0, F0[:, core])
-        if write_units is not None and units is not None:
-            write_units(r0, units[core])
+            result["features"] = F
+        if stride:  # preview rows in this block: every stride-th image row
+            first = r0 + (-r0) % stride
+            result["dst"] = slice(first // stride, first // stride + len(range(first, r1, stride)))
+            sel = slice(first - r0, None, stride)
+            result["preview"] = [f[sel, ::stride] for f in fused]
+            result["preview features"] = F[:, sel, ::stride]
+            if kmeans is not None:
+                result["preview units"] = (units[sel, ::stride] if units is not None
+                                           else kmeans.predict(F[:, sel, ::stride]))
+        return result
+
+    def consume(b, result):
+        """Progress, cancel and the outputs of block ``b`` (in this thread, in order)."""
+        step(progress, cancel, FITTED + (1 - FITTED) * b / n_blocks,
+             f"block {b + 1}/{n_blocks}" if b % 10 == 0 else None)
+        r0 = result["r0"]
+        for i, block in enumerate(result["fused"]):
+            write(i, r0, block)
+        if write_features is not None:
+            write_features(r0, result["features"])
+        if write_units is not None and result["units"] is not None:
+            write_units(r0, result["units"])
         if stride:
-            previews["features"][:, dst] = F0[:, core][:, sel, ::stride]
-            if units is not None:
-                previews["units"][dst] = units[core][sel, ::stride]
+            dst = result["dst"]
+            for name, block in zip(names, result["preview"]):
+                previews[f"{name} fused"][dst] = block
+            previews["features"][:, dst] = result["preview features"]
+            if kmeans is not None:
+                previews["units"][dst] = result["preview units"]
+
+    n_blocks = int(math.ceil(rows / block_rows))
+    _ordered_map(compute, range(0, rows, block_rows), consume)
     step(progress, cancel, 1.0, "done")
     preview_grid = None
     if stride:
@@ -386,8 +552,8 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
                             image_grid.cell_y * stride, previews["features"].shape[2],
                             previews["features"].shape[1])
         for name in names:
-            k = krigings[name]
-            previews[f"{name} kriged"] = resample_cubic(k.estimate, kgrid, preview_grid)
+            if krigings[name] is not None:
+                previews[f"{name} kriged"] = resample_cubic(krigings[name].estimate, kgrid,
+                                                            preview_grid)
     return SceneResult(fits, krigings, transform, kmeans, float(spacing), kgrid, previews,
                        preview_grid, notes)
-
