@@ -588,7 +588,8 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
     is_self[~is_self.any(axis=1), -1] = True
     is_self &= np.cumsum(is_self, axis=1) == 1
     neighbours = neighbours[~is_self].reshape(n, k)
-    return _solve_batched(xy, values, xy, neighbours, gamma, parameters)
+    with _single_threaded_blas():
+        return _solve_batched(xy, values, xy, neighbours, gamma, parameters)
 
 
 def _solve_batched(xy, values, targets, neighbours, gamma, parameters):
