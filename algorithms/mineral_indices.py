@@ -108,13 +108,15 @@ class MineralIndices(GeochemAlgorithm):
 
         layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
-        # indices are float64 copies: about as many as bands, plus the input
-        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=4)
-        for note in raster_io.check_bands(raster, f"Image '{layer.name()}'", empty_band="warn"):
+        path = raster_io.layer_path(layer)
+        # checks and the band map on a decimated copy; the indices block by block, so a full
+        # scene never sits in memory
+        preview = raster_io.read_preview(path)
+        for note in raster_io.check_bands(preview, f"Image '{layer.name()}'", empty_band="warn"):
             feedback.pushWarning(note)
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
         band_map, how = resolve_band_map(
-            raster, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
+            preview, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
         sensor = sensor_of(band_map, sensor)
         feedback.pushInfo(f"Band map ({how}): {band_map}")
         chosen = (self.parameterAsEnums(parameters, self.INDICES, context)
@@ -123,13 +125,20 @@ class MineralIndices(GeochemAlgorithm):
         keys = [table[i][1].key for i in chosen if table[i][0] == sensor] or None
         if chosen and keys is None:
             raise ValueError("none of the chosen indices belongs to the chosen sensor's table")
-        self.step(feedback, 20, "Computing the indices")
-        result = compute_indices(raster.data, band_map, sensor=sensor, indices=keys)
-        for key, bands in result.missing.items():
+        probe = compute_indices(preview.data[:, :1, :1], band_map, sensor=sensor, indices=keys)
+        for key, bands in probe.missing.items():
             feedback.pushWarning(f"Index '{key}' not computed: bands {', '.join(bands)} are absent.")
-        self.step(feedback, 80, "Writing the indices")
+        keys = [ix.key for ix in probe.indices]
+        src = raster_io.open_blocks(path)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        raster_io.write_raster(out, result.data, raster.grid, raster.crs_wkt,
-                               descriptions=[ix.label for ix in result.indices])
+        rows = src.grid.nrows
+        with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, len(keys),
+                                      descriptions=[ix.label for ix in probe.indices]) as writer:
+            for row0, nrows in raster_io.row_blocks(rows, max(16, 2 ** 21 // src.grid.ncols)):
+                self.step(feedback, 5 + 90 * row0 / rows)
+                block = compute_indices(src.read(row0, 0, nrows, src.grid.ncols), band_map,
+                                        sensor=sensor, indices=keys)
+                for i in range(len(keys)):
+                    writer.write(i, row0, block.data[i])
         self.load_styled(context, out, CONTINUOUS, f"{layer.name()} mineral indices")
         return {self.OUTPUT: out}

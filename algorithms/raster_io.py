@@ -712,3 +712,27 @@ def open_blocks(path):
 
     read.dataset = ds  # keep the dataset open as long as the reader lives
     return BlockSource(path, grid, ds.GetProjection(), descriptions, read)
+
+
+def read_preview(path, max_pixels=1_000_000):
+    """All bands at reduced resolution (at most ``max_pixels`` per band), nodata as NaN.
+
+    For checks and guesses on rasters too large to read whole (empty bands,
+    band descriptions); the grid is that of the decimated array.
+    """
+    ds = open_raster(path)
+    step = max(1.0, float(np.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
+    bx = max(1, int(ds.RasterXSize / step))
+    by = max(1, int(ds.RasterYSize / step))
+    out = np.empty((ds.RasterCount, by, bx), dtype=np.float64)
+    descriptions = []
+    for i in range(ds.RasterCount):
+        band = ds.GetRasterBand(i + 1)
+        out[i] = band.ReadAsArray(buf_xsize=bx, buf_ysize=by)
+        nodata = band.GetNoDataValue()
+        if nodata is not None and not np.isnan(nodata):
+            out[i][out[i] == nodata] = np.nan
+        descriptions.append(band.GetDescription() or f"Band {i + 1}")
+    gt = ds.GetGeoTransform()
+    grid = Grid(gt[0], gt[3], gt[1] * ds.RasterXSize / bx, -gt[5] * ds.RasterYSize / by, bx, by)
+    return RasterData(out, grid, ds.GetProjection(), descriptions)
