@@ -50,13 +50,17 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
-        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=3)  # + distances
-        raster_io.check_bands(raster, f"Input '{layer.name()}'")
+        path = raster_io.layer_path(layer)
+        raster_io.check_bands(raster_io.read_preview(path), f"Input '{layer.name()}'")
+        src = raster_io.open_blocks(path)
         k = self.parameterAsInt(parameters, self.N_CLUSTERS, context)
         model = KMeansUnits(k, sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
                             random_state=self.parameterAsInt(parameters, self.SEED, context))
         self.step(feedback, 10, f"Fitting K-means ({k} units)")
-        model.fit(raster.data)
+        sample_size = self.parameterAsInt(parameters, self.SAMPLE_SIZE, context)
+        seed = self.parameterAsInt(parameters, self.SEED, context)
+        model.fit(raster_io.fitting_stack(src, n_pixels=max(sample_size, 100_000),
+                                          random_state=seed))
         for unit, count in enumerate(model.counts_):
             if count < SMALL_UNIT:
                 feedback.pushWarning(
@@ -64,10 +68,13 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
                     "K-means was fitted on: too few for its own regression in a local fusion (it "
                     "would use the global fit). Consider fewer units.")
         self.step(feedback, 50, "Assigning every pixel to its unit")
-        labels = model.predict(raster.data)
-        self.step(feedback, 90, "Writing the units")
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        raster_io.write_raster(out, labels, raster.grid, raster.crs_wkt,
-                               descriptions=[f"K-means units (N={k})"], dtype="int16", nodata=-1)
+        rows, cols = src.grid.shape
+        with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, 1,
+                                      descriptions=[f"K-means units (N={k})"], dtype="int16",
+                                      nodata=-1) as writer:
+            for row0, nrows in raster_io.row_blocks(rows, raster_io.block_rows_for(cols)):
+                self.step(feedback, 50 + 45 * row0 / rows, None)
+                writer.write(0, row0, model.predict(src.read(row0, 0, nrows, cols)))
         self.load_styled(context, out, UNITS, f"Geological units (K-means, N={k})")
         return {self.OUTPUT: out}

@@ -91,8 +91,9 @@ class PrincipalComponents(GeochemAlgorithm):
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
-        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=3)  # + scores, + rows
-        raster_io.check_bands(raster, f"Input '{layer.name()}'")
+        path = raster_io.layer_path(layer)
+        raster_io.check_bands(raster_io.read_preview(path), f"Input '{layer.name()}'")
+        src = raster_io.open_blocks(path)
         n = self.parameterAsInt(parameters, self.N_COMPONENTS, context) or None
         wanted = parse_int_list(self.parameterAsString(parameters, self.COMPONENTS, context) or "",
                                 "Components to write")
@@ -100,23 +101,29 @@ class PrincipalComponents(GeochemAlgorithm):
             n = max(wanted)
         pca = PCA(n, standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context))
         self.step(feedback, 10, "Fitting the principal components")
-        pca.fit(raster.data)
-        self.step(feedback, 40, "Computing the component images")
-        comps = pca.transform(raster.data)
-        self.step(feedback, 80, "Writing the components")
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        pca.fit(raster_io.fitting_stack(src))
         ratio = pca.explained_variance_ratio_
+        n_comp = len(ratio)
         desc = [f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(ratio)]
+        keep = list(range(n_comp))
         if wanted:
-            if min(wanted) < 1 or max(wanted) > comps.shape[0]:
+            if min(wanted) < 1 or max(wanted) > n_comp:
                 raise ValueError(f"components {wanted} requested, but the stack has only "
-                                 f"{comps.shape[0]} (choose between 1 and {comps.shape[0]})")
-            comps = comps[[w - 1 for w in wanted]]
-            desc = [desc[w - 1] for w in wanted]
-        raster_io.write_raster(out, comps, raster.grid, raster.crs_wkt, descriptions=desc)
+                                 f"{n_comp} (choose between 1 and {n_comp})")
+            keep = [w - 1 for w in wanted]
+            desc = [desc[k] for k in keep]
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        rows, cols = src.grid.shape
+        with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, len(keep),
+                                      descriptions=desc) as writer:
+            for row0, nrows in raster_io.row_blocks(rows, raster_io.block_rows_for(cols)):
+                self.step(feedback, 20 + 75 * row0 / rows, None)
+                comps = pca.transform(src.read(row0, 0, nrows, cols))
+                for i, k in enumerate(keep):
+                    writer.write(i, row0, comps[k])
         self.load_styled(context, out, CONTINUOUS, f"{layer.name()} principal components")
         results = {self.OUTPUT: out}
-        table = pca.loading_table(raster.descriptions)
+        table = pca.loading_table(src.descriptions)
         dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, table)
         if dest is not None:
             results[self.OUTPUT_TABLE] = dest

@@ -736,3 +736,28 @@ def read_preview(path, max_pixels=1_000_000):
     gt = ds.GetGeoTransform()
     grid = Grid(gt[0], gt[3], gt[1] * ds.RasterXSize / bx, -gt[5] * ds.RasterYSize / by, bx, by)
     return RasterData(out, grid, ds.GetProjection(), descriptions)
+
+
+WHOLE_READ_PIXELS = 4_000_000
+"""Rasters up to this many pixels are fitted on whole; larger ones on a pixel sample."""
+
+
+def fitting_stack(src, *, n_pixels=200_000, random_state=0):
+    """What a fit step (PCA, K-means) sees: the whole raster when small, else a pixel sample.
+
+    Returns ``(bands, rows, cols)``; for a large raster ``(bands, 1, n)`` valid
+    pixels read from random windows (:func:`geochem_fusion.core.scene.sample_pixels_from_windows`),
+    so that memory does not grow with the image.
+    """
+    from ..core.scene import sample_pixels_from_windows
+
+    rows, cols = src.grid.shape
+    if rows * cols <= WHOLE_READ_PIXELS:
+        return src.read(0, 0, rows, cols)
+    return sample_pixels_from_windows(src.read, src.grid.shape, n_pixels=n_pixels,
+                                      random_state=random_state)[:, None, :]
+
+
+def block_rows_for(ncols, n_bands=1):
+    """Rows per block for block-by-block algorithms: about 2 M values per band."""
+    return max(16, 2 ** 21 // max(1, int(ncols)))

@@ -51,3 +51,22 @@ def test_open_blocks_reads_across_strips(tmp_path):
     assert src.grid == GRID and src.descriptions == ["x", "y", "z"]
     for r0, n in ((0, 5), (500, 40), (1090, 10)):
         np.testing.assert_array_equal(src.read(r0, 3, n, 20), data[:, r0:r0 + n, 3:23])
+
+
+def test_large_rasters_are_fitted_on_a_pixel_sample(run_alg, make_raster, stack, read_raster,
+                                                    tmp_path, monkeypatch):
+    # above WHOLE_READ_PIXELS the PCA is fitted on pixels from random windows and applied block
+    # by block; on a smooth stack the components match the whole-image fit closely
+    from geochem_fusion.core.pca import PCA
+
+    data = stack(3, 120, 90, seed=4)
+    src = make_raster("img.tif", data, nodata=np.nan)
+    monkeypatch.setattr(raster_io, "WHOLE_READ_PIXELS", 1000)
+    result = run_alg("principalcomponents", {"INPUT": src, "OUTPUT": str(tmp_path / "pc.tif")})
+    out = read_raster(result["OUTPUT"]).data
+    image = read_raster(src).data
+    whole = PCA(None, standardize=True).fit(image).transform(image)
+    for i in range(3):
+        ok = np.isfinite(out[i]) & np.isfinite(whole[i])
+        # same components up to sampling error of the fit (sign fixed by the convention)
+        assert abs(np.corrcoef(out[i][ok], whole[i][ok])[0, 1]) > 0.95
