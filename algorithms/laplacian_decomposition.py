@@ -1,5 +1,7 @@
 """``geochemfusion:laplaciandecomposition`` — low/high-frequency split of a raster."""
 
+import os
+
 from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -67,29 +69,43 @@ class LaplacianDecomposition(GeochemAlgorithm):
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pyramid import auto_levels, decompose
+        from ..core.pyramid import auto_levels, decompose, halo
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
-        # the input, its Gaussian pyramid (4/3), low and high, and their float32 copies
-        raster = raster_io.read_raster(raster_io.layer_path(layer), copies=5)
-        for note in raster_io.check_bands(raster, f"Input '{layer.name()}'", empty_band="warn"):
+        path = raster_io.layer_path(layer)
+        preview = raster_io.read_preview(path)
+        for note in raster_io.check_bands(preview, f"Input '{layer.name()}'", empty_band="warn"):
             feedback.pushWarning(note)
+        src = raster_io.open_blocks(path)
         levels = self.parameterAsInt(parameters, self.LEVELS, context)
         if levels == 0:
             levels = auto_levels(self.parameterAsDouble(parameters, self.SPACING, context),
-                                 raster.grid.cell_x)
+                                 src.grid.cell_x)
             feedback.pushInfo(f"Automatic pyramid depth: {levels} levels")
-        self.step(feedback, 10, f"Decomposing ({levels} levels)")
-        low, high = decompose(raster.data, levels)
-        self.step(feedback, 70, "Writing the low and high frequencies")
         out_low = self.parameterAsOutputLayer(parameters, self.OUTPUT_LOW, context)
         out_high = self.parameterAsOutputLayer(parameters, self.OUTPUT_HIGH, context)
-        desc = raster.descriptions
-        raster_io.write_raster(out_low, low, raster.grid, raster.crs_wkt,
-                               descriptions=[f"{d} low (k={levels})" for d in desc])
-        raster_io.write_raster(out_high, high, raster.grid, raster.crs_wkt,
-                               descriptions=[f"{d} high (k={levels})" for d in desc])
+        desc = src.descriptions
+        rows, cols = src.grid.shape
+        # row blocks on multiples of 2**levels, read with the pyramid's halo: the result equals
+        # the whole-image decomposition (core.pyramid.halo) while memory follows the block
+        align = 2 ** levels
+        h = halo(levels)
+        block = max(align, (raster_io.block_rows_for(cols) // align) * align)
+        raster_io.check_memory((min(block + 2 * h, rows), cols), src.n_bands, 8,
+                               f"raster '{os.path.basename(path)}'", copies=6)
+        with raster_io.WindowedWriter(out_low, src.grid, src.crs_wkt, src.n_bands,
+                                      descriptions=[f"{d} low (k={levels})" for d in desc]) as lo, \
+                raster_io.WindowedWriter(out_high, src.grid, src.crs_wkt, src.n_bands,
+                                         descriptions=[f"{d} high (k={levels})" for d in desc]) as hi:
+            for row0, nrows in raster_io.row_blocks(rows, block):
+                self.step(feedback, 5 + 90 * row0 / rows, None)
+                a0, a1 = max(row0 - h, 0), min(row0 + nrows + h, rows)
+                low, high = decompose(src.read(a0, 0, a1 - a0, cols), levels)
+                core = slice(row0 - a0, row0 - a0 + nrows)
+                for b in range(src.n_bands):
+                    lo.write(b, row0, low[b, core])
+                    hi.write(b, row0, high[b, core])
         self.load_styled(context, out_low, CONTINUOUS, f"{layer.name()} low frequency")
         self.load_styled(context, out_high, CONTINUOUS, f"{layer.name()} high frequency")
         return {self.OUTPUT_LOW: out_low, self.OUTPUT_HIGH: out_high, self.LEVELS: levels}

@@ -70,3 +70,23 @@ def test_large_rasters_are_fitted_on_a_pixel_sample(run_alg, make_raster, stack,
         ok = np.isfinite(out[i]) & np.isfinite(whole[i])
         # same components up to sampling error of the fit (sign fixed by the convention)
         assert abs(np.corrcoef(out[i][ok], whole[i][ok])[0, 1]) > 0.95
+
+
+def test_laplacian_blocks_equal_the_whole_image(run_alg, make_raster, stack, read_raster,
+                                                tmp_path, monkeypatch):
+    # many row blocks (each read with the pyramid's halo, aligned on 2**levels) must give the
+    # whole-image decomposition (float32 rounding of the written layers)
+    from geochem_fusion.core.pyramid import decompose
+
+    data = stack(2, 150, 70, seed=2)
+    src = make_raster("img.tif", data, nodata=np.nan)
+    monkeypatch.setattr(raster_io, "block_rows_for", lambda ncols, n_bands=1: 16)
+    result = run_alg("laplaciandecomposition", {
+        "INPUT": src, "LEVELS": 3, "OUTPUT_LOW": str(tmp_path / "low.tif"),
+        "OUTPUT_HIGH": str(tmp_path / "high.tif")})
+    image = read_raster(src).data
+    exp_low, exp_high = decompose(image, 3)
+    np.testing.assert_allclose(read_raster(result["OUTPUT_LOW"]).data, exp_low, rtol=1e-6,
+                               atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(read_raster(result["OUTPUT_HIGH"]).data, exp_high, rtol=1e-6,
+                               atol=1e-6, equal_nan=True)
