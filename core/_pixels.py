@@ -221,3 +221,30 @@ def band_scaling(samples, *, standardize=True):
         )
         scale = np.where(constant, 1.0, scale)
     return mean, scale
+
+
+def map_pixels(stack, func, n_out, *, fill=np.nan, dtype=None):
+    """Apply ``func`` to the valid pixels of ``stack``, row block by row block.
+
+    ``func`` takes the ``(n, bands)`` matrix of pixels whose bands are all
+    finite and returns ``(n, n_out)`` (or ``(n,)`` when ``n_out`` is None).
+    Returns ``(n_out, rows, cols)`` (or ``(rows, cols)``) of ``dtype``
+    (default: the stack's), ``fill`` where any band is not finite. Row blocks
+    keep the temporary pixel matrices small on large stacks.
+    """
+    n_bands, rows, cols = stack.shape
+    dtype = stack.dtype if dtype is None else dtype
+    shape = (rows, cols) if n_out is None else (n_out, rows, cols)
+    out = np.full(shape, fill, dtype=dtype)
+    for block in row_blocks(stack.shape):
+        pixels = stack[:, block].reshape(n_bands, -1).T
+        ok = np.isfinite(pixels).all(axis=1)
+        if n_out is None:
+            values = np.full(pixels.shape[0], fill, dtype=dtype)
+            values[ok] = func(pixels[ok])
+            out[block] = values.reshape(-1, cols)
+        else:
+            values = np.full((pixels.shape[0], n_out), fill)
+            values[ok] = func(pixels[ok])
+            out[:, block] = values.T.reshape(n_out, -1, cols)
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 
-from ._pixels import as_stack, band_scaling, row_blocks, sample_pixels, valid_mask
+from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
 
 __all__ = ["KMeansUnits"]
 
@@ -157,16 +157,9 @@ class KMeansUnits:
             gives float32 output, otherwise float64.
         """
         stack = self._check_stack(stack)
-        n_bands, rows, cols = stack.shape
-        k = len(self._centres_z)
-        out = np.full((k, rows, cols), np.nan, dtype=stack.dtype)
-        for block in row_blocks(stack.shape):
-            pixels = stack[:, block].reshape(n_bands, -1).T
-            ok = np.isfinite(pixels).all(axis=1)
-            dist = np.full((pixels.shape[0], k), np.nan)
-            dist[ok] = cdist((pixels[ok] - self.mean_) / self.scale_, self._centres_z)
-            out[:, block] = dist.T.reshape(k, -1, cols)
-        return out
+        return map_pixels(
+            stack, lambda px: cdist((px - self.mean_) / self.scale_, self._centres_z),
+            len(self._centres_z))
 
     def predict(self, stack):
         """Class of the nearest centre for every pixel.
@@ -182,16 +175,11 @@ class KMeansUnits:
             Labels ``0 … n_clusters-1``; ``-1`` where any band is not finite.
         """
         stack = self._check_stack(stack)
-        n_bands, rows, cols = stack.shape
-        labels = np.full((rows, cols), -1, dtype=np.int32)
-        for block in row_blocks(stack.shape):
-            pixels = stack[:, block].reshape(n_bands, -1).T
-            ok = np.isfinite(pixels).all(axis=1)
-            lab = np.full(pixels.shape[0], -1, dtype=np.int32)
-            z = (pixels[ok] - self.mean_) / self.scale_
-            lab[ok] = np.argmin(cdist(z, self._centres_z, "sqeuclidean"), axis=1)
-            labels[block] = lab.reshape(-1, cols)
-        return labels
+        return map_pixels(
+            stack,
+            lambda px: np.argmin(cdist((px - self.mean_) / self.scale_, self._centres_z,
+                                       "sqeuclidean"), axis=1),
+            None, fill=-1, dtype=np.int32)
 
     def fit_predict(self, stack):
         """``fit(stack)`` then ``predict(stack)``."""

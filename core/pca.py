@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 from sklearn.decomposition import PCA as _SkPCA
 
-from ._pixels import as_stack, band_scaling, row_blocks, sample_pixels, valid_mask
+from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
 
 __all__ = ["PCA", "orient_to"]
 
@@ -187,15 +187,9 @@ class PCA:
                 f"stack has {stack.shape[0]} bands but the PCA was fitted on "
                 f"{self.n_features_in_}; pass the same bands in the same order"
             )
-        n_bands, rows, cols = stack.shape
-        out = np.full((self.n_components_, rows, cols), np.nan, dtype=stack.dtype)
-        for block in row_blocks(stack.shape):
-            pixels = stack[:, block].reshape(n_bands, -1).T
-            ok = np.isfinite(pixels).all(axis=1)
-            scores = np.full((pixels.shape[0], self.n_components_), np.nan)
-            scores[ok] = ((pixels[ok] - self.mean_) / self.scale_) @ self.components_.T
-            out[:, block] = scores.T.reshape(self.n_components_, -1, cols)
-        return out
+        return map_pixels(
+            stack, lambda px: ((px - self.mean_) / self.scale_) @ self.components_.T,
+            self.n_components_)
 
     def fit_transform(self, stack):
         """``fit(stack)`` then ``transform(stack)``."""
