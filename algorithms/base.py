@@ -66,6 +66,12 @@ def warnings_to_feedback(feedback):
         yield
 
 
+
+def advanced(param):
+    """Mark a parameter as advanced (folded away in the dialog) and return it."""
+    param.setFlags(param.flags() | param.FlagAdvanced)
+    return param
+
 class CoreFeedback:
     """Adapts a Processing feedback to the plain callbacks the core accepts."""
 
@@ -215,6 +221,26 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         details = context.layerToLoadOnCompletionDetails(destination)
         details.name = name
         details.setPostProcessor(LayerStyler(kind, name))  # keeps itself alive until it runs
+
+    def image_and_samples(self, parameters, context, feedback, fields):
+        """The ``IMAGE`` layer (projected CRS required) and the ``SAMPLES`` of ``fields`` in its CRS.
+
+        Returns ``(image_layer, x, y, {field: values})``; reprojection and
+        skipped features are reported in the log.
+        """
+        from .vector_io import check_projected, read_points
+
+        image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
+        if image_layer is None:
+            raise ValueError("no image given")
+        crs = image_layer.crs()
+        check_projected(crs, f"Image '{image_layer.name()}'")
+        source = self.parameterAsSource(parameters, self.SAMPLES, context)
+        x, y, values, messages = read_points(source, fields, crs, context, feedback,
+                                             report_missing=False)
+        for m in messages:
+            feedback.pushInfo(m)
+        return image_layer, x, y, values
 
     @staticmethod
     def check_canceled(feedback):

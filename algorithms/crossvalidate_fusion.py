@@ -12,18 +12,12 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm
+from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
-from .vector_io import check_projected, read_points
 
 HELPS_MARGIN = 0.02
 """The image "helps" when the default fusion's RMSE is this much (relative) below kriging
 alone's: the margin the adaptive mode itself requires before it trusts the image."""
-
-
-def _advanced(param):
-    param.setFlags(param.flags() | param.FlagAdvanced)
-    return param
 
 
 def verdict(results):
@@ -83,7 +77,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.N_FOLDS, "Number of folds", QgsProcessingParameterNumber.Integer, 5,
             minValue=2, maxValue=50))
-        self.addParameter(_advanced(QgsProcessingParameterNumber(
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (folds, pixel subsampling)",
             QgsProcessingParameterNumber.Integer, 0, minValue=0)))
         self.addParameter(QgsProcessingParameterFeatureSink(
@@ -97,18 +91,9 @@ class CrossValidateFusion(GeochemAlgorithm):
         from ..core.evaluation import cross_validate_chain
         from ..core.samples import check_overlap, check_samples
 
-        image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
-        if image_layer is None:
-            raise ValueError("no image given")
-        crs = image_layer.crs()
-        check_projected(crs, f"Image '{image_layer.name()}'")
-        source = self.parameterAsSource(parameters, self.SAMPLES, context)
         field = self.parameterAsFields(parameters, self.FIELD, context)[0]
         self.step(feedback, 1, f"Reading the samples of {field}")
-        x, y, values, messages = read_points(source, [field], crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushInfo(m)
+        image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, [field])
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
         x, y, z, notes = check_samples(x, y, values[field], log_transform=log, name=field)
         self.step(feedback, 3, f"Reading '{image_layer.name()}'")
@@ -150,6 +135,7 @@ class CrossValidateFusion(GeochemAlgorithm):
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         if report:
+            source = self.parameterAsSource(parameters, self.SAMPLES, context)
             settings = {"samples": source.sourceName(), "element": field,
                         "samples used": int(x.size), "image": image_layer.name(),
                         "log transform": log, "folds": n_folds,

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import GeochemAlgorithm
+from .base import GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
 from .vector_io import check_projected, read_points
 
@@ -25,11 +25,6 @@ NOTHING_TO_COMPARE = (
     "REFERENCE_FIELD), REFERENCE_RASTER, INPUT_SAMPLES (with INPUT_FIELD) or INPUT_GEOCHEM, "
     "OCCURRENCES."
 )
-
-
-def _advanced(param):
-    param.setFlags(param.flags() | param.FlagAdvanced)
-    return param
 
 
 def _given(parameters, key):
@@ -117,9 +112,9 @@ class EvaluateFusion(GeochemAlgorithm):
             parentLayerParameterName=self.INPUT_GEOCHEM, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.OCCURRENCES, "Known occurrences", points, optional=True))
-        self.addParameter(_advanced(QgsProcessingParameterString(
+        self.addParameter(advanced(QgsProcessingParameterString(
             self.PERCENTILES, "Anomaly percentiles for the IoU (e.g. 90,95)", "90,95")))
-        self.addParameter(_advanced(QgsProcessingParameterNumber(
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SUPPORT, "Survey support for the consistency check (map units, 0 = median "
             "sample spacing)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
         self.addParameter(QgsProcessingParameterFeatureSink(

@@ -20,7 +20,7 @@ from qgis.core import (
 
 from ..core.progress import Canceled
 from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm
+from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
     BELOW_DETECTION_KEYS,
@@ -43,12 +43,6 @@ from .params import (
 from .principal_components import write_loading_table
 from .regression_fusion import FUSION_HELP, flatten_rows, fused_name
 from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
-from .vector_io import check_projected, read_points
-
-
-def _advanced(param):
-    param.setFlags(param.flags() | param.FlagAdvanced)
-    return param
 
 
 class FuseGeochemistry(GeochemAlgorithm):
@@ -108,11 +102,11 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
-        self.addParameter(_advanced(QgsProcessingParameterString(
+        self.addParameter(advanced(QgsProcessingParameterString(
             self.PCS, "Principal components (for 'chosen PCs', e.g. 2,3)", "2", optional=True)))
         self.addParameter(QgsProcessingParameterEnum(
             self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1))
-        self.addParameter(_advanced(QgsProcessingParameterString(
+        self.addParameter(advanced(QgsProcessingParameterString(
             self.BAND_MAP, "Band map (sensor band=raster band, e.g. B2=1,B3=2)", "",
             optional=True)))
         self.addParameter(QgsProcessingParameterEnum(
@@ -127,9 +121,9 @@ class FuseGeochemistry(GeochemAlgorithm):
             0, minValue=0, maxValue=16))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
-        self.addParameter(_advanced(QgsProcessingParameterEnum(
+        self.addParameter(advanced(QgsProcessingParameterEnum(
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
-        self.addParameter(_advanced(QgsProcessingParameterNumber(
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (pixel subsampling, K-means)",
             QgsProcessingParameterNumber.Integer, 0, minValue=0)))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -146,24 +140,16 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        self.addParameter(_advanced(QgsProcessingParameterEnum(
+        self.addParameter(advanced(QgsProcessingParameterEnum(
             self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
 
     def run_algorithm(self, parameters, context, feedback):
-        image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
-        if image_layer is None:
-            raise ValueError("no image given")
-        image_crs = image_layer.crs()
-        check_projected(image_crs, f"Image '{image_layer.name()}'")
-        source = self.parameterAsSource(parameters, self.SAMPLES, context)
         fields = self.parameterAsFields(parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
-        x, y, values, messages = read_points(source, fields, image_crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushInfo(m)
+        image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, fields)
+        image_crs = image_layer.crs()
         image = raster_io.open_blocks(raster_io.layer_path(image_layer))
         from ..core.samples import check_overlap, check_sample_table
 

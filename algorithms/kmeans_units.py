@@ -7,7 +7,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import GeochemAlgorithm
+from .base import GeochemAlgorithm, advanced
 from .params import DEFAULT_N_CLUSTERS
 from .styles import UNITS
 
@@ -41,8 +41,7 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
         sample = QgsProcessingParameterNumber(
             self.SAMPLE_SIZE, "Pixel sample size for fitting", QgsProcessingParameterNumber.Integer,
             100000, minValue=100)
-        sample.setFlags(sample.flags() | sample.FlagAdvanced)
-        self.addParameter(sample)
+        self.addParameter(advanced(sample))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Units"))
 
     def run_algorithm(self, parameters, context, feedback):

@@ -13,7 +13,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm
+from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .params import (
     BELOW_DETECTION_KEYS,
     BELOW_DETECTION_OPTIONS,
@@ -94,8 +94,7 @@ class KrigeSamples(GeochemAlgorithm):
         below = QgsProcessingParameterEnum(
             self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
-        below.setFlags(below.flags() | below.FlagAdvanced)
-        self.addParameter(below)
+        self.addParameter(advanced(below))
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.grid import Grid

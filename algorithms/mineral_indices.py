@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import GeochemAlgorithm
+from .base import GeochemAlgorithm, advanced
 from .params import SENSOR_KEYS, SENSORS, parse_band_map
 from .styles import CONTINUOUS
 
@@ -94,8 +94,7 @@ class MineralIndices(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(self.SENSOR, "Sensor", SENSORS, defaultValue=1))
         band_map = QgsProcessingParameterString(self.BAND_MAP, "Band map (sensor band=raster band)",
                                                 "", optional=True)
-        band_map.setFlags(band_map.flags() | band_map.FlagAdvanced)
-        self.addParameter(band_map)
+        self.addParameter(advanced(band_map))
         options = [f"{'ASTER' if s == 'aster' else 'Sentinel-2'}: {ix.label}"
                    for s, ix in all_indices()]
         self.addParameter(QgsProcessingParameterEnum(
