@@ -52,8 +52,8 @@ from .kriging import OrdinaryKrigingModel, leave_one_out
 from .resample import resample_cubic
 
 __all__ = [
-    "AdaptiveFit", "fit_adaptive", "fit_adaptive_samples", "chips_from_image", "sample_features",
-    "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
+    "AdaptiveFit", "fit_adaptive", "fit_adaptive_samples", "chips_from_image", "read_chips",
+    "sample_features", "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -286,25 +286,39 @@ def _sample_pixels(x, y, grid):
     return r, c, inside
 
 
-def chips_from_image(image, image_grid, x, y, *, half):
-    """Square chips ``(n, p, 2·half+1, 2·half+1)`` of ``image`` centred on the sample pixels.
+def read_chips(read, grid, x, y, half, *, n_bands=None):
+    """Square chips ``(n, bands, 2·half+1, 2·half+1)`` centred on the sample pixels.
 
-    Pixels beyond the image are NaN. This is all the fit needs from the image,
-    so a caller with a huge raster can read just these chips instead.
+    ``read(row0, col0, nrows, ncols) -> (bands, nrows, ncols)`` reaches the
+    image (an array or a raster read block by block); pixels beyond the image
+    are NaN. This is all the fit needs from the image. Chips are read in row
+    order, so that a file reader decodes each of its blocks once. Returns None
+    when no sample falls on the image and ``n_bands`` is not given.
     """
-    image = np.asarray(image, dtype=np.float64)
-    p, rows, cols = image.shape
-    r, c, _ = _sample_pixels(x, y, image_grid)
+    r, c, _ = _sample_pixels(x, y, grid)
     size = 2 * half + 1
-    chips = np.full((len(r), p, size, size), np.nan)
-    for i, (ri, ci) in enumerate(zip(r, c)):
-        r0, r1 = max(ri - half, 0), min(ri + half + 1, rows)
-        c0, c1 = max(ci - half, 0), min(ci + half + 1, cols)
+    chips = None if n_bands is None else np.full((r.size, n_bands, size, size), np.nan)
+    for i in np.lexsort((c, r)):
+        ri, ci = r[i], c[i]
+        r0, r1 = max(ri - half, 0), min(ri + half + 1, grid.nrows)
+        c0, c1 = max(ci - half, 0), min(ci + half + 1, grid.ncols)
         if r0 >= r1 or c0 >= c1:
             continue
-        chips[i, :, r0 - ri + half:r1 - ri + half, c0 - ci + half:c1 - ci + half] = \
-            image[:, r0:r1, c0:c1]
+        block = read(r0, c0, r1 - r0, c1 - c0)
+        if chips is None:
+            chips = np.full((r.size, block.shape[0], size, size), np.nan)
+        chips[i, :, r0 - ri + half:r1 - ri + half, c0 - ci + half:c1 - ci + half] = block
     return chips
+
+
+def chips_from_image(image, image_grid, x, y, *, half):
+    """:func:`read_chips` of an in-memory ``(p, rows, cols)`` image."""
+    image = np.asarray(image, dtype=np.float64)
+
+    def read(row0, col0, nrows, ncols):
+        return image[:, row0:row0 + nrows, col0:col0 + ncols]
+
+    return read_chips(read, image_grid, x, y, half, n_bands=image.shape[0])
 
 
 def sample_features(chips, feature_set, window, band_names=None):

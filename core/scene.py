@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .adaptive import DEFAULT_WINDOWS, feature_stack, fit_adaptive_samples
+from .adaptive import DEFAULT_WINDOWS, feature_stack, fit_adaptive_samples, read_chips
 from .grid import Grid
 from .kriging import OrdinaryKrigingModel
 from .progress import step
@@ -218,27 +218,6 @@ class SceneResult:
                               self.sample_spacing, self.kriging_grid, self.notes)
 
 
-def _chips(read, grid, x, y, half):
-    """Chips ``(n, bands, 2·half+1, 2·half+1)`` around the sample pixels (NaN beyond the image)."""
-    col, row = grid.to_pixel(x, y)
-    r = np.round(row).astype(int)
-    c = np.round(col).astype(int)
-    size = 2 * half + 1
-    chips = None
-    # read in row order, so that a file reader decodes each of its blocks once
-    for i in np.lexsort((c, r)):
-        ri, ci = r[i], c[i]
-        r0, r1 = max(ri - half, 0), min(ri + half + 1, grid.nrows)
-        c0, c1 = max(ci - half, 0), min(ci + half + 1, grid.ncols)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        block = read(r0, c0, r1 - r0, c1 - c0)
-        if chips is None:
-            chips = np.full((r.size, block.shape[0], size, size), np.nan)
-        chips[i, :, r0 - ri + half:r1 - ri + half, c0 - ci + half:c1 - ci + half] = block
-    return chips
-
-
 @contextlib.contextmanager
 def _single_threaded_blas():
     """One BLAS thread in the whole process while the fits (tiny systems) share the cores.
@@ -392,7 +371,7 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
 
     half = max(windows) // 2
     step(progress, cancel, 0.08, f"reading the image around {x.size} samples")
-    chips_raw = _chips(read, image_grid, x, y, half)
+    chips_raw = read_chips(read, image_grid, x, y, half)
     if chips_raw is None:
         raise ValueError("no sample falls on the image")
     n, p, s, _ = chips_raw.shape
