@@ -39,7 +39,7 @@ import numpy as np
 
 from .adaptive import DEFAULT_WINDOWS, feature_stack, fit_adaptive_samples, read_chips
 from .grid import Grid
-from .kriging import OrdinaryKrigingModel
+from .kriging import OrdinaryKrigingModel, _single_threaded_blas
 from .progress import step
 from .resample import resample_cubic
 
@@ -216,22 +216,6 @@ class SceneResult:
                               source_names=self.transform.source_names_)
         return PipelineResult(elements, feats, self.previews.get("units"), self.kmeans, 0,
                               self.sample_spacing, self.kriging_grid, self.notes)
-
-
-@contextlib.contextmanager
-def _single_threaded_blas():
-    """One BLAS thread in the whole process while the fits (tiny systems) share the cores.
-
-    Set once here, around all the worker threads, so that the per-call limits the
-    kriging sets inside them save and restore the same value.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _run_tasks(tasks, progress, cancel, start, span, message, *, tau=10.0):
