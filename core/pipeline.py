@@ -19,7 +19,7 @@ import numpy as np
 
 from . import fusion as _fusion
 from .grid import Grid
-from .kriging import OrdinaryKrigingModel, median_nn_spacing
+from .kriging import median_nn_spacing
 from .progress import Canceled
 from .progress import step as _step
 from .pyramid import auto_levels, max_levels
@@ -29,6 +29,7 @@ __all__ = [
     "FEATURE_CHOICES",
     "Canceled",
     "fuse_raster",
+    "fuse_raster_blocks",
     "ImageFeatures",
     "ElementResult",
     "PipelineResult",
@@ -82,7 +83,10 @@ class PipelineResult:
 def image_features(image, *, features="bands-pc2", sensor="sentinel2", band_map=None,
                    pcs=(2,), band_names=None, standardize=True, sample_size=200_000,
                    random_state=0):
-    """Compute the image features ``MS`` of METHOD.md step 3.
+    """Compute the image features ``MS`` of METHOD.md step 3 on an in-memory image.
+
+    The :class:`~geochem_fusion.core.scene.FeatureTransform` the block-by-block
+    chains use, fitted on a seeded sample of ``sample_size`` valid pixels.
 
     Parameters
     ----------
@@ -98,37 +102,27 @@ def image_features(image, *, features="bands-pc2", sensor="sentinel2", band_map=
         PCA on standardized bands (correlation matrix). Recommended for indices
         and mixed covariates, whose units differ.
     """
-    from .pca import PCA
+    from ._pixels import sample_pixels, valid_mask
+    from .scene import FeatureTransform
 
-    if features not in FEATURE_CHOICES:
-        raise ValueError(f"features must be one of {FEATURE_CHOICES}, got {features!r}")
+    transform = FeatureTransform(features, sensor=sensor, band_map=band_map, pcs=pcs,
+                                 band_names=band_names, standardize=standardize,
+                                 random_state=random_state)
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 3:
         raise ValueError(f"expected a (bands, rows, cols) image stack, got ndim={image.ndim}")
-    names = list(band_names) if band_names else [f"Band {i + 1}" for i in range(image.shape[0])]
+    pixels = sample_pixels(image, valid_mask(image), sample_size, random_state).T
+    transform.fit(pixels)
     if features == "bands":
-        return ImageFeatures(image, names)
-    source, source_names, index_result = image, names, None
+        return ImageFeatures(image, transform.names_)
+    index_result = None
     if features == "indices-pc2":
-        from .indices import compute_indices, default_band_map
+        from .indices import compute_indices
 
-        if band_map is None:
-            band_map = default_band_map(image.shape[0], sensor)
-        index_result = compute_indices(image, band_map, sensor=sensor)
-        source = index_result.data
-        source_names = [ix.label for ix in index_result.indices]
-    wanted = (2,) if features in ("bands-pc2", "indices-pc2") else tuple(int(p) for p in pcs)
-    if not wanted or min(wanted) < 1 or max(wanted) > source.shape[0]:
-        raise ValueError(
-            f"principal components {wanted} requested, but only {source.shape[0]} inputs are "
-            f"available ({', '.join(source_names)}); choose components between 1 and "
-            f"{source.shape[0]}"
-        )
-    pca = PCA(max(wanted), standardize=standardize, sample_size=sample_size,
-              random_state=random_state).fit(source)
-    comps = pca.transform(source)
-    data = comps[[p - 1 for p in wanted]]
-    return ImageFeatures(data, [f"PC{p}" for p in wanted], pca=pca, indices=index_result)
+        index_result = compute_indices(image, transform.band_map, sensor=sensor,
+                                       indices=transform.index_keys_)
+    return ImageFeatures(transform.transform(image), transform.names_, pca=transform.pca_,
+                         indices=index_result, source_names=transform.source_names_)
 
 
 def kriging_grid(image_grid, sample_spacing, *, cell_size=None, pad_cells=3):
@@ -184,8 +178,6 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
     :func:`~geochem_fusion.core.kriging.krige` and
     :func:`~geochem_fusion.core.fusion.fuse`.
     """
-    from .clustering import KMeansUnits
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if regression not in _fusion.REGRESSIONS:
@@ -200,52 +192,25 @@ def fuse_samples(x, y, values, image, image_grid, *, features="bands", sensor="s
             f"image of shape {image.shape} does not match its grid {image_grid.shape}"
         )
 
+    settings = dict(band_names=band_names, features=features, sensor=sensor, band_map=band_map,
+                    pcs=pcs, regression=regression, n_clusters=n_clusters,
+                    log_transform=log_transform, variogram=variogram, cell_size=cell_size,
+                    sample_size=sample_size, random_state=random_state, progress=progress,
+                    cancel=cancel)
     if mode == "adaptive":
-        return _adaptive_in_memory(
-            x, y, values, image, image_grid, band_names=band_names, features=features,
-            sensor=sensor, band_map=band_map, pcs=pcs, regression=regression,
-            n_clusters=n_clusters, log_transform=log_transform, variogram=variogram,
-            cell_size=cell_size, sample_size=sample_size, random_state=random_state,
-            progress=progress, cancel=cancel)
-    inside, near, spacing = _check_samples_on_grid(x, y, image_grid)
-    notes = []
-    if levels <= 0:
-        levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
-    kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
+        from .scene import fuse_scene
 
-    n_steps = 2 + 2 * len(values)
-    _step(progress, cancel, 0.0, "computing image features")
-    feats = image_features(image, features=features, sensor=sensor, band_map=band_map, pcs=pcs,
-                           band_names=band_names, sample_size=sample_size,
-                           random_state=random_state)
-    units = kmeans = None
-    if regression == "local":
-        _step(progress, cancel, 1 / n_steps, "clustering geological units (K-means)")
-        kmeans = KMeansUnits(n_clusters, sample_size=sample_size, random_state=random_state)
-        units = kmeans.fit(feats.data).predict(feats.data)
+        return _scene_in_memory(fuse_scene, x, y, values, image, image_grid, **settings)
+    from .pyramid_scene import fuse_pyramid_scene
 
-    elements = {}
-    for i, (name, vals) in enumerate(values.items()):
-        vals = np.asarray(vals, dtype=np.float64)
-        ok = near & np.isfinite(vals)
-        _step(progress, cancel, (2 + 2 * i) / n_steps, f"{name}: kriging {int(ok.sum())} samples")
-        model = OrdinaryKrigingModel(variogram, log_transform=log_transform)
-        model.fit(x[ok], y[ok], vals[ok])
-        kres = model.krige_grid(kgrid)
-        geo = resample_cubic(kres.estimate, kgrid, image_grid)
-        _step(progress, cancel, (3 + 2 * i) / n_steps, f"{name}: fusing")
-        fres = _fusion.fuse(geo, feats.data, levels=levels, mode=mode, regression=regression,
-                            labels=units, log_transform=log_transform,
-                            blend_sigma=blend_sigma, sample_size=sample_size,
-                            random_state=random_state, cancel=cancel)
-        elements[name] = ElementResult(name, kres, geo, fres)
-    _step(progress, cancel, 1.0, "done")
-    return PipelineResult(elements, feats, units, kmeans, int(levels), float(spacing), kgrid, notes)
+    return _scene_in_memory(fuse_pyramid_scene, x, y, values, image, image_grid, mode=mode,
+                            levels=levels, blend_sigma=blend_sigma, **settings)
 
 
-def _adaptive_in_memory(x, y, values, image, image_grid, **settings):
-    """The ``adaptive`` mode on an in-memory image: :func:`~.scene.fuse_scene` into arrays."""
-    from .scene import array_reader, fuse_scene
+def _scene_in_memory(fuse_scene, x, y, values, image, image_grid, **settings):
+    """A block-by-block scene function (:func:`~.scene.fuse_scene`,
+    :func:`~.pyramid_scene.fuse_pyramid_scene`) on an in-memory image, into arrays."""
+    from .scene import array_reader
 
     names = list(values)
     fused = np.full((len(names), *image_grid.shape), np.nan)
@@ -276,7 +241,7 @@ def _adaptive_in_memory(x, y, values, image, image_grid, **settings):
                                                                   image_grid), fit)
     feats = ImageFeatures(held["features"], scene.transform.names_, pca=scene.transform.pca_,
                           source_names=scene.transform.source_names_)
-    return PipelineResult(elements, feats, held.get("units"), scene.kmeans, 0,
+    return PipelineResult(elements, feats, held.get("units"), scene.kmeans, scene.levels,
                           scene.sample_spacing, scene.kriging_grid, scene.notes)
 
 
@@ -323,13 +288,59 @@ def fuse_raster(geo, geo_grid, features, image_grid, *, levels=0, sample_spacing
     convolution; with ``regression="local"`` and no ``labels``, units are made
     by K-means on the features. ``levels=0`` derives the depth from
     ``sample_spacing`` (default: 4 geochemical cells, since kriging grids are a
-    quarter of the sample spacing). Returns ``(FusionResult, labels, notes)``.
+    quarter of the sample spacing). The in-memory form of :func:`fuse_raster_blocks`
+    (what the ``regressionfusion`` algorithm runs on raster files). Returns
+    ``(FusionResult, labels, notes)``; of the result's arrays only ``fused`` is set.
     """
+    from .scene import array_reader
+
     features = np.asarray(features, dtype=np.float64)
     if features.ndim == 2:
         features = features[None]
     if features.shape[1:] != image_grid.shape:
         raise ValueError(f"features {features.shape} do not match their grid {image_grid.shape}")
+    geo = np.asarray(geo, dtype=np.float64)
+
+    def read_geo(row0, col0, nrows, ncols):
+        return resample_cubic(geo, geo_grid, image_grid.window(row0, col0, nrows, ncols))[None]
+
+    fused = np.full(image_grid.shape, np.nan)
+    held = {}
+
+    def consume(row0, block, feats, block_labels):
+        fused[row0:row0 + block.shape[1]] = block[0]
+        if block_labels is not None:
+            held.setdefault("labels", np.full(image_grid.shape, -1, dtype=np.int32))
+            held["labels"][row0:row0 + block.shape[1]] = block_labels
+
+    results, notes = fuse_raster_blocks(
+        read_geo, array_reader(features), image_grid, geo_grid=geo_grid, levels=levels,
+        sample_spacing=sample_spacing, mode=mode, regression=regression,
+        read_units=None if labels is None else array_reader(np.asarray(labels)[None]),
+        n_clusters=n_clusters, log_transform=log_transform, blend_sigma=blend_sigma,
+        sample_size=sample_size, random_state=random_state, consume=consume)
+    result = results[0]
+    result.fused = fused
+    return result, held.get("labels"), notes
+
+
+def fuse_raster_blocks(read_geo, read_features, image_grid, *, geo_grid, levels=0,
+                       sample_spacing=None, mode="coherent", regression="global",
+                       read_units=None, n_clusters=5, log_transform=False, blend_sigma=0.0,
+                       sample_size=200_000, random_state=0, consume=None, progress=None,
+                       cancel=None):
+    """:func:`fuse_raster` on readers, block by block (bounded memory).
+
+    ``read_geo``, ``read_features`` and ``read_units`` are ``read(row0, col0, nrows, ncols)``
+    callables on ``image_grid`` (:func:`~geochem_fusion.core.pyramid_scene.fuse_layers`);
+    ``geo_grid`` is the geochemical raster's own grid (for the automatic depth and the
+    overlap check). K-means units, when needed and no ``read_units`` is given, are fitted
+    on a seeded pixel sample. Returns ``(list of FusionResult, notes)``; the fused blocks
+    go to ``consume(row0, fused, features, labels)``.
+    """
+    from .pyramid_scene import fuse_layers
+    from .scene import sample_pixels_from_windows
+
     if not geo_grid.overlaps(image_grid):
         raise ValueError(
             "the geochemical raster and the feature stack do not overlap; check their extents "
@@ -339,13 +350,19 @@ def fuse_raster(geo, geo_grid, features, image_grid, *, levels=0, sample_spacing
     if levels <= 0:
         spacing = sample_spacing or 4.0 * geo_grid.cell_x
         levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
-    geo_fine = resample_cubic(np.asarray(geo, dtype=np.float64), geo_grid, image_grid)
-    if regression == "local" and labels is None:
+    kmeans = None
+    if regression == "local" and read_units is None:
         from .clustering import KMeansUnits
 
-        labels = KMeansUnits(n_clusters, sample_size=sample_size,
-                             random_state=random_state).fit(features).predict(features)
-    result = _fusion.fuse(geo_fine, features, levels=levels, mode=mode, regression=regression,
-                          labels=labels, log_transform=log_transform, blend_sigma=blend_sigma,
-                          sample_size=sample_size, random_state=random_state)
-    return result, labels, notes
+        _step(progress, cancel, 0.0, f"clustering {n_clusters} geological units (K-means)")
+        pixels = sample_pixels_from_windows(read_features, image_grid.shape,
+                                            n_pixels=sample_size, random_state=random_state)
+        kmeans = KMeansUnits(n_clusters, sample_size=sample_size,
+                             random_state=random_state).fit(pixels[:, None, :])
+    results = fuse_layers(
+        read_geo, read_features, image_grid.shape, levels=levels, mode=mode,
+        regression=regression, read_units=read_units, kmeans=kmeans,
+        log_transform=log_transform, blend_sigma=blend_sigma, sample_size=sample_size,
+        random_state=random_state, consume=consume, progress=progress, cancel=cancel,
+        start=0.05, span=0.95)
+    return results, notes

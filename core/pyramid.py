@@ -390,3 +390,190 @@ def _divide(num, den):
     out = np.full(num.shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
+
+
+# -- row-block (streaming) decomposition ---------------------------------
+def _mirror_index(index, n):
+    """Whole-sample symmetric index into ``n`` samples (scipy ``'mirror'``), any depth."""
+    index = np.asarray(index)
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    index = np.abs(index) % period
+    return np.where(index > n - 1, period - index, index)
+
+
+class _StreamingReduce:
+    """One REDUCE step fed with consecutive row chunks of the finer level.
+
+    It holds the few rows the 5-tap kernel still needs and emits each coarse
+    row as soon as its five (mirrored) source rows have arrived, as the
+    weighted sums ``num = Σ K·value·weight`` and ``den = Σ K·weight`` of
+    :func:`_reduce` (normalized convolution, exactly as on the whole image).
+    """
+
+    def __init__(self, n_rows, n_layers, n_cols):
+        self.n_rows = n_rows
+        self.n_out = -(-n_rows // 2)
+        self.num = np.empty((n_layers, 0, n_cols))
+        self.den = np.empty((n_layers, 0, n_cols))
+        self.start = 0  # global row of num[:, 0]
+        self.received = 0
+        self.emitted = 0
+
+    def push(self, num, den):
+        """Append rows (already ``value * weight`` and ``weight``); return the coarse rows ready."""
+        self.num = np.concatenate([self.num, num], axis=1)
+        self.den = np.concatenate([self.den, den], axis=1)
+        self.received += num.shape[1]
+        if self.received > self.n_rows:
+            raise ValueError(f"got {self.received} rows for a level of {self.n_rows} rows")
+        last = self.n_rows - 1
+        ready = self.emitted
+        while ready < self.n_out and min(2 * ready + 2, last) < self.received:
+            ready += 1
+        if ready == self.emitted:
+            return None
+        rows = np.arange(self.emitted, ready)
+        local = _mirror_index(2 * rows[:, None] + np.arange(-2, 3), self.n_rows) - self.start
+        num_out = sum(KERNEL[t] * self.num[:, local[:, t]] for t in range(5))
+        den_out = sum(KERNEL[t] * self.den[:, local[:, t]] for t in range(5))
+        num_out = _every_other(_correlate(num_out, -1), -1)
+        den_out = _every_other(_correlate(den_out, -1), -1)
+        self.emitted = ready
+        keep = max(0, 2 * ready - 2) - self.start  # the next coarse row needs rows from 2i - 2
+        if keep > 0:
+            self.num, self.den = self.num[:, keep:], self.den[:, keep:]
+            self.start += keep
+        value = _divide(num_out, den_out)
+        return np.where(den_out > 0, value * den_out, 0.0), den_out
+
+
+class BlockPyramid:
+    """:func:`decompose` of a raster too large for memory, row block by row block.
+
+    Two passes over the rows, each from the top:
+
+    1. :meth:`push` every row block in order. REDUCE is streamed level by
+       level (each level keeps only the rows the 5-tap kernel still needs);
+       what stays is the coarsest Gaussian level, ``2**levels`` times smaller
+       per axis (a few kilobytes for a full Sentinel-2 tile at 8 levels).
+    2. :meth:`decompose` any row block: EXPAND runs from the coarsest level
+       over the rows of the block only (plus two rows of context per level).
+
+    The result equals :func:`decompose` on the whole image to floating-point
+    rounding, for any block sizes, with no halo reads: memory follows the
+    block, not the image, and every pixel is filtered once per pass.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)`` of the whole raster.
+    levels : int
+        Pyramid depth, ``0 <= levels <= max_levels(shape)``.
+    n_layers : int
+        Layers decomposed together (blocks are ``(n_layers, rows, cols)``).
+    """
+
+    def __init__(self, shape, levels, n_layers=1):
+        self.shape = (int(shape[-2]), int(shape[-1]))
+        self.levels = _check_levels(levels, self.shape)
+        self.n_layers = int(n_layers)
+        self.sizes = [self.shape]
+        for _ in range(self.levels):
+            rows, cols = self.sizes[-1]
+            self.sizes.append((-(-rows // 2), -(-cols // 2)))
+        self._stages = [_StreamingReduce(rows, self.n_layers, cols)
+                        for rows, cols in self.sizes[:-1]]
+        self._top = []
+        self.rows_pushed = 0
+        self.top_ = None
+
+    # -- pass 1 ---------------------------------------------------------------
+    def push(self, block):
+        """Feed the next row block ``(n_layers, rows, cols)`` (NaN = nodata), top to bottom."""
+        block = self._check_block(block)
+        if self.rows_pushed + block.shape[1] > self.shape[0]:
+            raise ValueError(f"pushed {self.rows_pushed + block.shape[1]} rows into a "
+                             f"{self.shape[0]}-row pyramid")
+        self.rows_pushed += block.shape[1]
+        if self.levels == 0:  # nothing to reduce: the low band is the block itself
+            return
+        valid = np.isfinite(block)
+        num, den = np.where(valid, block, 0.0), valid.astype(np.float64)
+        for stage in self._stages:
+            out = stage.push(num, den)
+            if out is None:
+                return
+            num, den = out
+        self._top.append(_divide(num, den))
+        if self.rows_pushed == self.shape[0]:
+            self.top_ = np.concatenate(self._top, axis=1)
+            self._top = []
+
+    @property
+    def complete(self):
+        """True once every row has been pushed."""
+        return self.rows_pushed == self.shape[0]
+
+    # -- pass 2 ---------------------------------------------------------------
+    def low_rows(self, row0, row1):
+        """The low band ``(n_layers, row1 - row0, cols)`` of rows ``row0:row1``, not yet masked."""
+        if not self.complete:
+            raise ValueError(f"push all {self.shape[0]} rows before asking for the low band "
+                             f"({self.rows_pushed} pushed)")
+        if not 0 <= row0 < row1 <= self.shape[0]:
+            raise ValueError(f"rows {row0}:{row1} are outside the raster's {self.shape[0]} rows")
+        return self._expand_rows(0, row0, row1)
+
+    def _expand_rows(self, level, row0, row1):
+        if level == self.levels:
+            return self.top_[:, row0:row1]
+        n_rows, n_cols = self.sizes[level]
+        # upsampled rows u0:u1 cover every row's 5-tap reach, or stop at a true border
+        u0 = max(0, row0 - 2 - (row0 % 2))
+        u1 = min(n_rows, row1 + 2)
+        coarse = self._expand_rows(level + 1, u0 // 2, -(-u1 // 2))
+        valid = np.isfinite(coarse)
+        upsampled = np.zeros((self.n_layers, u1 - u0, coarse.shape[2]))
+        upsampled[:, ::2] = np.where(valid, coarse, 0.0)
+        num = _correlate(upsampled, -2)[:, row0 - u0:row1 - u0]
+        num = _correlate(_upsample(num, -1, n_cols), -1)
+        if valid.all():  # separable norm, as in _expand
+            rows = np.zeros(u1 - u0)
+            rows[::2] = 1.0
+            cols = np.zeros(n_cols)
+            cols[::2] = 1.0
+            norm_rows = ndimage.correlate1d(rows, KERNEL, mode=BORDER_MODE)[row0 - u0:row1 - u0]
+            norm_cols = ndimage.correlate1d(cols, KERNEL, mode=BORDER_MODE)
+            return num / norm_rows[:, None] / norm_cols
+        upsampled[:, ::2] = valid
+        den = _correlate(upsampled, -2)[:, row0 - u0:row1 - u0]
+        den = _correlate(_upsample(den, -1, n_cols), -1)
+        return _divide(num, den)
+
+    def decompose(self, block, row0):
+        """``(low, high)`` of the row block ``(n_layers, rows, cols)`` starting at ``row0``.
+
+        Same as :func:`decompose` on the whole raster, restricted to the block:
+        both NaN wherever the block is not finite, ``block == low + high``.
+        """
+        block = self._check_block(block)
+        valid = np.isfinite(block)
+        if self.levels == 0:
+            low = np.where(valid, block, np.nan)
+        else:
+            low = self.low_rows(row0, row0 + block.shape[1]).copy()
+            low[~valid] = np.nan
+        return low, block - low
+
+    def _check_block(self, block):
+        block = np.asarray(block, dtype=np.float64)
+        if block.ndim == 2 and self.n_layers == 1:
+            block = block[None]
+        if block.ndim != 3 or block.shape[0] != self.n_layers or block.shape[2] != self.shape[1]:
+            raise ValueError(
+                f"expected a ({self.n_layers}, rows, {self.shape[1]}) row block, got "
+                f"{block.shape}"
+            )
+        return block

@@ -106,6 +106,81 @@ def sample_pixels_from_windows(read, shape, *, n_pixels=200_000, size=64, random
     return pixels
 
 
+def fit_image_model(read, image_grid, *, features="bands", sensor="sentinel2", band_map=None,
+                    pcs=(2,), band_names=None, regression="global", n_clusters=5,
+                    sample_size=200_000, random_state=0, progress=None, cancel=None,
+                    start=0.0, span=0.08):
+    """The image work shared by all elements: the feature transform and the K-means units.
+
+    Both are fitted on a seeded sample of ``sample_size`` pixels read from random
+    windows (:func:`sample_pixels_from_windows`); K-means only for local
+    regression. Returns ``(transform, kmeans or None, pixels)``.
+    """
+    step(progress, cancel, start, "sampling image pixels for the feature transform")
+    pixels = sample_pixels_from_windows(read, image_grid.shape, n_pixels=sample_size,
+                                        random_state=random_state)
+    transform = FeatureTransform(features, sensor=sensor, band_map=band_map, pcs=pcs,
+                                 band_names=band_names, random_state=random_state).fit(pixels)
+    kmeans = None
+    if regression == "local":
+        from .clustering import KMeansUnits
+
+        step(progress, cancel, start + span * 0.4,
+             f"clustering {n_clusters} geological units (K-means)")
+        kmeans = KMeansUnits(n_clusters, sample_size=sample_size,
+                             random_state=random_state).fit(transform.transform(pixels[:, None, :]))
+    return transform, kmeans, pixels
+
+
+class Previews:
+    """Decimated copies of full-resolution outputs, filled row block by row block, for reports.
+
+    Every ``stride``-th pixel of every ``stride``-th row (the longest side becomes
+    ``preview_size`` pixels): ``{"<element> fused", "features", "units"}``.
+    """
+
+    def __init__(self, image_grid, names, n_features, *, units=False, preview_size=600):
+        rows, cols = image_grid.shape
+        self.names = list(names)
+        self.stride = max(1, int(math.ceil(max(rows, cols) / preview_size)))
+        shape = (len(range(0, rows, self.stride)), len(range(0, cols, self.stride)))
+        self.grid = Grid(image_grid.x_min, image_grid.y_max, image_grid.cell_x * self.stride,
+                         image_grid.cell_y * self.stride, shape[1], shape[0])
+        self.layers = {f"{name} fused": np.full(shape, np.nan) for name in self.names}
+        self.layers["features"] = np.full((n_features, *shape), np.nan)
+        if units:
+            self.layers["units"] = np.full(shape, -1)
+
+    def take(self, row0, fused, features, units=None, kmeans=None):
+        """The preview pixels of a full-width row block (in a worker thread).
+
+        ``fused``: one block per element; ``units``: the block's units, or None
+        to predict them with ``kmeans`` on the preview pixels only.
+        """
+        first = row0 + (-row0) % self.stride
+        n = len(range(first, row0 + features.shape[1], self.stride))
+        sel = (slice(first - row0, None, self.stride), slice(None, None, self.stride))
+        pieces = {f"{name} fused": block[sel] for name, block in zip(self.names, fused)}
+        pieces["features"] = features[(slice(None), *sel)]
+        if "units" in self.layers:
+            pieces["units"] = (units[sel] if units is not None
+                               else kmeans.predict(pieces["features"]))
+        return slice(first // self.stride, first // self.stride + n), pieces
+
+    def put(self, taken):
+        """Store what :meth:`take` returned (in the thread that owns the previews)."""
+        dst, pieces = taken
+        for key, block in pieces.items():
+            self.layers[key][..., dst, :] = block
+
+    def add_kriged(self, krigings, kgrid):
+        """The kriged layers (where computed), resampled to the preview grid."""
+        for name in self.names:
+            if krigings.get(name) is not None:
+                self.layers[f"{name} kriged"] = resample_cubic(krigings[name].estimate, kgrid,
+                                                               self.grid)
+
+
 class FeatureTransform:
     """Image bands → fusion features, fitted on a pixel sample, applied to any window.
 
@@ -200,6 +275,7 @@ class SceneResult:
     previews: dict
     preview_grid: Grid
     notes: list
+    levels: int = 0
 
     def as_pipeline_result(self):
         """The same shape as :func:`~.pipeline.fuse_samples` returns, with the previews as layers."""
@@ -214,7 +290,8 @@ class SceneResult:
         feats = ImageFeatures(self.previews.get("features"), self.transform.names_,
                               pca=self.transform.pca_,
                               source_names=self.transform.source_names_)
-        return PipelineResult(elements, feats, self.previews.get("units"), self.kmeans, 0,
+        return PipelineResult(elements, feats, self.previews.get("units"), self.kmeans,
+                              self.levels,
                               self.sample_spacing, self.kriging_grid, self.notes)
 
 
@@ -338,20 +415,10 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     CHIPS, FITTED = 0.1, 0.4  # noqa: N806 (constants of this function)
 
     # --- image work, once for all elements -----------------------------------------------
-    step(progress, cancel, 0.0, "sampling image pixels for the feature transform")
-    pixels = sample_pixels_from_windows(read, image_grid.shape, n_pixels=sample_size,
-                                        random_state=random_state)
-    transform = FeatureTransform(features, sensor=sensor, band_map=band_map, pcs=pcs,
-                                 band_names=band_names,
-                                 random_state=random_state).fit(pixels)
-    kmeans = None
-    if regression == "local":
-        from .clustering import KMeansUnits
-
-        step(progress, cancel, 0.03, f"clustering {n_clusters} geological units (K-means)")
-        sample_features = transform.transform(pixels[:, None, :])
-        kmeans = KMeansUnits(n_clusters, sample_size=sample_size,
-                             random_state=random_state).fit(sample_features)
+    transform, kmeans, _ = fit_image_model(
+        read, image_grid, features=features, sensor=sensor, band_map=band_map, pcs=pcs,
+        band_names=band_names, regression=regression, n_clusters=n_clusters,
+        sample_size=sample_size, random_state=random_state, progress=progress, cancel=cancel)
 
     half = max(windows) // 2
     step(progress, cancel, 0.08, f"reading the image around {x.size} samples")
@@ -417,7 +484,6 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     # --- every block once, every element on it -------------------------------------------
     halo = max(f.halo for f in fits.values())
     block_rows = block_rows or block_rows_for(cols, 2 * p)
-    stride = max(1, int(math.ceil(max(rows, cols) / preview_size))) if preview_size else None
     # units on every pixel only where a local trend or the units output needs them
     units_everywhere = kmeans is not None and (
         write_units is not None or any(f.shrink > 0 and f.unit_fits for f in fits.values()))
@@ -431,14 +497,8 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
     needed = {}
     for fit in trends:
         needed[fit.window] = max(needed.get(fit.window, 0), len(fit.feature_names))
-    previews = {}
-    if stride:
-        pshape = (len(range(0, rows, stride)), len(range(0, cols, stride)))
-        for name in names:
-            previews[f"{name} fused"] = np.full(pshape, np.nan)
-        previews["features"] = np.full((len(transform.names_), *pshape), np.nan)
-        if kmeans is not None:
-            previews["units"] = np.full(pshape, -1)
+    previews = (Previews(image_grid, names, len(transform.names_), units=kmeans is not None,
+                         preview_size=preview_size) if preview_size else None)
     read_lock = threading.Lock()  # the reader (a GDAL dataset) serves one thread at a time
 
     def compute(r0):
@@ -476,15 +536,8 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
         result = {"r0": r0, "fused": fused, "units": units}
         if write_features is not None:
             result["features"] = F
-        if stride:  # preview rows in this block: every stride-th image row
-            first = r0 + (-r0) % stride
-            result["dst"] = slice(first // stride, first // stride + len(range(first, r1, stride)))
-            sel = slice(first - r0, None, stride)
-            result["preview"] = [f[sel, ::stride] for f in fused]
-            result["preview features"] = F[:, sel, ::stride]
-            if kmeans is not None:
-                result["preview units"] = (units[sel, ::stride] if units is not None
-                                           else kmeans.predict(F[:, sel, ::stride]))
+        if previews is not None:
+            result["preview"] = previews.take(r0, fused, F, units, kmeans)
         return result
 
     def consume(b, result):
@@ -498,25 +551,14 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
             write_features(r0, result["features"])
         if write_units is not None and result["units"] is not None:
             write_units(r0, result["units"])
-        if stride:
-            dst = result["dst"]
-            for name, block in zip(names, result["preview"]):
-                previews[f"{name} fused"][dst] = block
-            previews["features"][:, dst] = result["preview features"]
-            if kmeans is not None:
-                previews["units"][dst] = result["preview units"]
+        if previews is not None:
+            previews.put(result["preview"])
 
     n_blocks = int(math.ceil(rows / block_rows))
     _ordered_map(compute, range(0, rows, block_rows), consume)
     step(progress, cancel, 1.0, "done")
-    preview_grid = None
-    if stride:
-        preview_grid = Grid(image_grid.x_min, image_grid.y_max, image_grid.cell_x * stride,
-                            image_grid.cell_y * stride, previews["features"].shape[2],
-                            previews["features"].shape[1])
-        for name in names:
-            if krigings[name] is not None:
-                previews[f"{name} kriged"] = resample_cubic(krigings[name].estimate, kgrid,
-                                                            preview_grid)
-    return SceneResult(fits, krigings, transform, kmeans, float(spacing), kgrid, previews,
-                       preview_grid, notes)
+    if previews is not None:
+        previews.add_kriged(krigings, kgrid)
+    return SceneResult(fits, krigings, transform, kmeans, float(spacing), kgrid,
+                       previews.layers if previews else {}, previews.grid if previews else None,
+                       notes)

@@ -271,3 +271,59 @@ def test_halo_values():
     assert pyramid.halo(5) == 128
     with pytest.raises(ValueError):
         pyramid.halo(-1)
+
+
+# -- BlockPyramid: row blocks, two passes, no halo ------------------------------
+def _block_decompose(x, levels, push_rows, read_rows):
+    bp = pyramid.BlockPyramid(x.shape[-2:], levels, x.shape[0])
+    most = 0
+    for r in range(0, x.shape[1], push_rows):
+        bp.push(x[:, r:r + push_rows])
+        most = max([most] + [stage.num.shape[1] for stage in bp._stages])
+    parts = [bp.decompose(x[:, r:r + read_rows], r) for r in range(0, x.shape[1], read_rows)]
+    low = np.concatenate([p[0] for p in parts], axis=1)
+    high = np.concatenate([p[1] for p in parts], axis=1)
+    return low, high, bp, most
+
+
+@pytest.mark.parametrize("shape", [(97, 131), (64, 64), (5, 9), (3, 40), (200, 33)])
+@pytest.mark.parametrize(("push_rows", "read_rows"), [(1, 1), (3, 16), (17, 5), (1000, 1000)])
+def test_block_pyramid_equals_the_whole_image(shape, push_rows, read_rows):
+    rng = np.random.default_rng(sum(shape))
+    x = np.stack([smooth_field(shape, seed=2), rng.normal(size=shape)])
+    x[1, rng.random(shape) < 0.15] = np.nan  # scattered nodata in one layer only
+    x[0, : shape[0] // 3, : shape[1] // 4] = np.nan  # and a corner of the other
+    for levels in range(pyramid.max_levels(shape) + 1):
+        whole_low, whole_high = pyramid.decompose(x, levels)
+        low, high, bp, _ = _block_decompose(x, levels, push_rows, read_rows)
+        np.testing.assert_array_equal(np.isnan(low), np.isnan(whole_low))
+        np.testing.assert_allclose(low, whole_low, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(high, whole_high, rtol=0, atol=1e-12)
+        if levels:
+            assert bp.top_.shape == (2, *bp.sizes[-1])
+            assert bp.sizes[-1] == tuple(-(-n // 2**levels) for n in shape)
+
+
+def test_block_pyramid_holds_the_block_not_the_image():
+    x = smooth_field((1, 512, 96), seed=4)
+    levels, push_rows = 6, 8
+    low, _, bp, most = _block_decompose(x, levels, push_rows, 32)
+    # each level keeps at most the rows just pushed plus the 5-tap kernel's context
+    assert most <= push_rows + 4
+    assert bp.top_.shape == (1, 8, 2)  # 512 / 64 rows, 96 / 64 -> 2 columns
+    np.testing.assert_allclose(low, pyramid.decompose(x, levels)[0], atol=1e-12)
+
+
+def test_block_pyramid_misuse_is_refused():
+    bp = pyramid.BlockPyramid((10, 12), 2, 1)
+    with pytest.raises(ValueError, match="push all 10 rows"):
+        bp.low_rows(0, 2)
+    with pytest.raises(ValueError, match=r"\(1, rows, 12\) row block"):
+        bp.push(np.zeros((1, 3, 11)))
+    bp.push(np.zeros((1, 10, 12)))
+    with pytest.raises(ValueError, match="pushed 11 rows into a 10-row pyramid"):
+        bp.push(np.zeros((1, 1, 12)))
+    with pytest.raises(ValueError, match="outside the raster's 10 rows"):
+        bp.low_rows(8, 11)
+    with pytest.raises(ValueError, match="too deep"):
+        pyramid.BlockPyramid((10, 12), 4, 1)
