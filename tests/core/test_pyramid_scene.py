@@ -103,7 +103,7 @@ def test_progress_and_cancel(layers):
     for stop_after in (3, len(calls) - 4):  # in the reduce pass, then among the last blocks
         polls = []
 
-        def cancel(stop_after=stop_after):
+        def cancel(stop_after=stop_after, polls=polls):
             polls.append(1)
             return len(polls) > stop_after
 
