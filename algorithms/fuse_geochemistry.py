@@ -5,7 +5,6 @@ import os
 
 from qgis.core import (
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
@@ -18,7 +17,6 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.progress import Canceled
 from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .mineral_indices import resolve_band_map, sensor_of
@@ -185,16 +183,8 @@ class FuseGeochemistry(GeochemAlgorithm):
         wkt = image.crs_wkt or image_crs.toWkt()
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 0, 90)
-        try:
-            if mode == "adaptive":
-                result = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
-                                             settings, out, descriptions, meta, progress)
-            else:
-                result = self._fuse_in_memory(image, wkt, x, y, values, settings, mode,
-                                              parameters, context, out, descriptions, meta,
-                                              progress)
-        except Canceled as exc:
-            raise QgsProcessingException("Canceled by the user; no output was written.") from exc
+        result = self._fuse_windowed(parameters, context, image, wkt, x, y, values, settings,
+                                     mode, out, descriptions, meta, progress)
         for note in result.notes:
             feedback.pushInfo(note)
         layer_name = descriptions[0] if len(names) == 1 else (
@@ -216,9 +206,10 @@ class FuseGeochemistry(GeochemAlgorithm):
         feedback.setProgress(100)
         return outputs
 
-    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, out,
+    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, mode, out,
                        descriptions, meta, progress):
-        """Default mode: the image is read and the outputs written block by block."""
+        """Every mode: the image is read and the outputs written block by block."""
+        from ..core.pyramid_scene import fuse_pyramid_scene
         from ..core.scene import fuse_scene
 
         features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
@@ -248,43 +239,26 @@ class FuseGeochemistry(GeochemAlgorithm):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
 
-            scene = fuse_scene(
-                x, y, values, image.read, image.grid, writer.write,
-                write_features=write_features if features_path else None,
-                write_units=write_units if units_path else None, krige_alone=krige_alone,
-                progress=progress.progress, cancel=progress.is_canceled, **settings)
+            if mode == "adaptive":
+                scene = fuse_scene(
+                    x, y, values, image.read, image.grid, writer.write,
+                    write_features=write_features if features_path else None,
+                    write_units=write_units if units_path else None, krige_alone=krige_alone,
+                    progress=progress.progress, cancel=progress.is_canceled, **settings)
+            else:
+                scene = fuse_pyramid_scene(
+                    x, y, values, image.read, image.grid, writer.write, mode=mode,
+                    levels=self.parameterAsInt(parameters, self.LEVELS, context),
+                    write_features=write_features if features_path else None,
+                    write_units=write_units if units_path else None,
+                    progress=progress.progress, cancel=progress.is_canceled, **settings)
+                scene.notes.append(f"Pyramid depth: {scene.levels} levels (sample spacing "
+                                   f"{scene.sample_spacing:.0f} map units)")
+                writer.ds.SetMetadataItem("LEVELS", str(scene.levels))
             if "features" in extra:
                 for j, name in enumerate(scene.transform.names_):
                     extra["features"].ds.GetRasterBand(j + 1).SetDescription(name)
         return scene.as_pipeline_result()
-
-    def _fuse_in_memory(self, image, wkt, x, y, values, settings, mode, parameters, context,
-                        out, descriptions, meta, progress):
-        """Paper and coherent modes: the Laplacian pyramid runs on the image in memory."""
-        import numpy as np
-
-        from ..core.pipeline import fuse_samples
-
-        data = raster_io.read_raster(image.path)
-        result = fuse_samples(x, y, values, data.data, data.grid, mode=mode,
-                              levels=self.parameterAsInt(parameters, self.LEVELS, context),
-                              progress=progress.progress, cancel=progress.is_canceled,
-                              **settings)
-        result.notes.append(f"Pyramid depth: {result.levels} levels (sample spacing "
-                            f"{result.sample_spacing:.0f} map units)")
-        meta = {**meta, "LEVELS": result.levels}
-        fused = np.stack([result.elements[n].fusion.fused for n in result.elements])
-        raster_io.write_raster(out, fused, data.grid, wkt, descriptions=descriptions,
-                               metadata=meta)
-        path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
-        if path:
-            raster_io.write_raster(path, result.features.data, data.grid, wkt,
-                                   descriptions=result.features.names)
-        path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
-        if path and result.units is not None:
-            raster_io.write_raster(path, result.units, data.grid, wkt,
-                                   descriptions=["K-means units"], dtype="int16", nodata=-1)
-        return result
 
     def _write_common(self, parameters, context, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""

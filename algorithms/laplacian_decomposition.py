@@ -69,7 +69,7 @@ class LaplacianDecomposition(GeochemAlgorithm):
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pyramid import auto_levels, decompose, halo
+        from ..core.pyramid import BlockPyramid, auto_levels
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
@@ -87,25 +87,26 @@ class LaplacianDecomposition(GeochemAlgorithm):
         out_high = self.parameterAsOutputLayer(parameters, self.OUTPUT_HIGH, context)
         desc = src.descriptions
         rows, cols = src.grid.shape
-        # row blocks on multiples of 2**levels, read with the pyramid's halo: the result equals
-        # the whole-image decomposition (core.pyramid.halo) while memory follows the block
-        align = 2 ** levels
-        h = halo(levels)
-        block = max(align, (raster_io.block_rows_for(cols) // align) * align)
-        raster_io.check_memory((min(block + 2 * h, rows), cols), src.n_bands, 8,
+        # two passes of row blocks (core.pyramid.BlockPyramid): the first streams REDUCE down
+        # to the coarsest level, the second expands it back block by block; the result equals
+        # the whole-image decomposition while memory follows the block
+        block = raster_io.block_rows_for(cols)
+        raster_io.check_memory((min(block, rows), cols), src.n_bands, 8,
                                f"raster '{os.path.basename(path)}'", copies=6)
+        pyramid = BlockPyramid((rows, cols), levels, src.n_bands)
+        for row0, nrows in raster_io.row_blocks(rows, block):
+            self.step(feedback, 5 + 40 * row0 / rows, None)
+            pyramid.push(src.read(row0, 0, nrows, cols))
         with raster_io.WindowedWriter(out_low, src.grid, src.crs_wkt, src.n_bands,
                                       descriptions=[f"{d} low (k={levels})" for d in desc]) as lo, \
                 raster_io.WindowedWriter(out_high, src.grid, src.crs_wkt, src.n_bands,
                                          descriptions=[f"{d} high (k={levels})" for d in desc]) as hi:
             for row0, nrows in raster_io.row_blocks(rows, block):
-                self.step(feedback, 5 + 90 * row0 / rows, None)
-                a0, a1 = max(row0 - h, 0), min(row0 + nrows + h, rows)
-                low, high = decompose(src.read(a0, 0, a1 - a0, cols), levels)
-                core = slice(row0 - a0, row0 - a0 + nrows)
+                self.step(feedback, 45 + 50 * row0 / rows, None)
+                low, high = pyramid.decompose(src.read(row0, 0, nrows, cols), row0)
                 for b in range(src.n_bands):
-                    lo.write(b, row0, low[b, core])
-                    hi.write(b, row0, high[b, core])
+                    lo.write(b, row0, low[b])
+                    hi.write(b, row0, high[b])
         self.load_styled(context, out_low, CONTINUOUS, f"{layer.name()} low frequency")
         self.load_styled(context, out_high, CONTINUOUS, f"{layer.name()} high frequency")
         return {self.OUTPUT_LOW: out_low, self.OUTPUT_HIGH: out_high, self.LEVELS: levels}

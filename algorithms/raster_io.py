@@ -761,3 +761,30 @@ def fitting_stack(src, *, n_pixels=200_000, random_state=0):
 def block_rows_for(ncols, n_bands=1):
     """Rows per block for block-by-block algorithms: about 2 M values per band."""
     return max(16, 2 ** 21 // max(1, int(ncols)))
+
+
+def resampled_reader(src, grid, *, band=None):
+    """``read(row0, col0, nrows, ncols)`` of ``src`` (a :class:`BlockSource`) on ``grid``.
+
+    Cubic convolution (:func:`geochem_fusion.core.resample.resample_cubic`),
+    window by window: each window reads only the source cells around it (three
+    cells of margin, beyond the Keys kernel's reach), so a fine source is never
+    read whole and the values equal those of resampling the whole source.
+    ``band`` (0-based) keeps one band. On the same grid the source is read as is.
+    """
+    from ..core.resample import resample_cubic
+
+    bands = slice(None) if band is None else slice(band, band + 1)
+
+    def read(row0, col0, nrows, ncols):
+        if src.grid == grid:
+            return src.read(row0, col0, nrows, ncols)[bands]
+        target = grid.window(row0, col0, nrows, ncols)
+        try:
+            r0, c0, nr, nc = window_covering(src.grid, target.extent, margin=3)
+        except ValueError:  # the window is beyond the source: nodata
+            return np.full((len(range(src.n_bands)[bands]), nrows, ncols), np.nan)
+        data = src.read(r0, c0, nr, nc)[bands]
+        return resample_cubic(data, src.grid.window(r0, c0, nr, nc), target)
+
+    return read

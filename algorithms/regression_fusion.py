@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import GeochemAlgorithm
+from .base import CoreFeedback, GeochemAlgorithm
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
 from .principal_components import write_loading_table
 from .styles import GEOCHEM
@@ -97,7 +97,7 @@ class RegressionFusion(GeochemAlgorithm):
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pipeline import fuse_raster
+        from ..core.pipeline import fuse_raster_blocks
 
         geo_layer = self.parameterAsRasterLayer(parameters, self.GEOCHEM, context)
         feat_layer = self.parameterAsRasterLayer(parameters, self.FEATURES, context)
@@ -106,47 +106,49 @@ class RegressionFusion(GeochemAlgorithm):
                 raise ValueError(
                     f"Raster '{layer.name()}' has no coordinate reference system; set it in the "
                     "layer properties (Source > Assigned Coordinate Reference System).")
-        self.step(feedback, 1, f"Reading '{feat_layer.name()}'")
-        # features, their pyramid (low, high), the regression maps and the fused layer
-        feats = raster_io.read_raster(raster_io.layer_path(feat_layer), copies=6)
-        raster_io.check_bands(feats, f"Features '{feat_layer.name()}'")
+        self.step(feedback, 1, f"Checking '{feat_layer.name()}'")
+        feat_path = raster_io.layer_path(feat_layer)
+        raster_io.check_bands(raster_io.read_preview(feat_path), f"Features '{feat_layer.name()}'")
+        feats = raster_io.open_blocks(feat_path)
         geo_path = raster_io.layer_path(geo_layer)
         if geo_layer.crs() != feat_layer.crs():
             feedback.pushInfo(f"Warping the geochemical layer from {geo_layer.crs().authid()} to "
                               f"{feat_layer.crs().authid()}.")
             geo_path = raster_io.warp_to_crs(geo_path, feats.crs_wkt)
-        geo = raster_io.read_raster(geo_path, bands=[1])
+        geo = raster_io.open_blocks(geo_path)
         spacing = raster_io.metadata_float(geo_path, "SAMPLE_SPACING")
-        labels = None
-        units_layer = self.parameterAsRasterLayer(parameters, self.UNITS, context)
         regression = REGRESSIONS[self.parameterAsEnum(parameters, self.REGRESSION, context)]
         mode = MODES[self.parameterAsEnum(parameters, self.MODE, context)]
+        units_layer = self.parameterAsRasterLayer(parameters, self.UNITS, context)
+        read_units = None
         if units_layer is not None and regression == "local":
-            units = raster_io.read_raster(raster_io.layer_path(units_layer), bands=[1])
+            units = raster_io.open_blocks(raster_io.layer_path(units_layer))
             if units.grid != feats.grid:
                 raise ValueError("the unit raster must be on the same grid as the features")
-            labels = units.data[0]
-            labels[~(labels == labels)] = -1
-            labels = labels.astype(int)
-        self.step(feedback, 10, f"Fusing ({regression} regression, {mode} mode)")
-        result, labels, notes = fuse_raster(
-            geo.data[0], geo.grid, feats.data, feats.grid,
-            levels=self.parameterAsInt(parameters, self.LEVELS, context),
-            sample_spacing=spacing, mode=mode, regression=regression, labels=labels,
-            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
-            log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context))
-        for note in notes:
-            feedback.pushInfo(note)
-        self.step(feedback, 90, "Writing the fused layer")
+            read_units = raster_io.resampled_reader(units, feats.grid, band=0)
         element = geo.descriptions[0].replace(" kriged", "")
         name = fused_name(element, regression, mode)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        raster_io.write_raster(out, result.fused, feats.grid, feats.crs_wkt, descriptions=[name],
-                               metadata={"LEVELS": result.levels, "MODE": mode,
-                                         "REGRESSION": regression})
+        progress = CoreFeedback(feedback, 5, 95)
+        # the features are read, split and fused row block by row block (core.pyramid_scene):
+        # memory follows the block, not the image
+        with raster_io.WindowedWriter(out, feats.grid, feats.crs_wkt, 1, descriptions=[name],
+                                      metadata={"MODE": mode, "REGRESSION": regression}) as writer:
+            results, notes = fuse_raster_blocks(
+                raster_io.resampled_reader(geo, feats.grid, band=0), feats.read, feats.grid,
+                geo_grid=geo.grid, levels=self.parameterAsInt(parameters, self.LEVELS, context),
+                sample_spacing=spacing, mode=mode, regression=regression, read_units=read_units,
+                n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
+                log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+                consume=lambda row0, fused, _f, _u: writer.write(0, row0, fused[0]),
+                progress=progress.progress, cancel=progress.is_canceled)
+            writer.ds.SetMetadataItem("LEVELS", str(results[0].levels))
+        for note in notes:
+            feedback.pushInfo(note)
+        feedback.pushInfo(f"Pyramid depth: {results[0].levels} levels")
         self.load_styled(context, out, GEOCHEM, name)
         outputs = {self.OUTPUT: out}
-        table = result.coefficient_table(feats.descriptions)
+        table = results[0].coefficient_table(feats.descriptions)
         dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
                                    flatten_rows(table))
         if dest is not None:

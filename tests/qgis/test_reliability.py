@@ -727,7 +727,7 @@ def test_raster_too_large_for_memory_refused_before_reading(run_alg, image, out_
     with pytest.raises(QgsProcessingException,
                        match=r"raster 'image.tif' \(3 bands of 40 x 50 pixels\) needs about "
                              r"[\d.]+ kB of memory, but only 100.0 kB is available. Clip it"):
-        # the pyramid checks the memory of its largest block (with halo) before reading it
+        # the pyramid checks the memory of its row block before reading it
         run_alg("laplaciandecomposition", {"INPUT": image, "LEVELS": 1,
                                            "OUTPUT_LOW": str(out_dir / "low.tif"),
                                            "OUTPUT_HIGH": str(out_dir / "high.tif")})

@@ -74,8 +74,8 @@ def test_large_rasters_are_fitted_on_a_pixel_sample(run_alg, make_raster, stack,
 
 def test_laplacian_blocks_equal_the_whole_image(run_alg, make_raster, stack, read_raster,
                                                 tmp_path, monkeypatch):
-    # many row blocks (each read with the pyramid's halo, aligned on 2**levels) must give the
-    # whole-image decomposition (float32 rounding of the written layers)
+    # many row blocks (two passes through core.pyramid.BlockPyramid) must give the whole-image
+    # decomposition (float32 rounding of the written layers)
     from geochem_fusion.core.pyramid import decompose
 
     data = stack(2, 150, 70, seed=2)
@@ -90,3 +90,94 @@ def test_laplacian_blocks_equal_the_whole_image(run_alg, make_raster, stack, rea
                                atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(read_raster(result["OUTPUT_HIGH"]).data, exp_high, rtol=1e-6,
                                atol=1e-6, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def demo_samples(demo, samples_of):
+    source = f"{demo}/samples.gpkg|layername=samples"
+    return (source, *samples_of(source, ["Cu", "Zn"]))
+
+
+def _recording_reads(monkeypatch):
+    """Wrap raster_io.open_blocks so that every window read is recorded (path, rows, cols)."""
+    reads = []
+    real = raster_io.open_blocks
+
+    def open_blocks(path):
+        src = real(path)
+        inner = src.read
+
+        def read(row0, col0, nrows, ncols):
+            reads.append((path, nrows, ncols))
+            return inner(row0, col0, nrows, ncols)
+
+        src.read = read
+        return src
+
+    monkeypatch.setattr(raster_io, "open_blocks", open_blocks)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read the whole raster")
+
+    monkeypatch.setattr(raster_io, "read_raster", refuse)
+    return reads
+
+
+@pytest.mark.parametrize("geo_cell", [10.0, 40.0, 7.5])
+@pytest.mark.parametrize(("mode", "regression"), [("coherent", "global"), ("paper", "local")])
+def test_regression_fusion_runs_block_by_block(run_alg, make_raster, stack, read_raster, tmp_path,
+                                               monkeypatch, geo_cell, mode, regression):
+    # the features are never read whole: row blocks of 16 rows, two passes and a fit; the
+    # geochemistry is read around each block (on the feature grid, coarser or finer); the
+    # result equals core.fusion.fuse on the whole arrays
+    from geochem_fusion.core import scene
+    from geochem_fusion.core.fusion import fuse
+    from geochem_fusion.core.grid import Grid
+    from geochem_fusion.core.resample import resample_cubic
+
+    feats_data = stack(2, 150, 60, seed=6)
+    feats_path = make_raster("features.tif", feats_data, nodata=np.nan)
+    feats = read_raster(feats_path)
+    fgrid = Grid.from_gdal(feats.geotransform, feats.data.shape)
+    margin = 2 * geo_cell
+    nr, nc = int((150 * 10 + 2 * margin) / geo_cell), int((60 * 10 + 2 * margin) / geo_cell)
+    yy, xx = np.mgrid[0:nr, 0:nc] * geo_cell / 40.0
+    geo_values = 50 + 20 * np.sin(xx / 3.0) + 10 * np.cos(yy / 4.0) + xx
+    geo_path = make_raster("cu.tif", geo_values, x_min=fgrid.x_min - margin,
+                           y_max=fgrid.y_max + margin, cell=geo_cell, descriptions=["Cu kriged"],
+                           metadata={"SAMPLE_SPACING": 80.0})
+    labels = (np.nan_to_num(feats.data[0]) > 0).astype(int)
+    labels[~np.isfinite(feats.data).all(axis=0)] = -1
+    params = {"GEOCHEM": geo_path, "FEATURES": feats_path, "MODE": ["paper", "coherent"].index(mode),
+              "REGRESSION": ["global", "local"].index(regression), "OUTPUT": str(tmp_path / "f.tif")}
+    if regression == "local":
+        params["UNITS"] = make_raster("units.tif", labels, nodata=-1, dtype=gdal.GDT_Int16)
+    geo = read_raster(geo_path)
+    reads = _recording_reads(monkeypatch)
+    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 16)
+    out = read_raster(run_alg("regressionfusion", params)["OUTPUT"])
+    assert max(n for path, n, _ in reads if path == feats_path) <= 16
+    assert max(n for path, n, _ in reads if path == geo_path) < geo.data.shape[1] / 2
+    whole = fuse(resample_cubic(geo.data[0], Grid.from_gdal(geo.geotransform, geo.data.shape[1:]),
+                                fgrid), feats.data, levels=3, mode=mode, regression=regression,
+                 labels=labels if regression == "local" else None)
+    np.testing.assert_allclose(out.data[0], whole.fused, rtol=2e-6, atol=1e-4, equal_nan=True)
+
+
+def test_paper_mode_of_the_one_click_fusion_runs_block_by_block(
+        run_alg, demo, demo_samples, read_raster, tmp_path, monkeypatch):
+    from geochem_fusion.core import scene
+
+    image_path = str(demo / "sentinel2.tif")
+    rows = read_raster(image_path).data.shape[1]
+    reads = _recording_reads(monkeypatch)
+    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 32)
+    result = run_alg("fusegeochemistry", {
+        "SAMPLES": demo_samples[0], "FIELD": ["Cu"], "IMAGE": image_path, "MODE": 0,
+        "REGRESSION": 1, "OUTPUT": str(tmp_path / "fused.tif")})
+    assert max(n for path, n, _ in reads if path == image_path) <= 64 < rows
+    out = read_raster(result["OUTPUT"])
+    assert out.descriptions == ["Cu fused (local, paper)"]
+    assert np.isfinite(out.data).mean() > 0.9
+    ds = gdal.Open(result["OUTPUT"])
+    assert int(ds.GetMetadataItem("LEVELS")) >= 1
