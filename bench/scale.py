@@ -445,11 +445,14 @@ def saga(folder):
     return run
 
 
-def fusion(folder, elements):
+def fusion(folder, elements, *, paper=False):
+    """The one-click fusion; ``paper``: the paper's chain (MODE=0 paper, FEATURES=0 bands-PC2)."""
     out = folder / f"fused_{len(elements)}.tif"
     argv = [qgis_exe(), "run", "geochemfusion:fusegeochemistry", "--",
             f"SAMPLES={folder / 'samples.gpkg'}", f"IMAGE={folder / 'image.tif'}",
             "REGRESSION=1", f"N_CLUSTERS={N_CLUSTERS}", f"OUTPUT={out}"]
+    if paper:
+        argv += ["MODE=0", "FEATURES=0"]
     argv += [f"FIELD={e}" for e in elements]
     run = Run(argv, env=qgis_env.qgis_process_env(), stamp_output=True)()
     ds = gdal.Open(str(out))
@@ -466,10 +469,14 @@ def fusion(folder, elements):
 # ----------------------------------------------------------------------------------------
 # cancel check (core, in this process)
 # ----------------------------------------------------------------------------------------
-def check_cancel(folder, after_seconds):
-    """Seconds from the cancel request to the Canceled exception, for each request time."""
+def check_cancel(folder, after_seconds, *, paper=False):
+    """Seconds from the cancel request to the Canceled exception, for each request time.
+
+    ``paper``: the paper mode (:func:`~geochem_fusion.core.pyramid_scene.fuse_pyramid_scene`,
+    bands-PC2), else the default (:func:`~geochem_fusion.core.scene.fuse_scene`)."""
     from geochem_fusion.algorithms import raster_io
     from geochem_fusion.core.progress import Canceled
+    from geochem_fusion.core.pyramid_scene import fuse_pyramid_scene
     from geochem_fusion.core.scene import fuse_scene
 
     image = raster_io.open_blocks(str(folder / "image.tif"))
@@ -501,10 +508,14 @@ def check_cancel(folder, after_seconds):
 
         try:
             with raster_io.WindowedWriter(str(out), image.grid, image.crs_wkt, 1) as writer:
-                fuse_scene(np.array(x), np.array(y), {"Cu": np.array(cu)}, image.read,
-                           image.grid, writer.write, band_names=image.descriptions,
-                           regression="local", n_clusters=N_CLUSTERS, krige_alone=False,
-                           progress=progress, cancel=cancel)
+                args = (np.array(x), np.array(y), {"Cu": np.array(cu)}, image.read, image.grid,
+                        writer.write)
+                common = dict(band_names=image.descriptions, regression="local",
+                              n_clusters=N_CLUSTERS, progress=progress, cancel=cancel)
+                if paper:
+                    fuse_pyramid_scene(*args, mode="paper", features="bands-pc2", **common)
+                else:
+                    fuse_scene(*args, krige_alone=False, **common)
             stopped = None
         except Canceled:
             stopped = time.perf_counter()
@@ -540,7 +551,7 @@ def machine():
     return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}"
 
 
-def report(rows, startup, cancels, command, path):
+def report(rows, startup, cancels, command, path, *, paper_cancels=()):
     """Write ``path`` (markdown) and return its text."""
     lines = [
         "# Scale benchmark (issue 7)",
@@ -575,6 +586,11 @@ def report(rows, startup, cancels, command, path):
         "defaults) of the same coarse grid on the four bands, writing the regression with and "
         "without residual correction (uncompressed GeoTIFF). It is given the coarse grid; it "
         "does not krige or choose a model.",
+        "- **plugin, paper mode**: the same with MODE=0 (paper, eq. 3) and FEATURES=0 (PC2 of "
+        "the bands, the paper's chain): kriging, the feature transform and K-means fitted on "
+        "pixel samples, then three passes of row blocks (the Laplacian pyramid streamed down "
+        "to its coarsest level, the regression fitted on sampled rows, the detail injected "
+        "and written).",
         "",
         "| size (px) | samples | run | wall (s) | CPU (s) | peak RSS (GB) | wall / floor "
         "| extra element / first | other CPU (s) |",
@@ -582,12 +598,18 @@ def report(rows, startup, cancels, command, path):
     ]
     for r in rows:
         r["extra"] = (r["five"].wall - r["one"].wall) / 4 / r["one"].wall
+        if r["paper one"] is not None:
+            r["paper extra"] = ((r["paper five"].wall - r["paper one"].wall) / 4
+                                / r["paper one"].wall)
         runs = [("floor (gdalwarp)", r["floor"]), ("SAGA GWR", r["saga"]),
-                ("plugin, 1 element", r["one"]), ("plugin, 5 elements", r["five"])]
+                ("plugin, 1 element", r["one"]), ("plugin, 5 elements", r["five"]),
+                ("plugin, paper mode, 1 element", r["paper one"]),
+                ("plugin, paper mode, 5 elements", r["paper five"])]
         for label, run in runs:
             if run is None:
                 continue
-            extra = f"{r['extra']:.2f}" if run is r["five"] else ""
+            extra = (f"{r['extra']:.2f}" if run is r["five"] else
+                     f"{r['paper extra']:.2f}" if run is r["paper five"] else "")
             lines.append(
                 f"| {r['size']}² | {r['n_samples']} | {label} | {run.wall:.2f} | {run.cpu:.2f} "
                 f"| {run.rss_gb:.2f} | {run.wall / r['floor'].wall:.1f} | {extra} "
@@ -600,6 +622,10 @@ def report(rows, startup, cancels, command, path):
               "2.5 %): " + "; ".join(
                   f"{r['size']}²: {r['silence'][0]:.1f} s (until '{r['silence'][1][:50]}')"
                   for r in rows) + "."]
+    if any(r["paper one"] is not None for r in rows):
+        lines[-1] += " Paper mode: " + "; ".join(
+            f"{r['size']}²: {r['paper silence'][0]:.1f} s (until "
+            f"'{r['paper silence'][1][:50]}')" for r in rows if r["paper one"] is not None) + "."
     if cancels:
         lines += ["", "Cancel: the core `fuse_scene` (1 element, image read with GDAL block by "
                   "block) on the largest size, with a cancel callback that turns true t seconds "
@@ -607,6 +633,11 @@ def report(rows, startup, cancels, command, path):
                       f"t = {d:.0f} s: {lat:.2f} s (during '{step[:40]}')"
                       if lat is not None else f"t = {d:.0f} s: finished first"
                       for d, lat, step in cancels) + "."]
+    if paper_cancels:
+        lines += ["", "The same for the paper mode (`fuse_pyramid_scene`, bands-PC2): " + "; ".join(
+            f"t = {d:.0f} s: {lat:.2f} s (during '{step[:40]}')"
+            if lat is not None else f"t = {d:.0f} s: finished first"
+            for d, lat, step in paper_cancels) + "."]
     lines += ["", "## Targets", ""]
     full = [r for r in rows if r["size"] == FULL]
     if full:
@@ -618,11 +649,23 @@ def report(rows, startup, cancels, command, path):
             f"<= {TARGET_RSS_GB:g} GB: {'met' if one.rss_gb <= TARGET_RSS_GB else 'MISSED'}); "
             f"wall {one.wall:.1f} s = {ratio:.1f} x the floor measured in the same run "
             f"(target <= {TARGET_RATIO:g} x: {'met' if ratio <= TARGET_RATIO else 'MISSED'}).")
+        paper = r["paper one"]
+        if paper is not None:
+            ratio = paper.wall / r["floor"].wall
+            lines.append(
+                f"- The same in the paper mode: peak RSS {paper.rss_gb:.2f} GB "
+                f"({'met' if paper.rss_gb <= TARGET_RSS_GB else 'MISSED'}); wall {paper.wall:.1f} "
+                f"s = {ratio:.1f} x the floor "
+                f"({'met' if ratio <= TARGET_RATIO else 'MISSED'}).")
     else:
         lines.append("- Full tile not run (run the default sizes for the main target).")
     worst = max(r["extra"] for r in rows)
     lines.append(f"- Each additional element: at most {worst:.2f} x the first over the sizes run "
                  f"(target <= {TARGET_EXTRA:g}: {'met' if worst <= TARGET_EXTRA else 'MISSED'}).")
+    papers = [r["paper extra"] for r in rows if r["paper one"] is not None]
+    if papers:
+        lines.append(f"- In the paper mode: at most {max(papers):.2f} x the first "
+                     f"({'met' if max(papers) <= TARGET_EXTRA else 'MISSED'}).")
     peers = [(r["size"], r["one"].wall, r["saga"].wall) for r in rows if r["saga"] is not None]
     if peers:
         fastest = all(one < other for _, one, other in peers)
@@ -642,6 +685,13 @@ def report(rows, startup, cancels, command, path):
             "each, so memory follows the block, not the image; what still grows is what scales "
             "with the image width (the strips: 512 input rows, 256 output rows) and with the "
             "number of samples (the kriging systems of the fits).")
+        if a["paper one"] is not None and b["paper one"] is not None:
+            lines.append(
+                f"- Memory in the paper mode: {a['paper one'].rss_gb:.2f} to "
+                f"{b['paper one'].rss_gb:.2f} GB (1 element), {a['paper five'].rss_gb:.2f} to "
+                f"{b['paper five'].rss_gb:.2f} GB (5 elements). The pyramid is streamed: the "
+                "first pass keeps only the coarsest level (2**levels times smaller per axis) "
+                "and a few rows per level, the later passes expand it block by block.")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return "\n".join(lines)
@@ -676,6 +726,8 @@ def main(argv=None):
                              "the largest size)")
     parser.add_argument("--no-saga", action="store_true",
                         help="leave out SAGA GIS GWR for Grid Downscaling (the peer)")
+    parser.add_argument("--no-paper", action="store_true",
+                        help="leave out the paper mode (MODE=0, bands-PC2) runs")
     parser.add_argument("--generate-only", action="store_true")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -696,12 +748,22 @@ def main(argv=None):
         row["one"] = fusion(folder, ELEMENTS[:1])
         row["five"] = fusion(folder, ELEMENTS)
         row["silence"] = row["one"].longest_silence()
+        row["paper one"] = row["paper five"] = None
+        if not args.no_paper:
+            row["paper one"] = fusion(folder, ELEMENTS[:1], paper=True)
+            row["paper five"] = fusion(folder, ELEMENTS, paper=True)
+            row["paper silence"] = row["paper one"].longest_silence()
         rows.append(row)
-    cancels = check_cancel(WORK / str(sizes[-1]), (2, 6, 15)) if not args.no_cancel_check else []
+    cancels = paper_cancels = []
+    if not args.no_cancel_check:
+        cancels = check_cancel(WORK / str(sizes[-1]), (2, 6, 15))
+        if not args.no_paper:
+            paper_cancels = check_cancel(WORK / str(sizes[-1]), (2, 8, 20), paper=True)
     command = "python bench/scale.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if os.environ.get("MAKELEVEL"):
         command = f"make bench-scale (runs {command.strip()})"
-    text = report(rows, startup, cancels, command.strip(), args.output)
+    text = report(rows, startup, cancels, command.strip(), args.output,
+                  paper_cancels=paper_cancels)
     print(text)  # noqa: T201 (the benchmark's output)
 
 
