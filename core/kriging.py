@@ -863,27 +863,50 @@ def _from_pykrige(model, values):
     return {"sill": psill + nugget, "range": range_, "nugget": nugget}
 
 
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once, when this module is imported.
+
+    Making it scans the process's libraries with ``dl_iterate_phdr``, which holds the
+    dynamic loader's lock while calling back into Python: done in a worker thread while
+    another thread imports an extension module (``dlopen`` with the GIL held) the two
+    wait for each other forever. So it is made here, in the importing thread, and reused.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+_BLAS = _blas_controller()
+
+
 def _single_threaded_blas():
     """Many tiny kriging systems: BLAS threads only add contention (seen: 0.2 s vs 12 s on a
     busy 2-core machine), so limit BLAS to one thread while kriging when threadpoolctl (a
     scikit-learn dependency) is available."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    if _BLAS is None:
         import contextlib
 
         return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _moving_window_backend():
     """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
+    return _BACKEND
+
+
+def _find_backend():
     try:
         from pykrige.lib import cok  # noqa: F401
     except ImportError:
         logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
         return "loop"
     return "C"
+
+
+_BACKEND = _find_backend()  # imported here, not in the worker threads that krige (see above)
 
 
 def _model_semivariance(model, parameters, h):

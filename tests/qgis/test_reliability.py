@@ -24,14 +24,16 @@ from geochem_fusion.algorithms import raster_io
 class Log(QgsProcessingFeedback):
     """A feedback that keeps the log lines; optionally presses Cancel at the first progress."""
 
-    def __init__(self, cancel_at_first_progress=False):
+    def __init__(self, cancel_at_first_progress=False, cancel_above=None):
         super().__init__()
         self.infos, self.warnings = [], []
-        if cancel_at_first_progress:
+        self.cancel_above = 0.0 if cancel_at_first_progress else cancel_above
+        if self.cancel_above is not None:
             self.progressChanged.connect(self._press_cancel)
 
-    def _press_cancel(self, _progress):
-        self.cancel()
+    def _press_cancel(self, progress):
+        if progress > self.cancel_above:
+            self.cancel()
 
     def pushInfo(self, info):  # noqa: N802 (QGIS API name)
         self.infos.append(info)
@@ -702,6 +704,22 @@ def test_cancel_fusion_leaves_no_output(run_alg, image, samples, out_dir):
     with pytest.raises(QgsProcessingException, match="Canceled by the user"):
         run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": image,
                                      "OUTPUT": str(out_dir / "fused.tif")}, feedback=log)
+    assert files_in(out_dir) == []
+
+
+@pytest.mark.parametrize("mode", [0, 1])  # paper, coherent
+def test_cancel_while_blocks_are_written_leaves_no_output(run_alg, image, samples, out_dir, mode,
+                                                          monkeypatch):
+    # past 60 % the pyramid modes are in their last pass: the fused layer is being written
+    from geochem_fusion.core import scene
+
+    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 4)  # 10 blocks
+    log = Log(cancel_above=60)
+    with pytest.raises(QgsProcessingException, match="Canceled by the user"):
+        run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": image,
+                                     "MODE": mode, "OUTPUT": str(out_dir / "fused.tif")},
+                feedback=log)
+    assert any("injecting image detail" in line for line in log.infos)
     assert files_in(out_dir) == []
 
 
