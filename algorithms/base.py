@@ -72,6 +72,17 @@ def advanced(param):
     param.setFlags(param.flags() | param.FlagAdvanced)
     return param
 
+
+def sample_size_parameter(name="SAMPLE_SIZE", what="PCA, K-means, regression"):
+    """The advanced "pixel sample for the fits" parameter (the fits never see more pixels)."""
+    from qgis.core import QgsProcessingParameterNumber
+
+    from .params import DEFAULT_SAMPLE_SIZE
+
+    return advanced(QgsProcessingParameterNumber(
+        name, f"Pixel sample size for the fits ({what})", QgsProcessingParameterNumber.Integer,
+        DEFAULT_SAMPLE_SIZE, minValue=1000))
+
 class CoreFeedback:
     """Adapts a Processing feedback to the plain callbacks the core accepts."""
 

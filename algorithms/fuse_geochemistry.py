@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm, advanced
+from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
     BELOW_DETECTION_KEYS,
@@ -55,6 +55,7 @@ class FuseGeochemistry(GeochemAlgorithm):
     LEVELS_RASTER = IMAGE
     REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
         "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
+    SAMPLE_SIZE = "SAMPLE_SIZE"
     OUTPUT, OUTPUT_KRIGED, OUTPUT_VARIANCE, OUTPUT_FEATURES, OUTPUT_UNITS = (
         "OUTPUT", "OUTPUT_KRIGED", "OUTPUT_VARIANCE", "OUTPUT_FEATURES", "OUTPUT_UNITS")
     OUTPUT_COEFFICIENTS, OUTPUT_REPORT = "OUTPUT_COEFFICIENTS", "OUTPUT_REPORT"
@@ -124,6 +125,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (pixel subsampling, K-means)",
             QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+        self.addParameter(sample_size_parameter(self.SAMPLE_SIZE))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Fused geochemistry"))
         for key, label in ((self.OUTPUT_KRIGED, "Kriged geochemistry (coarse grid)"),
@@ -175,7 +177,8 @@ class FuseGeochemistry(GeochemAlgorithm):
             n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
             log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             variogram=VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)],
-            random_state=self.parameterAsInt(parameters, self.SEED, context))
+            random_state=self.parameterAsInt(parameters, self.SEED, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         names = list(values)
         descriptions = [fused_name(n, regression, mode) for n in names]
         meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": regression,

@@ -17,6 +17,7 @@ DEFAULT_FEATURES = FEATURES.index("all bands")
 DEFAULT_REGRESSION = REGRESSIONS.index("global")
 DEFAULT_VARIOGRAM = VARIOGRAMS.index("auto")
 DEFAULT_N_CLUSTERS = 5
+DEFAULT_SAMPLE_SIZE = 200_000  # pixels the fits (PCA, K-means, regression) see at most
 DEFAULT_BELOW_DETECTION = BELOW_DETECTION_KEYS.index("refuse")
 
 

@@ -16,7 +16,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from . import raster_io
-from .base import GeochemAlgorithm
+from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list
 from .styles import CONTINUOUS
 
@@ -81,6 +81,7 @@ class PrincipalComponents(GeochemAlgorithm):
         components = QgsProcessingParameterString(
             self.COMPONENTS, "Components to write (e.g. 2; empty = all)", "", optional=True)
         self.addParameter(components)
+        self.addParameter(sample_size_parameter("SAMPLE_SIZE", "PCA"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Principal components"))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT_TABLE, "Loadings and explained variance", optional=True,
@@ -99,9 +100,11 @@ class PrincipalComponents(GeochemAlgorithm):
                                 "Components to write")
         if wanted and n is not None and max(wanted) > n:
             n = max(wanted)
-        pca = PCA(n, standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context))
+        sample_size = self.parameterAsInt(parameters, "SAMPLE_SIZE", context)
+        pca = PCA(n, standardize=self.parameterAsBool(parameters, self.STANDARDIZE, context),
+                  sample_size=sample_size)
         self.step(feedback, 10, "Fitting the principal components")
-        pca.fit(raster_io.fitting_stack(src))
+        pca.fit(raster_io.fitting_stack(src, n_pixels=sample_size))
         ratio = pca.explained_variance_ratio_
         n_comp = len(ratio)
         desc = [f"PC{i + 1} ({100 * r:.1f} % of variance)" for i, r in enumerate(ratio)]

@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm
+from .base import CoreFeedback, GeochemAlgorithm, sample_size_parameter
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
 from .principal_components import write_loading_table
 from .styles import GEOCHEM
@@ -42,6 +42,7 @@ class RegressionFusion(GeochemAlgorithm):
     GEOCHEM, FEATURES, LEVELS, MODE, REGRESSION, UNITS, N_CLUSTERS, LOG_TRANSFORM = (
         "GEOCHEM", "FEATURES", "LEVELS", "MODE", "REGRESSION", "UNITS", "N_CLUSTERS",
         "LOG_TRANSFORM")
+    SAMPLE_SIZE = "SAMPLE_SIZE"
     OUTPUT, OUTPUT_COEFFICIENTS = "OUTPUT", "OUTPUT_COEFFICIENTS"
     REQUIRES = ("numpy", "scipy", "sklearn")
     LEVELS_RASTER = FEATURES
@@ -75,6 +76,7 @@ class RegressionFusion(GeochemAlgorithm):
             QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
+        self.addParameter(sample_size_parameter(self.SAMPLE_SIZE, "K-means, regression"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Fused layer"))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT_COEFFICIENTS, "Regression coefficients", optional=True,
@@ -140,6 +142,7 @@ class RegressionFusion(GeochemAlgorithm):
                 sample_spacing=spacing, mode=mode, regression=regression, read_units=read_units,
                 n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
                 log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+                sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
                 consume=lambda row0, fused, _f, _u: writer.write(0, row0, fused[0]),
                 progress=progress.progress, cancel=progress.is_canceled)
             writer.ds.SetMetadataItem("LEVELS", str(results[0].levels))

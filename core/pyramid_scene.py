@@ -56,7 +56,7 @@ def fit_rows(rows, cols, levels, sample_size):
     offer ``sample_size`` pixels."""
     if sample_size is None or rows * cols <= sample_size:
         return np.arange(rows)
-    stride = max(1, min(int(math.ceil(rows * cols / sample_size)), 2 ** max(levels - 2, 0)))
+    stride = max(1, min(rows * cols // sample_size, 2 ** max(levels - 2, 0)))
     return np.arange(0, rows, stride)
 
 

@@ -181,3 +181,21 @@ def test_paper_mode_of_the_one_click_fusion_runs_block_by_block(
     assert np.isfinite(out.data).mean() > 0.9
     ds = gdal.Open(result["OUTPUT"])
     assert int(ds.GetMetadataItem("LEVELS")) >= 1
+
+
+def test_the_pixel_sample_size_reaches_the_fits(run_alg, make_raster, stack, tmp_path):
+    # SAMPLE_SIZE bounds the pixels the regression sees (the global fit's n in the table)
+    import csv
+
+    feats = make_raster("features.tif", stack(2, 150, 60, seed=3), nodata=np.nan)
+    geo = make_raster("cu.tif", 50 + stack(1, 40, 16, seed=5)[0] * 10, x_min=300_000.0 - 100,
+                      y_max=7_000_000.0 + 100, cell=40.0, descriptions=["Cu kriged"],
+                      metadata={"SAMPLE_SPACING": 160.0})
+    for size in (1000, 5000):
+        table = tmp_path / f"coefficients_{size}.csv"
+        run_alg("regressionfusion", {"GEOCHEM": geo, "FEATURES": feats, "SAMPLE_SIZE": size,
+                                     "OUTPUT": str(tmp_path / f"f{size}.tif"),
+                                     "OUTPUT_COEFFICIENTS": str(table)})
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert rows[0]["unit"] == "global" and int(float(rows[0]["n"])) == size
