@@ -92,16 +92,15 @@ if not (_PKG / "geochem_fusion").exists():
 sys.path.insert(0, str(_PKG))
 
 from geochem_fusion.core import metrics  # noqa: E402
-from geochem_fusion.core.clustering import KMeansUnits  # noqa: E402
 from geochem_fusion.core.grid import Grid  # noqa: E402
 from geochem_fusion.core.kriging import OrdinaryKrigingModel, median_nn_spacing  # noqa: E402
 from geochem_fusion.core.pipeline import (  # noqa: E402
     fuse_raster,
     fuse_samples,
-    image_features,
     kriging_grid,
 )
 from geochem_fusion.core.resample import resample_cubic  # noqa: E402
+from geochem_fusion.core.scene import array_reader, fit_image_model  # noqa: E402
 
 logger = logging.getLogger("bench.accuracy")
 
@@ -185,22 +184,18 @@ def kriging_alone(x, y, values, image, image_grid, *, element_info):
     return _kriged(x, y, values, image_grid, element_info)[2]
 
 
-def _features(image, features, info):
-    """Image features of :func:`image_features`, cached for the image."""
-    key = ("features", features)
+def _image_model(image, image_grid, features, info):
+    """The feature transform and K-means units exactly as :func:`fuse_samples` fits them
+    (:func:`~geochem_fusion.core.scene.fit_image_model` on pixels from random windows),
+    applied to the whole image; cached for the image. Returns ``(features, units)``."""
+    key = ("image model", features)
     if key not in info.image_cache:
-        info.image_cache[key] = image_features(image, features=features,
-                                               band_names=info.band_names,
-                                               random_state=info.seed)
-    return info.image_cache[key]
-
-
-def _units(data, features, info):
-    """K-means units of the features as :func:`fuse_samples` makes them, cached for the image."""
-    key = ("units", features)
-    if key not in info.image_cache:
-        units = KMeansUnits(N_CLUSTERS, sample_size=SAMPLE_SIZE, random_state=info.seed)
-        info.image_cache[key] = units.fit(data).predict(data)
+        transform, kmeans, _ = fit_image_model(
+            array_reader(image), image_grid, features=features, band_names=info.band_names,
+            regression="local", n_clusters=N_CLUSTERS, sample_size=SAMPLE_SIZE,
+            random_state=info.seed)
+        data = transform.transform(image)
+        info.image_cache[key] = (data, kmeans.predict(data))
     return info.image_cache[key]
 
 
@@ -216,9 +211,9 @@ def _fusion(mode, regression, features="bands"):
         if features != "bands" and element_info.protocol != "sentinel2":
             raise NotApplicable("PC2 of the bands is run on Sentinel-2 only")
         est, kgrid, _ = _kriged(x, y, values, image_grid, element_info)
-        feats = _features(image, features, element_info)
-        labels = _units(feats.data, features, element_info) if regression == "local" else None
-        res, _, _ = fuse_raster(est, kgrid, feats.data, image_grid,
+        feats, units = _image_model(image, image_grid, features, element_info)
+        labels = units if regression == "local" else None
+        res, _, _ = fuse_raster(est, kgrid, feats, image_grid,
                                 sample_spacing=median_nn_spacing(x, y), mode=mode,
                                 regression=regression, labels=labels,
                                 random_state=element_info.seed)

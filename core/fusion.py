@@ -24,6 +24,11 @@ both modes), so fine detail already present in the geochemical layer is kept
 and image detail is added on top (if the geochemical layer already held the
 image detail it would get it twice); and in ``paper`` mode everything in
 ``Geo_L`` the regression does not explain (``Geo_L − Geo_Lre``) is dropped.
+
+:func:`fuse` holds every layer and its pyramid in memory: it is the reference.
+The toolbox and :mod:`~geochem_fusion.core.pipeline` run the same equations row
+block by row block (:func:`geochem_fusion.core.pyramid_scene.fuse_layers`),
+equal to it to rounding, so that a full Sentinel-2 tile fits in memory.
 """
 
 from __future__ import annotations
