@@ -9,9 +9,10 @@ rows, each holding one row block at a time:
 1. **Reduce**: every block is read and pushed into a
    :class:`~geochem_fusion.core.pyramid.BlockPyramid`, which keeps only the
    coarsest Gaussian level (a few kilobytes).
-2. **Fit** (eq. 1): the low-frequency layers are expanded on a seeded sample
-   of rows (every row of a small image, so the fit is the whole-image one) and
-   the regression, global or per unit, is fitted on them.
+2. **Fit** (eq. 1): the low-frequency layers are expanded on a sample of rows
+   (every row of a small image, so the fit is the whole-image one), of which a
+   seeded random share of pixels is kept (at most :data:`FIT_OFFER` times
+   ``sample_size``), and the regression, global or per unit, is fitted on them.
 3. **Inject** (eqs. 2–3): every block is read again, split into low and high
    frequency from the coarse level, and fused with the fitted gains; the
    blocks are computed by worker threads and handed to ``consume`` in order.
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 REDUCED, FITTED = 0.4, 0.5
 """Progress shares: the reduce pass ends at 40 %, the fit at 50 %, then the blocks."""
+FIT_OFFER = 4
+"""The fit pass keeps at most this many times ``sample_size`` pixels for the regression."""
 
 
 def fit_rows(rows, cols, levels, sample_size):
@@ -156,20 +159,27 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
     # --- fit (eq. 1) on the low band of sampled rows ------------------------------------------
     step(progress, cancel, start + span * REDUCED, f"fitting the {regression} regression (eq. 1)")
     chosen = fit_rows(rows, cols, levels, sample_size)
+    # at most FIT_OFFER * sample_size pixels are kept (a seeded random share of each chosen
+    # row), so the fit's memory is bounded whatever the image and the depth
+    keep = (1.0 if sample_size is None
+            else min(1.0, FIT_OFFER * sample_size / max(1, chosen.size * cols)))
+    rng = np.random.default_rng(random_state)
     runs = (np.split(chosen, np.flatnonzero(np.diff(chosen) > 1) + 1) if chosen.size else [])
     lows, labels = [], []
+    local = regression == "local"
     for run in runs:
         for row0 in range(int(run[0]), int(run[-1]) + 1, block_rows):
             nrows = min(block_rows, int(run[-1]) + 1 - row0)
             step(progress, cancel, start + span * (REDUCED + (FITTED - REDUCED) * row0 / rows))
-            local = regression == "local"
             geo, feats, block_labels, _ = read(row0, nrows, with_units=local)
             low, _ = pyramid.decompose(np.concatenate([geo, feats]), row0)
-            lows.append(low)
+            low = low.reshape(low.shape[0], -1)  # pixels in raster order
+            taken = slice(None) if keep >= 1.0 else rng.random(low.shape[1]) < keep
+            lows.append(low[:, taken])
             if local:
-                labels.append(block_labels)
-    lows = np.concatenate(lows, axis=1)
-    labels = np.concatenate(labels) if labels else None
+                labels.append(block_labels.reshape(-1)[taken])
+    lows = np.concatenate(lows, axis=1)[:, None, :]  # (layers, 1, pixels): a one-row image
+    labels = np.concatenate(labels)[None, :] if labels else None
     models = []
     for e in range(n_geo):
         models.append(FeatureRegression(

@@ -121,3 +121,24 @@ def test_bad_input_is_refused(layers):
         run_blocks(negative, feats, levels=3, log_transform=True)
     with pytest.raises(ValueError, match="mode must be one of"):
         run_blocks(geo, feats, levels=3, mode="adaptive")
+
+
+def test_the_fit_holds_a_bounded_share_of_pixels(layers, monkeypatch):
+    # a shallow pyramid samples every row; the fit still keeps about FIT_OFFER * sample_size
+    # pixels, not the image
+    from geochem_fusion.core import pyramid_scene
+    from geochem_fusion.core.regression import FeatureRegression
+
+    geo, feats, _ = layers
+    seen = []
+    real_fit = FeatureRegression.fit
+
+    def fit(self, y, X, labels=None):
+        seen.append(y.shape)
+        return real_fit(self, y, X, labels)
+
+    monkeypatch.setattr(FeatureRegression, "fit", fit)
+    _, (result,) = run_blocks(geo, feats, levels=1, sample_size=500)
+    rows, n = seen[0]
+    assert rows == 1 and 0.8 * pyramid_scene.FIT_OFFER * 500 < n < 1.2 * pyramid_scene.FIT_OFFER * 500
+    assert result.model.global_fit_.n == 500
