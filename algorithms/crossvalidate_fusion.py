@@ -96,16 +96,18 @@ class CrossValidateFusion(GeochemAlgorithm):
         image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, [field])
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
         x, y, z, notes = check_samples(x, y, values[field], log_transform=log, name=field)
-        self.step(feedback, 3, f"Reading '{image_layer.name()}'")
-        # the chain holds a few copies of the image (features, pyramid levels, prediction)
-        image = raster_io.read_raster(raster_io.layer_path(image_layer), copies=6)
-        raster_io.check_bands(image, f"Image '{image_layer.name()}'")
+        self.step(feedback, 3, f"Checking '{image_layer.name()}'")
+        path = raster_io.layer_path(image_layer)
+        raster_io.check_bands(raster_io.read_preview(path), f"Image '{image_layer.name()}'")
+        # every method reads the image block by block and keeps only the rows the held-out
+        # samples need: memory does not grow with the image
+        image = raster_io.open_blocks(path)
         for note in notes + check_overlap(x, y, image.grid.extent):
             feedback.pushWarning(note)
         n_folds = self.parameterAsInt(parameters, self.N_FOLDS, context)
         progress = CoreFeedback(feedback, 5, 90)
         results = cross_validate_chain(
-            x, y, z, image.data, image.grid, n_folds=n_folds,
+            x, y, z, image.read, image.grid, n_folds=n_folds,
             block=self.parameterAsDouble(parameters, self.BLOCK_SIZE, context) or None,
             log_transform=log, random_state=self.parameterAsInt(parameters, self.SEED, context),
             band_names=image.descriptions, progress=progress.progress,

@@ -186,24 +186,70 @@ def sample_layer(layer, grid, x, y, *, method="bilinear"):
         r = np.floor(row[inside] + 0.5).astype(np.intp)
         out[inside] = layer[r, c]
         return out
-    c = np.clip(col[inside], 0.0, grid.ncols - 1)
-    r = np.clip(row[inside], 0.0, grid.nrows - 1)
+    out[inside] = _bilinear(lambda rr, cc: layer[rr, cc], grid, col[inside], row[inside])
+    return out
+
+
+def _bilinear_taps(grid, col, row):
+    """Rows, columns and weights of the 4 cell centres around fractional ``(col, row)``."""
+    c = np.clip(col, 0.0, grid.ncols - 1)
+    r = np.clip(row, 0.0, grid.nrows - 1)
     c0 = np.minimum(np.floor(c).astype(np.intp), max(grid.ncols - 2, 0))
     r0 = np.minimum(np.floor(r).astype(np.intp), max(grid.nrows - 2, 0))
     c1 = np.minimum(c0 + 1, grid.ncols - 1)
     r1 = np.minimum(r0 + 1, grid.nrows - 1)
     fc, fr = c - c0, r - r0
-    total = np.zeros(c.size)
-    bad = np.zeros(c.size, dtype=bool)
-    for rr, cc, w in ((r0, c0, (1 - fr) * (1 - fc)), (r0, c1, (1 - fr) * fc),
-                      (r1, c0, fr * (1 - fc)), (r1, c1, fr * fc)):
-        v = layer[rr, cc]
+    return ((r0, c0, (1 - fr) * (1 - fc)), (r0, c1, (1 - fr) * fc),
+            (r1, c0, fr * (1 - fc)), (r1, c1, fr * fc))
+
+
+def _bilinear(lookup, grid, col, row):
+    """Bilinear values at points inside the grid; ``lookup(rows, cols)`` gives cell values."""
+    total = np.zeros(np.shape(col))
+    bad = np.zeros(np.shape(col), dtype=bool)
+    for rr, cc, w in _bilinear_taps(grid, col, row):
+        v = lookup(rr, cc)
         used = w > 0
         bad |= used & ~np.isfinite(v)
         total += np.where(used & np.isfinite(v), w * v, 0.0)
     total[bad] = np.nan
-    out[inside] = total
-    return out
+    return total
+
+
+class _RowCapture:
+    """The rows of a layer that bilinear sampling at some points needs, kept as they pass.
+
+    :meth:`write` takes full-width row blocks (in any order); :meth:`sample`
+    then gives :func:`sample_layer` of the whole layer at the points. Memory:
+    two rows per point at most, whatever the size of the layer.
+    """
+
+    def __init__(self, grid, x, y):
+        self.grid = grid
+        col, row = grid.to_pixel(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+        with np.errstate(invalid="ignore"):
+            self.inside = ((col >= -0.5) & (col < grid.ncols - 0.5) & (row >= -0.5)
+                           & (row < grid.nrows - 0.5))
+        self.col, self.row = col[self.inside], row[self.inside]
+        taps = _bilinear_taps(grid, self.col, self.row)
+        self.needed = np.unique(np.concatenate([taps[0][0], taps[2][0]]))
+        self.index = {int(r): i for i, r in enumerate(self.needed)}
+        self.values = np.full((self.needed.size, grid.ncols), np.nan)
+
+    def rows_in(self, row0, nrows):
+        """Needed rows in ``row0 : row0 + nrows``."""
+        return self.needed[(self.needed >= row0) & (self.needed < row0 + nrows)]
+
+    def write(self, row0, block):
+        for r in self.rows_in(row0, block.shape[0]):
+            self.values[self.index[int(r)]] = block[r - row0]
+
+    def sample(self):
+        out = np.full(self.inside.size, np.nan)
+        rows = np.vectorize(self.index.get, otypes=[np.intp])
+        out[self.inside] = _bilinear(lambda rr, cc: self.values[rows(rr), cc] if rr.size
+                                     else np.empty(0), self.grid, self.col, self.row)
+        return out
 
 
 def block_mean(layer, grid, coarse_grid, *, min_coverage=0.5):
@@ -446,52 +492,88 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
 # ---------------------------------------------------------------------------
 # spatial cross-validation of the whole chain
 # ---------------------------------------------------------------------------
-def _regression_kriging(x, y, z, image, image_grid, kgrid, log_transform):
+def _pixel_bands(read, image_grid, x, y):
+    """Bands ``(n, bands)`` at the pixel nearest to each point (NaN outside the image)."""
+    col, row = image_grid.to_pixel(x, y)
+    c = np.floor(col + 0.5).astype(np.intp)
+    r = np.floor(row + 0.5).astype(np.intp)
+    inside = (c >= 0) & (c < image_grid.ncols) & (r >= 0) & (r < image_grid.nrows)
+    bands = None
+    for i in np.flatnonzero(inside):
+        pixel = read(int(r[i]), int(c[i]), 1, 1)[:, 0, 0]
+        if bands is None:
+            bands = np.full((x.size, pixel.size), np.nan)
+        bands[i] = pixel
+    return bands
+
+
+def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture):
     """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals."""
     from sklearn.linear_model import LinearRegression
 
     from .kriging import OrdinaryKrigingModel
 
-    col, row = image_grid.to_pixel(x, y)
-    c = np.floor(col + 0.5).astype(np.intp)
-    r = np.floor(row + 0.5).astype(np.intp)
-    inside = (c >= 0) & (c < image_grid.ncols) & (r >= 0) & (r < image_grid.nrows)
-    bands = np.full((x.size, image.shape[0]), np.nan)
-    bands[inside] = image[:, r[inside], c[inside]].T
-    use = np.isfinite(bands).all(axis=1)
+    bands = _pixel_bands(read, image_grid, x, y)
+    n_bands = 0 if bands is None else bands.shape[1]
+    use = np.zeros(x.size, dtype=bool) if bands is None else np.isfinite(bands).all(axis=1)
     target = np.log10(z) if log_transform else z
-    if use.sum() < image.shape[0] + 3:
+    if use.sum() < n_bands + 3 or bands is None:
         raise ValueError(f"only {int(use.sum())} samples fall on valid image pixels: too few "
-                         f"for a regression on {image.shape[0]} bands")
+                         f"for a regression on {n_bands} bands")
     trend_model = LinearRegression().fit(bands[use], target[use])
     residual = target[use] - trend_model.predict(bands[use])
     kres = OrdinaryKrigingModel("auto").fit(x[use], y[use], residual).krige_grid(kgrid)
-    flat = image.reshape(image.shape[0], -1)
-    valid = np.isfinite(flat).all(axis=0)
-    trend = np.full(flat.shape[1], np.nan)
-    trend[valid] = trend_model.predict(flat[:, valid].T)
-    layer = trend.reshape(image_grid.shape) + resample_cubic(kres.estimate, kgrid, image_grid)
-    return np.power(10.0, layer) if log_transform else layer  # median back-transform
+    for r in capture.needed:
+        flat = read(int(r), 0, 1, image_grid.ncols).reshape(n_bands, -1)
+        valid = np.isfinite(flat).all(axis=0)
+        trend = np.full(flat.shape[1], np.nan)
+        trend[valid] = trend_model.predict(flat[:, valid].T)
+        layer = trend + resample_cubic(kres.estimate, kgrid,
+                                       image_grid.window(int(r), 0, 1, image_grid.ncols))[0]
+        capture.write(int(r), (np.power(10.0, layer) if log_transform else layer)[None])
 
 
-def _predict(method, x, y, z, image, image_grid, *, log_transform, random_state, band_names):
-    """The layer (image grid, data units) that ``method`` makes from these samples."""
+def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, random_state,
+                band_names):
+    """``method``'s layer (image grid, data units) from these samples, at ``(xq, yq)``.
+
+    The layer is made block by block (the fusions' scene functions) or row by row
+    (kriging, regression kriging), and only the rows bilinear sampling needs are kept.
+    """
     from .kriging import OrdinaryKrigingModel, median_nn_spacing
-    from .pipeline import fuse_samples, kriging_grid
+    from .pipeline import kriging_grid
 
+    capture = _RowCapture(image_grid, xq, yq)
     if method in ("kriging alone", "regression kriging"):
         kgrid = kriging_grid(image_grid, median_nn_spacing(x, y))
         if method == "regression kriging":
-            return _regression_kriging(x, y, z, image, image_grid, kgrid, log_transform)
+            _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture)
+            return capture.sample()  # median back-transform
         # kriged (and resampled) in the working space, back-transformed by 10 ** x like the
         # other methods: the scores in log10 then compare the estimates themselves
-        kres = OrdinaryKrigingModel("auto").fit(x, y, np.log10(z) if log_transform else z)
-        layer = resample_cubic(kres.krige_grid(kgrid).estimate, kgrid, image_grid)
-        return np.power(10.0, layer) if log_transform else layer
-    options = {} if method == "default" else {"mode": method.split()[0]}
-    result = fuse_samples(x, y, {"value": z}, image, image_grid, log_transform=log_transform,
-                          band_names=band_names, random_state=random_state, **options)
-    return result.elements["value"].fusion.fused
+        estimate = OrdinaryKrigingModel("auto").fit(
+            x, y, np.log10(z) if log_transform else z).krige_grid(kgrid).estimate
+        for r in capture.needed:
+            layer = resample_cubic(estimate, kgrid, image_grid.window(int(r), 0, 1,
+                                                                      image_grid.ncols))
+            capture.write(int(r), np.power(10.0, layer) if log_transform else layer)
+        return capture.sample()
+    settings = dict(log_transform=log_transform, band_names=band_names,
+                    random_state=random_state, preview_size=None)
+
+    def write(_element, row0, block):
+        capture.write(row0, block)
+
+    if method == "default":
+        from .scene import fuse_scene
+
+        fuse_scene(x, y, {"value": z}, read, image_grid, write, krige_alone=False, **settings)
+    else:
+        from .pyramid_scene import fuse_pyramid_scene
+
+        fuse_pyramid_scene(x, y, {"value": z}, read, image_grid, write,
+                           mode=method.split()[0], **settings)
+    return capture.sample()
 
 
 def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block=None, n_folds=5,
@@ -531,8 +613,11 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
         Sample coordinates in the image CRS (map units).
     values : array_like, shape (n,)
         Concentrations (data units); samples with NaN are left out.
-    image : ndarray, shape (bands, rows, cols)
-        The image on ``image_grid`` (NaN = nodata).
+    image : ndarray, shape (bands, rows, cols), or callable
+        The image on ``image_grid`` (NaN = nodata), in memory or as a reader
+        ``read(row0, col0, nrows, ncols) -> (bands, nrows, ncols)`` (a raster
+        read block by block: every method works window by window and keeps only
+        the rows the held-out samples need, so memory does not grow with the image).
     image_grid : Grid
     methods : sequence of str, optional
         Subset of :data:`METHODS` (default all, in that order).
@@ -569,8 +654,7 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     Cost: each fold redoes the image work of each method (features, pyramid,
     adaptive model choice), so the run takes about ``n_folds`` times one
     fusion per method: about half a minute for the 300 x 200 pixel demo image and
-    150 samples on a small machine. For large images, cross-validate on a
-    clipped part of the scene.
+    150 samples on a small machine, and minutes on a whole Sentinel-2 tile.
     """
     from .adaptive import spatial_folds
     from .kriging import median_nn_spacing
@@ -585,9 +669,16 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     if not (x.size == y.size == values.size):
         raise ValueError(f"x, y and values must have the same length, got {x.size}, {y.size}, "
                          f"{values.size}")
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim != 3 or image.shape[1:] != image_grid.shape:
-        raise ValueError(f"image of shape {image.shape} does not match its grid {image_grid.shape}")
+    if callable(image):
+        read = image
+    else:
+        from .scene import array_reader
+
+        image = np.asarray(image, dtype=np.float64)
+        if image.ndim != 3 or image.shape[1:] != image_grid.shape:
+            raise ValueError(f"image of shape {image.shape} does not match its grid "
+                             f"{image_grid.shape}")
+        read = array_reader(image)
     if int(n_folds) != n_folds or n_folds < 2:
         raise ValueError(f"n_folds must be an integer >= 2, got {n_folds!r}")
     if block is not None and not (np.isfinite(block) and block > 0):
@@ -614,15 +705,16 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
             _step(progress, cancel, (k * len(methods) + j) / total,
                   f"fold {k + 1}/{fold_ids.size}: {method}")
             try:
-                layer = _predict(method, xs[train], ys[train], vs[train], image, image_grid,
-                                 log_transform=log_transform, random_state=random_state,
-                                 band_names=band_names)
+                predicted = _predict_at(method, xs[train], ys[train], vs[train], read,
+                                        image_grid, xs[test], ys[test],
+                                        log_transform=log_transform,
+                                        random_state=random_state, band_names=band_names)
             except ValueError as exc:
                 warnings.warn(f"cross-validation fold {k + 1}: {method} could not be fitted "
                               f"({exc}); its {int(test.sum())} held-out samples are not scored",
                               UserWarning, stacklevel=2)
                 continue
-            predictions[method][idx[test]] = sample_layer(layer, image_grid, xs[test], ys[test])
+            predictions[method][idx[test]] = predicted
     _step(progress, cancel, 1.0, "cross-validation done")
     results = {}
     for method in methods:

@@ -199,3 +199,40 @@ def test_the_pixel_sample_size_reaches_the_fits(run_alg, make_raster, stack, tmp
         with open(table, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         assert rows[0]["unit"] == "global" and int(float(rows[0]["n"])) == size
+
+
+def test_cross_validation_reads_the_image_block_by_block(run_alg, make_raster, make_points, stack,
+                                                        read_raster, samples_of, tmp_path,
+                                                        monkeypatch):
+    # every method of every fold reads windows of the image, never the whole raster, and the
+    # errors equal core.evaluation.cross_validate_chain on the image in memory
+    import csv
+
+    from geochem_fusion.core import scene
+    from geochem_fusion.core.evaluation import cross_validate_chain
+    from geochem_fusion.core.grid import Grid
+
+    image_path = make_raster("img.tif", stack(3, 96, 160, seed=8), nodata=np.nan,
+                             descriptions=["B4", "B8", "B11"])
+    rng = np.random.default_rng(2)
+    xy = rng.uniform([300_000.0, 6_999_040.0], [301_600.0, 7_000_000.0], (48, 2))
+    cu = 50 + 20 * np.sin((xy[:, 0] - 300_000) / 150) + rng.normal(0, 2, 48)
+    samples = make_points("s.gpkg", xy, {"Cu": cu})
+    image = read_raster(image_path)
+    reads = _recording_reads(monkeypatch)
+    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 16)
+    table = tmp_path / "cv.csv"
+    run_alg("crossvalidatefusion", {"SAMPLES": samples, "FIELD": "Cu", "IMAGE": image_path,
+                                    "N_FOLDS": 2, "OUTPUT_TABLE": str(table)})
+    # full-width reads are row blocks (16) or single rows; the fit samples read 64 x 64 windows
+    assert max(n for path, n, cols in reads if path == image_path and cols == 160) <= 16
+    assert max(n * cols for path, n, cols in reads if path == image_path) <= 64 * 64
+    x, y, values = samples_of(samples, ["Cu"])
+    expected = cross_validate_chain(x, y, values["Cu"], image.data,
+                                    Grid.from_gdal(image.geotransform, image.data.shape[1:]),
+                                    n_folds=2, band_names=image.descriptions)
+    with open(table, newline="", encoding="utf-8") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert list(rows) == list(expected)
+    for method, r in expected.items():
+        assert float(rows[method]["rmse"]) == pytest.approx(r["rmse"], rel=1e-6)
