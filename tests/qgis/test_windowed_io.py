@@ -236,3 +236,27 @@ def test_cross_validation_reads_the_image_block_by_block(run_alg, make_raster, m
     assert list(rows) == list(expected)
     for method, r in expected.items():
         assert float(rows[method]["rmse"]) == pytest.approx(r["rmse"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("cell", "x0", "y0", "cols", "rows"), [
+    (40.0, 299_900.0, 7_001_100.0, 30, 40),   # coarser, covering the target with a margin
+    (7.5, 300_013.0, 7_000_950.0, 90, 120),   # finer, offset, covering part of the target only
+    (10.0, 300_000.0, 7_001_000.0, 70, 1100),  # the target grid itself
+])
+def test_resampled_reader_equals_resampling_the_whole_source(tmp_path, cell, x0, y0, cols, rows):
+    from geochem_fusion.core.resample import resample_cubic
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(2, rows, cols)).astype(np.float32)
+    src_grid = Grid(x0, y0, cell, cell, cols, rows)
+    path = tmp_path / "src.tif"
+    raster_io.write_raster(str(path), data, src_grid, "", descriptions=["a", "b"])
+    src = raster_io.open_blocks(str(path))
+    read = raster_io.resampled_reader(src, GRID, band=1)
+    whole = resample_cubic(data[1].astype(np.float64), src_grid, GRID)
+    for r0, c0, n, m in ((0, 0, 16, GRID.ncols), (500, 0, 37, GRID.ncols), (1090, 5, 10, 20),
+                         (30, 60, 5, 10)):
+        got = read(r0, c0, n, m)
+        assert got.shape == (1, n, m)
+        np.testing.assert_allclose(got[0], whole[r0:r0 + n, c0:c0 + m], rtol=1e-12,
+                                   equal_nan=True)
