@@ -53,6 +53,7 @@ LAPLACIAN_3X3 = np.array([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1
 _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5  # window radius int(3.5 * 1.5 + 0.5) = 5 -> 11x11, as Wang et al. (2004)
 _SSIM_RADIUS = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)
+_SSIM_BLOCK_PIXELS = 2 ** 21  # pixels of a row block of the SSIM map (about 2 M)
 
 
 def _pairs(a, b) -> Tuple[np.ndarray, np.ndarray]:
@@ -172,7 +173,34 @@ def ssim(a, b, *, data_range: Optional[float] = None) -> float:
             raise ValueError("the reference is constant; pass data_range explicitly")
     elif not data_range > 0:
         raise ValueError(f"data_range must be positive, got {data_range}")
+    del x, y
 
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    r = _SSIM_RADIUS
+    rows, cols = a.shape
+    # row blocks with the filter's reach as context (exact: the Gaussian is separable and
+    # its reach is r rows), so the dozen working arrays are the size of a block, not the layer
+    step = max(1, _SSIM_BLOCK_PIXELS // cols)
+    total, count = 0.0, 0
+    for r0 in range(r, rows - r, step):
+        r1 = min(r0 + step, rows - r)
+        h0, h1 = max(r0 - r, 0), min(r1 + r, rows)
+        smap, valid = _ssim_map(a[h0:h1], b[h0:h1], c1, c2)
+        core = slice(r0 - h0, r1 - h0)
+        inner = valid[core, r:cols - r]
+        total += float(np.sum(smap[core, r:cols - r][inner]))
+        count += int(inner.sum())
+    if count == 0:
+        raise ValueError("no valid pixel lies 5 or more pixels inside the border")
+    return total / count
+
+
+def _ssim_map(a, b, c1, c2):
+    """SSIM map of a block: NaN-aware local statistics (normalized convolution).
+
+    Only pixels ``_SSIM_RADIUS`` or more from the block's edges are used, so the
+    border mode never reaches them: a block's map equals the whole layer's there.
+    """
     valid = np.isfinite(a) & np.isfinite(b)
     w = valid.astype(np.float64)
     a0, b0 = np.where(valid, a, 0.0), np.where(valid, b, 0.0)
@@ -186,15 +214,10 @@ def ssim(a, b, *, data_range: Optional[float] = None) -> float:
         var_a = filt(a0 * a0) / wsum - mu_a**2
         var_b = filt(b0 * b0) / wsum - mu_b**2
         cov = filt(a0 * b0) / wsum - mu_a * mu_b
-        c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
         smap = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
             (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
         )
-    r = _SSIM_RADIUS
-    inner = valid[r:-r, r:-r]
-    if not inner.any():
-        raise ValueError("no valid pixel lies 5 or more pixels inside the border")
-    return float(np.mean(smap[r:-r, r:-r][inner]))
+    return smap, valid
 
 
 def high_pass(x) -> np.ndarray:

@@ -276,3 +276,17 @@ def test_success_rate_nan_occurrences_warn_and_drop():
         m.success_rate_auc(layer, [1.5], [0])
     with pytest.raises(ValueError, match="nodata"), pytest.warns(UserWarning):
         m.success_rate_auc(layer, [0], [0])
+
+
+def test_ssim_by_row_blocks_equals_the_whole_layer(monkeypatch):
+    # the SSIM map is computed in row blocks with the window's reach as context: the mean
+    # must not depend on the block size (to rounding)
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 217)).cumsum(axis=0)
+    b = a + rng.normal(size=a.shape)
+    a[1:3, 1:4] = np.nan
+    b[-6:, -9:] = np.nan
+    whole = m.ssim(a, b)
+    for block_pixels in (217, 5000, 30_000):  # one row, a few rows, many rows per block
+        monkeypatch.setattr(m, "_SSIM_BLOCK_PIXELS", block_pixels)
+        assert m.ssim(a, b) == pytest.approx(whole, rel=1e-12)
