@@ -66,14 +66,11 @@ WORK = REPO / "bench" / "work" / "scale"
 RESULTS = REPO / "bench" / "results"
 
 # The repository root is the package ``geochem_fusion``: import it through the
-# same symlink the tests use (tests/conftest.py), never through the folder name.
-_PKG = REPO / ".pkg"
-if not (_PKG / "geochem_fusion").exists():
-    _PKG.mkdir(exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        (_PKG / "geochem_fusion").symlink_to(REPO, target_is_directory=True)
-sys.path.insert(0, str(_PKG))
+# same symlink the tests use (tools/qgis_env.link_package), never through the folder name.
 sys.path.insert(0, str(REPO / "tools"))
+from qgis_env import link_package  # noqa: E402
+
+sys.path.insert(0, str(link_package()))
 
 import qgis_env  # noqa: E402
 from osgeo import gdal, ogr, osr  # noqa: E402

@@ -27,7 +27,10 @@ def link_package():
         folder.mkdir(parents=True, exist_ok=True)
         link = folder / "geochem_fusion"
         if not link.exists():
-            link.symlink_to(REPO, target_is_directory=True)
+            try:
+                link.symlink_to(REPO, target_is_directory=True)
+            except FileExistsError:  # made meanwhile by a parallel process
+                pass
     return BUILD
 
 
