@@ -775,10 +775,10 @@ def resampled_reader(src, grid, *, band=None):
     from ..core.resample import resample_cubic
 
     bands = slice(None) if band is None else slice(band, band + 1)
+    if src.grid == grid:
+        return lambda row0, col0, nrows, ncols: src.read(row0, col0, nrows, ncols)[bands]
 
     def read(row0, col0, nrows, ncols):
-        if src.grid == grid:
-            return src.read(row0, col0, nrows, ncols)[bands]
         target = grid.window(row0, col0, nrows, ncols)
         try:
             r0, c0, nr, nc = window_covering(src.grid, target.extent, margin=3)

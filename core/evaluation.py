@@ -232,8 +232,7 @@ class _RowCapture:
                            & (row < grid.nrows - 0.5))
         self.col, self.row = col[self.inside], row[self.inside]
         taps = _bilinear_taps(grid, self.col, self.row)
-        self.needed = np.unique(np.concatenate([taps[0][0], taps[2][0]]))
-        self.index = {int(r): i for i, r in enumerate(self.needed)}
+        self.needed = np.unique(np.concatenate([taps[0][0], taps[2][0]]))  # sorted
         self.values = np.full((self.needed.size, grid.ncols), np.nan)
 
     def rows_in(self, row0, nrows):
@@ -241,14 +240,14 @@ class _RowCapture:
         return self.needed[(self.needed >= row0) & (self.needed < row0 + nrows)]
 
     def write(self, row0, block):
-        for r in self.rows_in(row0, block.shape[0]):
-            self.values[self.index[int(r)]] = block[r - row0]
+        rows = self.rows_in(row0, block.shape[0])
+        self.values[np.searchsorted(self.needed, rows)] = block[rows - row0]
 
     def sample(self):
         out = np.full(self.inside.size, np.nan)
-        rows = np.vectorize(self.index.get, otypes=[np.intp])
-        out[self.inside] = _bilinear(lambda rr, cc: self.values[rows(rr), cc] if rr.size
-                                     else np.empty(0), self.grid, self.col, self.row)
+        out[self.inside] = _bilinear(
+            lambda rr, cc: self.values[np.searchsorted(self.needed, rr), cc],
+            self.grid, self.col, self.row)
         return out
 
 

@@ -500,7 +500,7 @@ class OrdinaryKrigingModel:
             backend, window = "vectorized", None
             step = max(1, min(_CHUNK_POINTS, _MAX_FULL_ELEMENTS // (n + 1)))
         else:
-            backend, window = _moving_window_backend(), int(self.n_closest_points)
+            backend, window = _BACKEND, int(self.n_closest_points)
             step = _CHUNK_POINTS
         if chunk_size is not None:
             if int(chunk_size) != chunk_size or chunk_size < 1:
@@ -892,12 +892,8 @@ def _single_threaded_blas():
     return _BLAS.limit(limits=1, user_api="blas")
 
 
-def _moving_window_backend():
-    """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
-    return _BACKEND
-
-
 def _find_backend():
+    """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
     try:
         from pykrige.lib import cok  # noqa: F401
     except ImportError:

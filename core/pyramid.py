@@ -42,6 +42,12 @@ window's REDUCE sampling lattice coincides with the whole image's).  With
 core windows on a ``2**levels``-aligned grid and this halo the requirement is
 met automatically.
 
+The halo grows with the depth (2048 rows of context at 8 levels).  For row
+blocks of a large raster, :class:`BlockPyramid` needs none: it streams REDUCE
+down to the coarsest level in a first pass and expands it back block by block
+in a second, with the same result (what the toolbox and the block-by-block
+fusion use).
+
 References
 ----------
 Burt, P. J. & Adelson, E. H. (1983). The Laplacian pyramid as a compact image
@@ -563,7 +569,7 @@ class BlockPyramid:
         if self.levels == 0:
             low = np.where(valid, block, np.nan)
         else:
-            low = self.low_rows(row0, row0 + block.shape[1]).copy()
+            low = self.low_rows(row0, row0 + block.shape[1])  # a new array (levels >= 1)
             low[~valid] = np.nan
         return low, block - low
 

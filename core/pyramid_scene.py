@@ -281,14 +281,13 @@ def fuse_pyramid_scene(x, y, values, read, image_grid, write, *, band_names=None
         band_names=band_names, regression=regression, n_clusters=n_clusters,
         sample_size=sample_size, random_state=random_state, progress=progress, cancel=cancel)
 
-    tasks = {}
+    tasks, counts = {}, {}
     for name in names:
         vals = np.asarray(values[name], dtype=np.float64)
         ok = near & np.isfinite(vals)
+        counts[name] = int(ok.sum())
         tasks[name] = (lambda ok=ok, vals=vals: OrdinaryKrigingModel(
             variogram, log_transform=log_transform).fit(x[ok], y[ok], vals[ok]).krige_grid(kgrid))
-    counts = {name: int((near & np.isfinite(np.asarray(values[name], float))).sum())
-              for name in names}
     krigings = _run_tasks(tasks, progress, cancel, 0.08, 0.12,
                           "; ".join(f"{name}: kriging {counts[name]} samples" for name in names))
     estimates = np.stack([krigings[name].estimate for name in names])
