@@ -257,23 +257,16 @@ def fuse_pyramid_scene(x, y, values, read, image_grid, write, *, band_names=None
         (the model; arrays None), ``kriging`` to its kriging result; ``levels``
         is the depth used.
     """
-    from .pipeline import _check_samples_on_grid, kriging_grid, spacing_levels
-    from .scene import Previews, SceneResult, _run_tasks, fit_image_model
+    from .pipeline import spacing_levels
+    from .scene import Previews, SceneResult, _run_tasks, fit_image_model, scene_samples
 
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if not values:
-        raise ValueError("no element field given: choose at least one concentration field")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if regression not in REGRESSIONS:
-        raise ValueError(f"regression must be one of {REGRESSIONS}, got {regression!r}")
+    x, y, near, spacing, kgrid = scene_samples(x, y, values, regression, image_grid, cell_size)
     rows, cols = image_grid.shape
-    _, near, spacing = _check_samples_on_grid(x, y, image_grid)
     notes = []
     if levels <= 0:
         levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
-    kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
     names = list(values)
 
     transform, kmeans, _ = fit_image_model(

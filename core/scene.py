@@ -106,6 +106,25 @@ def sample_pixels_from_windows(read, shape, *, n_pixels=200_000, size=64, random
     return pixels
 
 
+def scene_samples(x, y, values, regression, image_grid, cell_size=None):
+    """Checks and geometry shared by the scene functions.
+
+    Returns ``(x, y, near, spacing, kgrid)``: float coordinates, the samples near
+    enough to the image to krige from, their median spacing and the coarse
+    kriging grid (:func:`~.pipeline.kriging_grid`).
+    """
+    from .pipeline import _check_samples_on_grid, kriging_grid
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not values:
+        raise ValueError("no element field given: choose at least one concentration field")
+    if regression not in ("global", "local"):
+        raise ValueError(f"regression must be 'global' or 'local', got {regression!r}")
+    _, near, spacing = _check_samples_on_grid(x, y, image_grid)
+    return x, y, near, spacing, kriging_grid(image_grid, spacing, cell_size=cell_size)
+
+
 def fit_image_model(read, image_grid, *, features="bands", sensor="sentinel2", band_map=None,
                     pcs=(2,), band_names=None, regression="global", n_clusters=5,
                     sample_size=200_000, random_state=0, progress=None, cancel=None,
@@ -398,17 +417,8 @@ def fuse_scene(x, y, values, read, image_grid, write, *, band_names=None, featur
 
     Other parameters as :func:`~geochem_fusion.core.pipeline.fuse_samples`.
     """
-    from .pipeline import _check_samples_on_grid, kriging_grid
-
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if not values:
-        raise ValueError("no element field given: choose at least one concentration field")
-    if regression not in ("global", "local"):
-        raise ValueError(f"regression must be 'global' or 'local', got {regression!r}")
+    x, y, near, spacing, kgrid = scene_samples(x, y, values, regression, image_grid, cell_size)
     rows, cols = image_grid.shape
-    inside, near, spacing = _check_samples_on_grid(x, y, image_grid)
-    kgrid = kriging_grid(image_grid, spacing, cell_size=cell_size)
     notes = []
     names = list(values)
     # progress: image sampling and fits up to FITTED (fits from CHIPS), then the blocks
