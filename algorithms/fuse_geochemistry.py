@@ -242,19 +242,16 @@ class FuseGeochemistry(GeochemAlgorithm):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
 
+            args = (x, y, values, image.read, image.grid, writer.write)
+            common = dict(write_features=write_features if features_path else None,
+                          write_units=write_units if units_path else None,
+                          progress=progress.progress, cancel=progress.is_canceled, **settings)
             if mode == "adaptive":
-                scene = fuse_scene(
-                    x, y, values, image.read, image.grid, writer.write,
-                    write_features=write_features if features_path else None,
-                    write_units=write_units if units_path else None, krige_alone=krige_alone,
-                    progress=progress.progress, cancel=progress.is_canceled, **settings)
+                scene = fuse_scene(*args, krige_alone=krige_alone, **common)
             else:
                 scene = fuse_pyramid_scene(
-                    x, y, values, image.read, image.grid, writer.write, mode=mode,
-                    levels=self.parameterAsInt(parameters, self.LEVELS, context),
-                    write_features=write_features if features_path else None,
-                    write_units=write_units if units_path else None,
-                    progress=progress.progress, cancel=progress.is_canceled, **settings)
+                    *args, mode=mode, levels=self.parameterAsInt(parameters, self.LEVELS, context),
+                    **common)
                 scene.notes.append(f"Pyramid depth: {scene.levels} levels (sample spacing "
                                    f"{scene.sample_spacing:.0f} map units)")
                 writer.ds.SetMetadataItem("LEVELS", str(scene.levels))
