@@ -692,8 +692,7 @@ def run_s2(methods, cases, store, jobs=1):
         results = [_s2_scene(w) for w in work]
     for records, notes in results:
         for case_name, recs in records.items():
-            for name, rec in recs.items():
-                store.put("sentinel2", case_name, name, rec)
+            store.put_many("sentinel2", case_name, recs)
         NOTES.extend(n for n in notes if n not in NOTES)
 
 
@@ -913,8 +912,7 @@ def run_kolari(methods, quick, seed, store, jobs=1):
     else:
         results = [_kolari_element(e) for e in elements]
     for element, records in zip(elements, results):
-        for name, rec in records.items():
-            store.put("kolari", element, name, rec)
+        store.put_many("kolari", element, records)
 
 
 def _kolari_element(element):
@@ -976,18 +974,41 @@ class Store:
         self.fresh = set()
 
     def put(self, protocol, case, method, rec):
-        rec = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in rec.items()}
-        rec["when"] = _now()
-        key = f"{protocol}|{case}|{method}"
-        self.data[key] = rec
-        self.fresh.add(key)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        self.put_many(protocol, case, {method: rec})
 
-    def put_run(self, report, **meta):
-        """Record how the last run writing ``report`` (not --report-only) was made."""
-        self.data[f"_run {report}"] = meta
-        self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+    def put_many(self, protocol, case, records):
+        """Store ``{method: record}`` of one case (merged into the file under a lock, so that
+        invocations running side by side, e.g. one per protocol, keep each other's results)."""
+        updates = {}
+        for method, rec in records.items():
+            rec = {k: (float(v) if isinstance(v, (np.floating, float)) else v)
+                   for k, v in rec.items()}
+            rec["when"] = _now()
+            updates[f"{protocol}|{case}|{method}"] = rec
+        self.fresh.update(updates)
+        self._merge(updates)
+
+    def _merge(self, updates):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                self.data = json.loads(self.path.read_text())
+            self.data.update(updates)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+
+    def put_run(self, report, protocol, **meta):
+        """Record how the last run of ``protocol`` writing ``report`` (not --report-only) was made."""
+        self._merge({f"_run {report} {protocol}": meta})
+
+    def runs(self, report):
+        """``{protocol: meta}`` of the runs recorded for ``report``."""
+        return {p: self.data[f"_run {report} {p}"] for p in ("all", "sentinel2", "kolari")
+                if f"_run {report} {p}" in self.data}
 
     def get(self, protocol, case, method):
         return self.data.get(f"{protocol}|{case}|{method}")
@@ -1254,24 +1275,28 @@ def _s2_verdicts(store, cases, label):
     return lines
 
 
-def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out=""):
+def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out="", code=None):
     lines = ["# Accuracy benchmark on real data (issue 6)", ""]
-    last = store.data.get(f"_run {out}", {})
-    if runtime is None and last:  # --report-only: describe the run that made the results
-        lines += [f"- Report rewritten with `{command}` from the results of the run below."]
-        command, runtime, jobs = last["command"], last["runtime"], last.get("jobs", 1)
-    lines += [f"- Command: `{command}`",
-              f"- Date: {last.get('date') or _now()}",
-              f"- Machine: {platform.node()} — {platform.platform()}, {os.cpu_count()} CPUs, "
+    runs = store.runs(out)
+    if runtime is None and runs:  # --report-only: describe the runs that made the results
+        lines += [f"- Report rewritten with `{command}` from the results of the run(s) below."]
+        for meta in runs.values():
+            lines += [f"- Command: `{meta['command']}` — {meta.get('date', '?')}, "
+                      f"{meta['runtime']:.0f} s, {meta.get('jobs', 1)} parallel processes, "
+                      f"code: commit {meta.get('code', '?')}"]
+    else:
+        lines += [f"- Command: `{command}`",
+                  f"- Date: {_now()}",
+                  (f"- Total runtime: {runtime:.0f} s" if runtime is not None else "- Nothing run")
+                  + (" (quick subset)" if quick else "")
+                  + (f", scenes and Kolari elements in {jobs} parallel processes"
+                     if jobs > 1 else ""),
+                  f"- Code: commit {code or _code_version()}"]
+    lines += [f"- Machine: {platform.node()} — {platform.platform()}, {os.cpu_count()} CPUs, "
               f"Python {platform.python_version()}, numpy {np.__version__}",
-              (f"- Total runtime: {runtime:.0f} s" if runtime is not None else "- Nothing run")
-              + (" (quick subset)" if quick else "")
-              + (f", scenes and Kolari elements in {jobs} parallel processes"
-                 if jobs > 1 and len(kolari_list) > 1 else ""),
-              f"- Code: commit {last.get('code') or _code_version()}",
               f"- SAGA: {_saga_version()}",
               ""]
-    made = store.fresh | set(last.get("keys", []))
+    made = store.fresh | {k for meta in runs.values() for k in meta.get("keys", [])}
     stale = [k for k in store.data if k not in made and k.count("|") == 2
              and k.split("|")[1] in {c.name for c in s2_list} | set(kolari_list)]
     if stale:
@@ -1305,7 +1330,7 @@ def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out=
               "computed by the first method that needs it (kriging alone, listed first) and "
               "shared with the others; the image features and K-means units are computed once "
               "per image. *product default* runs `fuse_samples` in full each time.", ""]
-    notes = NOTES if NOTES or not last else last.get("notes", [])
+    notes = NOTES or list(dict.fromkeys(n for meta in runs.values() for n in meta.get("notes", [])))
     lines += [f"- {note}" for note in notes] + ([""] if notes else [])
     main_cases = [c for c in s2_list if not c.heldout]
     held = [c for c in s2_list if c.heldout]
@@ -1484,10 +1509,12 @@ def main(argv=None):
     out = args.output or (WORK / "accuracy-quick.md" if args.quick else RESULTS / "accuracy.md")
     out_key = os.path.relpath(out.resolve(), REPO)
     if runtime is not None:
-        store.put_run(out_key, command=command.strip(), runtime=runtime, jobs=args.jobs,
+        store.put_run(out_key, args.protocol, command=command.strip(), runtime=runtime,
+                      jobs=args.jobs,
                       date=_now(), keys=sorted(store.fresh), notes=list(NOTES), code=code)
     text = report(store, s2_list, kolari_list, command=command.strip(), runtime=runtime,
-                  quick=args.quick, jobs=1 if args.report_only else args.jobs, out=out_key)
+                  quick=args.quick, jobs=1 if args.report_only else args.jobs, out=out_key,
+                  code=code)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(text)

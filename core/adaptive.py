@@ -21,13 +21,17 @@ trust the image.  This module does that:
    gains up.
 3. **Shrinkage** ``λ`` in [0, 1] of the trend and the residual kriging:
    ``z = λ·trend + OK(z − λ·trend)``; ``λ = 0`` is kriging alone.
-4. **Selection**: every combination of feature set, window and ``λ`` is scored
-   by spatial block cross-validation of the whole predictor at the samples
-   (blocks of a few sample spacings; the trend is refitted without the
-   held-out blocks and the residual kriged from the other samples with
-   :func:`~geochem_fusion.core.kriging.krige_at`), and the best one is used
-   if it beats kriging alone by a margin.  When the image does not help,
-   kriging alone wins and the result *is* kriging alone.
+4. **Selection**: the feature set and window by the error of the ridge trend
+   alone, then ``λ`` by the error of the whole predictor, each measured by
+   leave-one-out or by spatial block cross-validation (blocks of a few sample
+   spacings; the trend is refitted without the held-out blocks and the
+   residual kriged from the other samples with
+   :func:`~geochem_fusion.core.kriging.krige_at`), whichever predicts at the
+   distances the map does (:func:`matched_validation`: leave-one-out for an
+   even survey, the block CV for samples clustered along roads or streams).
+   The choice is used only if it beats kriging alone by a margin in the
+   block CV.  When the image does not help, kriging alone wins and the result
+   *is* kriging alone.
 
 The output on the fine image grid is ``λ·trend(F) + residual`` where the
 residual is kriged on the coarse grid and brought to the image grid by cubic
