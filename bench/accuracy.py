@@ -1300,6 +1300,92 @@ def _s2_verdicts(store, cases, label):
     return lines
 
 
+def _pct(v):
+    return f"{100 * v:+.1f} %".replace("-", "−")
+
+
+def readme_summary(store, s2_list, kolari_list):
+    """The lines the README's accuracy section copies, word for word."""
+    main_cases = [c for c in s2_list if not c.heldout]
+    held = [c for c in s2_list if c.heldout]
+    designs = [d for d in S2_DESIGNS if any(c.design == d for c in main_cases)]
+    seeds = sorted({c.seed for c in main_cases})
+    lines = []
+    if main_cases:
+        head = "| method | " + " | ".join(f"Sentinel-2 {d}: median CC / RMSE vs kriging"
+                                          for d in designs)
+        head += " | Kolari: RMSE vs kriging (" + "/".join(kolari_list) + ") |" if kolari_list \
+            else " |"
+        lines += [head, "|---|" + "---|" * (len(designs) + bool(kolari_list))]
+        rows = [BASELINE, *PAPER_ROWS[:1], "paper global PC2", "coherent global",
+                "regression kriging", "SAGA GWR", "SAGA point regression",
+                "SAGA point regression + residual corr.", DEFAULT]
+        for name in rows:
+            cells = []
+            for design in designs:
+                recs = [(store.get("sentinel2", c.name, name),
+                         store.get("sentinel2", c.name, BASELINE))
+                        for c in main_cases if c.design == design]
+                recs = [(r, b) for r, b in recs if _ok(r) and _ok(b)]
+                cells.append(f"{np.median([r['cc'] for r, _ in recs]):.2f} / "
+                             + _pct(np.median([r["rmse"] / b["rmse"] - 1 for r, b in recs]))
+                             + (f" ({len(recs)})" if len(recs) < sum(c.design == design
+                                                                       for c in main_cases) else "")
+                             if recs else "(not run)")
+            if kolari_list:
+                ks = []
+                for e in kolari_list:
+                    r, b = store.get("kolari", e, name), store.get("kolari", e, BASELINE)
+                    ks.append(_pct(r["rmse"] / b["rmse"] - 1) if _ok(r) and _ok(b) else "n/a")
+                cells.append(" / ".join(ks) if any(k != "n/a" for k in ks) else "(not run)")
+            label = "**default: adaptive**" if name == DEFAULT else name
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", f"Sentinel-2: 2 scenes × B11/B12 × S = 320/640 m × {len(seeds)} survey seeds "
+                  "per design; in parentheses the number of cases when a row ran on the first "
+                  "seed only. The default against each peer, cases won on both CC and RMSE "
+                  "(all seeds), median and worst RMSE margin:", ""]
+        for design in designs:
+            sub = [c for c in main_cases if c.design == design]
+            parts = []
+            for peer in PEERS:
+                if peer == BASELINE:
+                    continue
+                psub = [c for c in sub if c.first] if peer in FIRST_SEED_ONLY else sub
+                used, dcc, drm = _margins(store, psub, peer)
+                if not used:
+                    continue
+                won = int(np.sum((dcc > 0) & (drm < 0)))
+                parts.append(f"{peer} {won}/{len(used)} ({_pct(np.median(drm))}, worst "
+                             f"{_pct(drm.max())})")
+            lines.append(f"- *{design}*: " + "; ".join(parts) + ".")
+    if held:
+        parts = []
+        for peer in PEERS:
+            if peer == BASELINE or peer in FIRST_SEED_ONLY:
+                continue
+            used, dcc, drm = _margins(store, held, peer)
+            if used:
+                won = int(np.sum((dcc > 0) & (drm < 0)))
+                parts.append(f"{peer} {won}/{len(used)} ({_pct(np.median(drm))}, worst "
+                             f"{_pct(drm.max())})")
+        lines.append("- *held-out band B05* (never scored while the default was designed; "
+                     "S = 640 m, all designs and seeds): " + "; ".join(parts) + ".")
+    if kolari_list:
+        worse = [e for e in kolari_list if _ok(store.get("kolari", e, DEFAULT))
+                 and _ok(store.get("kolari", e, BASELINE))
+                 and store.get("kolari", e, DEFAULT)["rmse"] > store.get("kolari", e, BASELINE)["rmse"]]
+        missing = [e for e in kolari_list if not (_ok(store.get("kolari", e, DEFAULT))
+                                                  and _ok(store.get("kolari", e, BASELINE)))]
+        if missing:
+            lines.append("- *Kolari*: not measured for " + ", ".join(missing) + ".")
+        else:
+            lines.append("- *Kolari*: the default's RMSE is "
+                         + ("never above kriging alone's" if not worse
+                            else "above kriging alone's for " + ", ".join(worse))
+                         + " (one real survey, 5 spatial folds).")
+    return lines
+
+
 def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out="", code=None):
     lines = ["# Accuracy benchmark on real data (issue 6)", ""]
     runs = store.runs(out)
@@ -1403,6 +1489,8 @@ def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out=
                 ("time (s)", lambda r, b: _num(r["seconds"], ".1f"))]
         lines += ["Medians over the elements:", ""] + _medians(store, "kolari", kolari_list, "AUC")
         lines += ["", "Every element:", ""] + _table(store, "kolari", kolari_list, cols) + [""]
+    lines += ["## Summary (the README's accuracy section copies it)", ""]
+    lines += readme_summary(store, s2_list, kolari_list) + [""]
     lines += ["## Summary against the targets", ""]
     if s2_list:
         lines += ["Sentinel-2 — the product default must beat each peer on both CC and RMSE in every "
