@@ -74,7 +74,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+# One BLAS/OpenMP thread per process, set before numpy loads: the benchmark runs cases in
+# parallel processes (--jobs), and on a shared machine threads spinning for the same CPUs
+# made every method tens of times slower. Results are the same to rounding.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO / ".." / "shared" / "data").resolve()
@@ -313,8 +319,7 @@ def regression_kriging(x, y, values, image, image_grid, *, element_info):
     return out.reshape(image_grid.shape)
 
 
-#: SAGA runs single-threaded: the benchmark runs cases in parallel processes on a shared
-#: machine, where OpenMP threads of every saga_cmd fight for the same CPUs.
+#: SAGA runs single-threaded, as the rest of the benchmark (see the top of the script).
 SAGA_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -691,13 +696,21 @@ def s2_cases(quick, seeds, designs=S2_DESIGNS, heldout=True, why=False):
     return out
 
 
+#: Wall-clock time (``time.time()``) after which no new Sentinel-2 case starts (--max-minutes).
+DEADLINE = None
+
+
 def run_s2(methods, cases, store, jobs=1):
-    """Run every method on every case (scene × band × design units in parallel processes
-    with ``jobs`` > 1)."""
-    by_scene = {}  # one work unit per scene, band and design
-    for case in cases:
-        by_scene.setdefault((case.scene, case.band, case.design), []).append(case)
-    work = [(methods, scene_cases) for scene_cases in by_scene.values()]
+    """Run every method on every case, seed by seed (one work unit per seed, scene and
+    held-out flag, in parallel processes with ``jobs`` > 1), each case stored when done.
+
+    With a :data:`DEADLINE`, cases not started by then are skipped and counted in the notes:
+    the seeds run first are complete.
+    """
+    units = {}
+    for case in sorted(cases, key=lambda c: (c.seed, c.heldout)):
+        units.setdefault((case.seed, case.heldout, case.scene), []).append(case)
+    work = [(methods, unit, store) for unit in units.values()]
     if jobs > 1 and len(work) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -707,23 +720,32 @@ def run_s2(methods, cases, store, jobs=1):
             results = list(pool.map(_s2_scene, work))
     else:
         results = [_s2_scene(w) for w in work]
-    for records, notes in results:
-        for case_name, recs in records.items():
-            store.put_many("sentinel2", case_name, recs)
+    skipped = 0
+    for done, notes, n_skipped in results:
+        store.fresh.update(f"sentinel2|{name}|{m}" for name, recs in done.items() for m in recs)
         NOTES.extend(n for n in notes if n not in NOTES)
+        skipped += n_skipped
+    if skipped:
+        NOTES.append(f"{skipped} of {len(cases)} Sentinel-2 cases were not run: the time budget "
+                     "(--max-minutes) ran out; the tables count the cases that ran.")
 
 
 def _s2_scene(work):
-    """Every case of one scene: ``({case name: {method: record}}, notes)``."""
-    methods, cases = work
+    """Every case of one unit (one scene), each stored when done:
+    ``({case name: {method: record}}, notes, cases skipped at the deadline)``."""
+    methods, cases, store = work
     x0, y0 = 500_000.0, 7_000_000.0  # arbitrary UTM-like origin
     d = np.load(DATA / "dsen2" / f"{cases[0].scene}.npz")
     im10, im20 = d["im10"].astype(np.float64) / 1e4, d["im20"].astype(np.float64) / 1e4
     names10, names20 = [str(b) for b in d["bands10"]], [str(b) for b in d["bands20"]]
     image_cache, out = {}, {}
-    first = cases[0].design == S2_DESIGNS[0] and cases[0].band == S2_BANDS[0]
+    first = cases[0].first and not cases[0].heldout
     notes_before = len(NOTES)
+    skipped = 0
     for case in cases:
+        if DEADLINE is not None and time.time() > DEADLINE:
+            skipped += 1
+            continue
         target = im20[names20.index(case.band)]
         grid = Grid(x0, y0, 10.0, 10.0, im10.shape[2], im10.shape[1])
         px, py, rows, cols = survey_points(target.shape, case.spacing, case.seed, case.design)
@@ -739,7 +761,8 @@ def _s2_scene(work):
         run += list(DIAGNOSTICS) if case.why else []
         out[case.name] = _score_s2(run, x, y, values, im10, grid, info, target, case.spacing,
                                    (rows, cols))
-    return out, NOTES[notes_before:]
+        store.put_many("sentinel2", case.name, out[case.name])
+    return out, NOTES[notes_before:], skipped
 
 
 def _score_s2(methods, x, y, values, im10, grid, info, target, spacing, corners):
@@ -1459,7 +1482,8 @@ def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out=
                   "and SAGA GWR run on the first seed of the jittered design only (SAGA GWR is "
                   "far behind everywhere and costs more than the other methods together), the "
                   "other peers on every case and seed. SAGA runs "
-                  "single-threaded (`OMP_NUM_THREADS=1`). Per-seed records with consistency "
+                  "single-threaded (`OMP_NUM_THREADS=1`), as every method here (one BLAS "
+                  "thread per process). Per-seed records with consistency "
                   "(fused vs kriged input at the survey support) are in "
                   "`bench/work/accuracy.json`.", ""]
         lines += _s2_section(store, main_cases)
@@ -1560,7 +1584,7 @@ def _saga_version():
 
 
 def main(argv=None):
-    global RK_PIXELWISE
+    global RK_PIXELWISE, DEADLINE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -1580,6 +1604,10 @@ def main(argv=None):
                         help="Sentinel-2 survey seeds per case: --seed, --seed + 1, ...")
     parser.add_argument("--designs", default=",".join(S2_DESIGNS),
                         help="Sentinel-2 survey designs, comma-separated: " + ", ".join(S2_DESIGNS))
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="start no Sentinel-2 case after this many minutes (seeds run in "
+                             "order, so the first seeds are complete); the report says how many "
+                             "cases were left out")
     parser.add_argument("--no-why", action="store_true",
                         help="leave out the diagnostics of why SAGA's point regression wins "
                              "(run on the first seed's cases; --quick always leaves them out)")
@@ -1597,6 +1625,7 @@ def main(argv=None):
         print(f"accuracy benchmark skipped: real data not found at {DATA}")
         return 0
     RK_PIXELWISE = args.rk_pixelwise
+    DEADLINE = None if args.max_minutes is None else time.time() + 60.0 * args.max_minutes
     methods = list(METHODS)
     if args.only:
         methods = [m.strip() for m in args.only.split(",") if m.strip()]
