@@ -930,7 +930,7 @@ def sample_layer(layer, grid, x, y):
 _KOLARI = {}
 
 
-def run_kolari(methods, quick, seed, store, jobs=1):
+def run_kolari(methods, quick, seed, store, jobs=1, elements=None):
     image, grid, names, valid, x, y, logv, (drow, dcol, n_dep) = load_kolari()
     folds = block_folds(x, y, seed)
     col = np.floor((x - grid.x_min) / grid.cell_x).astype(int)
@@ -940,14 +940,14 @@ def run_kolari(methods, quick, seed, store, jobs=1):
     logger.info("Kolari: %d samples (%d on valid image pixels), %d folds of %s samples, "
                 "%d of %d deposits inside the image (%d on valid pixels)", x.size, scored.sum(),
                 N_FOLDS, np.bincount(folds).tolist(), drow.size, n_dep, on_valid.sum())
-    elements = KOLARI_ELEMENTS[:1] if quick else KOLARI_ELEMENTS
+    elements = elements or (KOLARI_ELEMENTS[:1] if quick else KOLARI_ELEMENTS)
     image_cache = {}
     _equivalence_note("Kolari " + elements[0], methods, x, y, logv[elements[0]], image, grid,
                       ElementInfo("kolari", elements[0], names, log10=True, seed=seed,
                                   image_cache=image_cache))
     _KOLARI.update(image=image, grid=grid, names=names, valid=valid, x=x, y=y, logv=logv,
                    deposits=(drow[on_valid], dcol[on_valid]), folds=folds, scored=scored,
-                   image_cache=image_cache, methods=methods, seed=seed)
+                   image_cache=image_cache, methods=methods, seed=seed, store=store)
     if jobs > 1 and len(elements) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -957,8 +957,8 @@ def run_kolari(methods, quick, seed, store, jobs=1):
             results = list(pool.map(_kolari_element, elements))
     else:
         results = [_kolari_element(e) for e in elements]
-    for element, records in zip(elements, results):
-        store.put_many("kolari", element, records)
+    for element, records in zip(elements, results):  # stored by the workers as they finish
+        store.fresh.update(f"kolari|{element}|{m}" for m in records)
 
 
 def _kolari_element(element):
@@ -997,6 +997,7 @@ def _kolari_element(element):
     for name in methods:
         if status[name] != "ok" and not status[name].startswith("n/a"):
             records[name] = {"status": status[name], "seconds": round(secs[name], 2)}
+    k["store"].put_many("kolari", element, records)
     return records
 
 
@@ -1675,6 +1676,9 @@ def main(argv=None):
                         help="start no Sentinel-2 case after this many minutes (seeds run in "
                              "order, so the first seeds are complete); the report says how many "
                              "cases were left out")
+    parser.add_argument("--elements", default="",
+                        help="Kolari elements, comma-separated (default: " +
+                             ", ".join(KOLARI_ELEMENTS) + ")")
     parser.add_argument("--resume", action="store_true",
                         help="skip Sentinel-2 cases whose every method is already in "
                              "bench/work/accuracy.json (an interrupted run of the same code)")
@@ -1719,9 +1723,13 @@ def main(argv=None):
         if not args.report_only:
             run_s2(methods, s2_list, store, jobs=args.jobs)
     if args.protocol in ("all", "kolari"):
-        kolari_list = list(KOLARI_ELEMENTS[:1] if args.quick else KOLARI_ELEMENTS)
+        elements = [e.strip() for e in args.elements.split(",") if e.strip()]
+        if set(elements) - set(KOLARI_ELEMENTS):
+            parser.error(f"--elements: choose among {', '.join(KOLARI_ELEMENTS)}")
+        kolari_list = elements or list(KOLARI_ELEMENTS[:1] if args.quick else KOLARI_ELEMENTS)
         if not args.report_only:
-            run_kolari(methods, args.quick, args.seed, store, jobs=args.jobs)
+            run_kolari(methods, args.quick, args.seed, store, jobs=args.jobs,
+                       elements=kolari_list)
     runtime = None if args.report_only else time.perf_counter() - t0
     command = shlex.join(["python", "bench/accuracy.py",
                           *(argv if argv is not None else sys.argv[1:])])
