@@ -14,7 +14,10 @@ from .conftest import write_geotiff
 gdal.UseExceptions()
 
 
-def float32_grid(rows=40, cols=50, *, seed=0, nodata=-1e32, hole=(slice(5, 15), slice(10, 30))):
+HOLE = (slice(5, 15), slice(10, 30))
+
+
+def float32_grid(rows=40, cols=50, *, seed=0, nodata=-1e32, hole=HOLE):
     rng = np.random.default_rng(seed)
     data = rng.normal(100.0, 10.0, size=(rows, cols)).astype(np.float32)
     data[hole] = np.float32(nodata)
