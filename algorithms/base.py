@@ -236,10 +236,13 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def image_and_samples(self, parameters, context, feedback, fields):
         """The ``IMAGE`` layer (projected CRS required) and the ``SAMPLES`` of ``fields`` in its CRS.
 
-        Returns ``(image_layer, x, y, {field: values})``; reprojection and
-        skipped features are reported in the log.
+        Returns ``(image_layer, x, y, {field: values}, {field: qualifiers})``:
+        values as written and qualifier columns, for the field-data conventions
+        (:mod:`.sample_values`); reprojection and skipped features are
+        reported in the log.
         """
-        from .vector_io import check_projected, read_points
+        from . import sample_values
+        from .vector_io import check_projected
 
         image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
         if image_layer is None:
@@ -247,11 +250,9 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         crs = image_layer.crs()
         check_projected(crs, f"Image '{image_layer.name()}'")
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        x, y, values, messages = read_points(source, fields, crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushInfo(m)
-        return image_layer, x, y, values
+        x, y, values, marks = sample_values.read_samples(self, parameters, context, feedback,
+                                                         source, fields, crs)
+        return image_layer, x, y, values, marks
 
     @staticmethod
     def check_canceled(feedback):

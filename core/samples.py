@@ -63,8 +63,8 @@ from scipy.spatial import cKDTree
 
 __all__ = ["BELOW_DETECTION", "CONVENTIONS", "DL_FRACTION", "MIN_SAMPLES", "MISSING_CODES",
            "NEAR_DUPLICATE_FRACTION", "ParsedValues", "check_coverage", "check_overlap",
-           "check_sample_table", "check_samples", "merge_near_sites", "parse_missing_codes",
-           "parse_values", "qualifier_field"]
+           "check_sample_table", "check_samples", "clean_values", "merge_near_sites",
+           "parse_missing_codes", "parse_values", "qualifier_field"]
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +274,31 @@ def check_sample_table(x, y, values, *, log_transform=False, below_detection="re
     return x, y, table, messages
 
 
+def clean_values(raw, *, name="values", log_transform=False, below_detection="refuse",
+                 qualifiers=None, missing_codes=MISSING_CODES, negative_below=False,
+                 dl_fraction=DL_FRACTION):
+    """One element's field values by the conventions, below-detection policy applied.
+
+    For callers that compare values rather than krige them (e.g. the samples
+    of an evaluation): no duplicate merge, no minimum count.  Parameters as
+    :func:`check_sample_table`.
+
+    Returns
+    -------
+    values : ndarray of float, shape (n,)
+        NaN where there is no usable value.
+    messages : list of str
+    """
+    if below_detection not in BELOW_DETECTION:
+        raise ValueError(f"below_detection must be one of {BELOW_DETECTION}, got {below_detection!r}")
+    parsed = parse_values(raw, name=name, qualifiers=qualifiers, missing_codes=missing_codes,
+                          negative_below=negative_below)
+    messages = list(parsed.messages)
+    values = _below_detection(parsed, name, log_transform, below_detection, dl_fraction,
+                              messages)
+    return values, messages
+
+
 def check_overlap(x, y, extent, *, spacing=None, margin=0.0, min_spacings=3.0, what="image"):
     """Check that samples and an extent overlap enough to be used together.
 
@@ -399,8 +424,9 @@ def _below_detection(parsed, name, log_transform, policy, fraction, messages):
     if policy == "half-min":
         v[below] = smallest / 2.0
         messages.append(
-            f"{n} samples of {name} below detection ({described}) were replaced by "
-            f"{smallest / 2:g}, half the smallest positive value ({smallest:g}).")
+            f"{_count(n, 'sample', 'samples')} of {name} below detection ({described}) "
+            f"{'was' if n == 1 else 'were'} replaced by {smallest / 2:g}, half the smallest "
+            f"positive value ({smallest:g}).")
         return v
     limit = np.where(below & (parsed.limit > 0), parsed.limit, np.nan)
     unknown = below & ~np.isfinite(limit)
@@ -410,8 +436,8 @@ def _below_detection(parsed, name, log_transform, policy, fraction, messages):
             f"({_describe_labels(parsed.labels[unknown])}): the smallest measured value, "
             f"{smallest:g}, stands for it." if unknown.any() else "")
     messages.append(
-        f"{n} samples of {name} below detection ({described}) were replaced by {fraction:g} x "
-        f"their detection limit.{note}")
+        f"{_count(n, 'sample', 'samples')} of {name} below detection ({described}) "
+        f"{'was' if n == 1 else 'were'} replaced by {fraction:g} x their detection limit.{note}")
     return v
 
 
