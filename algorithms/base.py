@@ -2,7 +2,8 @@
 
 Algorithms stay thin: read parameters -> read arrays -> one core call ->
 write outputs.  Core ``ValueError``s become ``QgsProcessingException`` with
-the same message; missing optional packages are reported by ``canExecute``;
+the same message, and so do GDAL/OGR errors (``RuntimeError``; readers name
+the file with :func:`.raster_io.gdal_errors`); missing optional packages are reported by ``canExecute``;
 ``UserWarning``s the core raises while an algorithm runs become warning lines
 of the Processing log (:func:`warnings_to_feedback`).
 """
@@ -220,6 +221,13 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
 
             message = describe_io_error(exc, exc.filename) if exc.filename else str(exc)
             raise QgsProcessingException(message) from exc
+        except RuntimeError as exc:  # GDAL/OGR errors not caught where the file is known
+            logger.exception("%s failed", self.name())  # the traceback, for a bug report
+            raise QgsProcessingException(
+                f"GDAL/OGR could not read or write a file ({str(exc).strip()}). Check that the "
+                "input files are complete and open in QGIS (a damaged or partly downloaded file "
+                "must be exported or downloaded again), and that the output folder is writable."
+            ) from exc
 
     def run_algorithm(self, parameters, context, feedback):
         raise NotImplementedError

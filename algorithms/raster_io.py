@@ -11,6 +11,7 @@ complete.
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -310,6 +311,58 @@ def describe_io_error(exc, path):
     return f"Writing '{path}' failed ({text}); nothing was written at that path."
 
 
+_PARTIAL = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.partial(\.tif|\.html)?(\.aux\.xml)?$")
+
+
+def partial_path(folder, name, suffix=".partial.tif"):
+    """A temporary file (or folder) name in ``folder`` for an output named ``name``.
+
+    Hidden, and tagged with this process's id, so that the next run writing to
+    that folder removes it if this process was killed before it could clean up
+    (:func:`remove_stale_partials`).
+    """
+    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform that cannot tell
+    return True
+
+
+def remove_stale_partials(folder):
+    """Remove the temporary outputs left in ``folder`` by runs whose process is gone.
+
+    A run killed (SIGTERM, SIGKILL, a crash of QGIS) cannot remove its
+    temporary files; the next run writing to the same folder does.  Files of
+    runs still alive (another run writing there now) are left alone.
+    Returns the names removed.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PARTIAL.match(name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        target = os.path.join(folder, name)
+        try:
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            else:
+                os.remove(target)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 def _check_destination(path):
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
@@ -324,6 +377,7 @@ def _check_destination(path):
             f"The output folder '{folder}' is not writable; choose a folder you can write to."
         )
     check_geotiff_name(path)
+    remove_stale_partials(folder)
     return folder
 
 
@@ -353,7 +407,7 @@ def write_raster(path, data, grid, crs_wkt, *, descriptions=None, dtype="float32
         raise ValueError(f"array shape {arr.shape[1:]} does not match the grid {grid.shape}")
     gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
                  "int16": gdal.GDT_Int16, "int32": gdal.GDT_Int32, "uint8": gdal.GDT_Byte}[dtype]
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+    tmp = partial_path(folder, os.path.basename(path))
     ds = None
     try:
         driver = gdal.GetDriverByName("GTiff")
@@ -470,8 +524,7 @@ class WindowedWriter:
         self.n_bands, self.descriptions = int(n_bands), descriptions
         self.dtype, self.nodata, self.metadata = dtype, nodata, metadata
         self.folder = _check_destination(path)
-        self.tmp = os.path.join(
-            self.folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+        self.tmp = partial_path(self.folder, os.path.basename(path))
         self.ds = None
         self._strips = {}  # strip -> (values (bands, rows, cols), rows written (bands, rows))
         self._stats = [None] * self.n_bands  # [count, mean, M2, min, max]

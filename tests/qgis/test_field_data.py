@@ -200,3 +200,21 @@ def test_text_field_is_offered_for_the_element():
         for shared in ("BELOW_DETECTION", "DL_FRACTION", "NEGATIVE_BELOW", "MISSING_CODES",
                        "QUALIFIERS"):
             assert alg.parameterDefinition(shared) is not None, (alg_id, shared)
+
+
+def test_damaged_image_names_the_file(run_alg, make_points, make_raster, stack, tmp_path, out_dir):
+    """A GDAL read error is a message naming the file, never a traceback."""
+    from osgeo import gdal
+
+    path = tmp_path / "cut.tif"
+    gdal.Translate(str(path), make_raster("whole.tif", stack(3, 200, 200, hole=False)),
+                   creationOptions=["TILED=YES", "BLOCKXSIZE=64", "BLOCKYSIZE=64"])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    xy = over_image(40)
+    samples = make_points("s.gpkg", xy, {"Cu": smooth_values(xy)})
+    with pytest.raises(QgsProcessingException, match=r"GDAL could not read '.*cut\.tif' .*"
+                                                     r"damaged, incomplete"):
+        run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": str(path),
+                                     "OUTPUT": str(out_dir / "fused.tif")})
+    assert files_in(out_dir) == []
