@@ -65,6 +65,7 @@ __all__ = [
     "experimental_variogram",
     "fit_anisotropy",
     "fit_variogram",
+    "semivariance",
     "VARIOGRAM_MODELS",
     "KrigingResult",
     "OrdinaryKrigingModel",
@@ -1384,6 +1385,18 @@ def _find_backend():
 
 
 _BACKEND = _find_backend()  # imported here, not in the worker threads that krige (see above)
+
+
+def semivariance(model, parameters, h, *, anisotropy=None, azimuth=None):
+    """Semivariance of ``model`` with our ``parameters`` dict at lags ``h`` (map units).
+
+    With an :class:`Anisotropy`, the lags point at ``azimuth`` (degrees from
+    north); the range in ``parameters`` is the major-axis range.
+    """
+    h = np.asarray(h, dtype=float)
+    if anisotropy is not None and azimuth is not None:
+        h = h * _stretch(math.radians(azimuth - anisotropy.azimuth), anisotropy.ratio)
+    return _model_semivariance(model, parameters, h)
 
 
 def _model_semivariance(model, parameters, h):
