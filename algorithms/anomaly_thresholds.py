@@ -15,7 +15,7 @@ from . import raster_io
 from .base import GeochemAlgorithm, advanced
 from .params import parse_float_list
 from .principal_components import write_loading_table
-from .styles import ANOMALY, LayerStyler, anomaly_class_labels, style_by_thresholds
+from .styles import ANOMALY, anomaly_class_labels, style_by_thresholds
 
 #: How the classified raster is cut (option order is API).
 CLASSIFY_BY = ["concentration-area fractal breaks", "median + 2 MAD (log10)",
