@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qgis_env  # noqa: E402
 from qgis_env import REPO, link_package, qgis_process  # noqa: E402
 
 sys.path.insert(0, str(link_package()))
@@ -162,6 +163,8 @@ def score(outputs):
     import numpy as np
     from osgeo import gdal
 
+    gdal.UseExceptions()
+
     from geochem_fusion.core import metrics
     from geochem_fusion.core.grid import Grid
     from geochem_fusion.core.resample import resample_cubic
@@ -193,6 +196,12 @@ def score(outputs):
 
 
 def main():
+    args = sys.argv[1:]
+    if args[:1] == ["--plugin-zip"] and len(args) == 2:
+        installed = qgis_env.install_plugin_zip(args[1])
+        print(f"Plugin installed from {args[1]} into {installed}")
+    elif args:
+        raise SystemExit("usage: demo.py [--plugin-zip dist/geochem_fusion-VERSION.zip]")
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)
