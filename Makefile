@@ -22,7 +22,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale
+.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -51,7 +51,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
 	@touch $(STAMP)
 
-test: setup spectra
+test: setup spectra wheels
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
 
@@ -71,8 +71,20 @@ $(SPECTRA): | $(STAMP)
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 
-test-qgis: setup
+test-qgis: setup wheels
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+# A local wheel folder standing in for the package index in the test of the in-QGIS
+# installer (tests/qgis/test_install_dependencies.py runs pip with no network).
+WHEELS := .pkg/wheels/.done
+
+wheels: $(WHEELS)
+
+$(WHEELS): requirements.txt | $(STAMP)
+	@mkdir -p .pkg/wheels
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		-d .pkg/wheels $$(grep -i '^pykrige' requirements.txt)
+	@touch $@
 
 # QGIS tests and the demo on every QGIS we support (issue 14): the host's (Debian 12,
 # 3.22), then Debian 13 (3.40) and Debian sid (3.44) in debootstrap chroots, built once

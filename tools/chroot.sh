@@ -103,6 +103,11 @@ build() {
 run() {
     local name=$1 root
     shift
+    # in a mount namespace of its own: parallel runs do not see each other's mounts, and
+    # the kernel drops them all when the command ends, even on a kill (the trap unmounts too)
+    if [ -z "${GEOCHEM_CHROOT_NS:-}" ] && unshare --mount --propagation private true 2>/dev/null; then
+        GEOCHEM_CHROOT_NS=1 exec unshare --mount --propagation private "$0" run "$name" "$@"
+    fi
     suite_of "$name" >/dev/null
     root=$CHROOT_DIR/$name
     [ -f "$root/.geochem-chroot-ready" ] || die "no $name chroot in $root: run 'tools/chroot.sh build $name'"
@@ -116,7 +121,7 @@ run() {
     mkdir -p "$REPO/.pkg" "$root/var/lib/geochem-fusion/pkg"
     bind "$root/var/lib/geochem-fusion/pkg" "$root$REPO/.pkg"
     local status=0
-    chroot "$root" /usr/bin/env -u PIP_FIND_LINKS HOME=/root \
+    chroot "$root" /usr/bin/env -u PIP_FIND_LINKS -u GEOCHEM_CHROOT_NS HOME=/root \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         DEBIAN_FRONTEND=noninteractive \
         /bin/bash -c 'cd "$0" && exec "$@"' "$REPO" "$@" || status=$?
