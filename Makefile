@@ -51,7 +51,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
 	@touch $(STAMP)
 
-test: setup spectra wheels
+test: setup spectra wheels qt6
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
 
@@ -71,8 +71,19 @@ $(SPECTRA): | $(STAMP)
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 
-test-qgis: setup wheels
+test-qgis: setup wheels qt6
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+# PyQt6 (pinned) in a folder of its own, for the Qt6 import test (tests/qgis/test_qt6.py).
+QT6 := .pkg/pyqt6/.done
+
+qt6: $(QT6)
+
+$(QT6): requirements-qt6.txt | $(STAMP)
+	@rm -rf .pkg/pyqt6
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--target .pkg/pyqt6 -r requirements-qt6.txt
+	@touch $@
 
 # A local wheel folder standing in for the package index in the test of the in-QGIS
 # installer (tests/qgis/test_install_dependencies.py runs pip with no network).

@@ -29,4 +29,4 @@ def make_field(name, text=False):
         return QgsField(name, QMetaType.Type.QString if text else QMetaType.Type.Double)
     from qgis.PyQt.QtCore import QVariant
 
-    return QgsField(name, QVariant.String if text else QVariant.Double)
+    return QgsField(name, QVariant.Type.String if text else QVariant.Type.Double)

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
+
 from . import compat, raster_io
 from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list

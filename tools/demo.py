@@ -139,7 +139,7 @@ def build_project_and_map(outputs):
         job.waitForFinished()
         img = job.renderedImage()
         painter = QPainter(img)
-        painter.setFont(QFont("Sans", 14, QFont.Bold))
+        painter.setFont(QFont("Sans", 14, QFont.Weight.Bold))
         painter.fillRect(0, 0, 600, 28, QColor(255, 255, 255, 200))
         painter.drawText(8, 20, title)
         painter.end()
@@ -147,7 +147,7 @@ def build_project_and_map(outputs):
 
     kriged = render(layers["Cu kriged (coarse grid)"], "Cu kriged from 150 samples")
     fused = render(layers["Cu fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
-    picture = QImage(1210, 400, QImage.Format_ARGB32)
+    picture = QImage(1210, 400, QImage.Format.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
     painter.drawImage(0, 0, kriged)
