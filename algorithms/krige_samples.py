@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from . import raster_io, sample_values
+from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm
 from .params import (
     DEFAULT_VARIOGRAM,
@@ -109,7 +109,7 @@ class KrigeSamples(GeochemAlgorithm):
         from ..core.samples import check_overlap, check_samples
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        field = self.parameterAsFields(parameters, self.FIELD, context)[0]
+        field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
         crs = projected_crs_for(source, context)
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
         self.step(feedback, 1, f"Reading the samples of {field}")
