@@ -2,6 +2,8 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -12,27 +14,25 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from . import raster_io
-from .base import CoreFeedback, GeochemAlgorithm, advanced
+from . import compat, raster_io, sample_values
+from .base import CoreFeedback, GeochemAlgorithm
 from .params import (
-    BELOW_DETECTION_KEYS,
-    BELOW_DETECTION_OPTIONS,
-    DEFAULT_BELOW_DETECTION,
     DEFAULT_VARIOGRAM,
     VARIOGRAMS,
 )
 from .styles import GEOCHEM, VARIANCE
-from .vector_io import check_projected, read_points
+from .variogram import HELP as VARIOGRAM_HELP
+from .variogram import add_variogram_parameters, variogram_report_html, variogram_settings
+from .vector_io import check_projected, projected_crs_for
 
 
 def kriging_sections(element, result):
     """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
     from .report import map_html, table_html
 
-    params = {"model": result.variogram_model, **result.variogram_parameters}
     loo = dict(result.loo)
     sections = [
-        ("Variogram", table_html([params], "Fitted variogram parameters")
+        ("Variogram", variogram_report_html(result, element)
          + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
                        "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
         ("Leave-one-out cross-validation", table_html([loo],
@@ -61,22 +61,28 @@ class KrigeSamples(GeochemAlgorithm):
         "<b>Log transform</b>: krige log10 of the concentrations (recommended for right-skewed "
         "geochemical data); the estimate is back-transformed to the lognormal mean; the variance "
         "stays in log10 units. Values must be positive.<br>"
-        "<b>Below detection</b> (advanced): values ≤ 0 with the log transform (negative without "
-        "it), such as the codes −1 or −9999: <i>refuse</i> (default: the run stops and says which "
-        "values), or <i>replace by half the smallest positive value</i> (logged).<br>"
         "<b>Extent</b>: default the samples' bounding box.<br>"
+        "<b>CRS</b>: samples in degrees are reprojected (to the project's CRS when it is "
+        "projected, else to the UTM zone of their centre), as the fusion reprojects them to the "
+        "image's CRS.<br>"
         "Samples without a value are left out, samples at identical coordinates are merged (mean) "
         "and extreme outliers and isolated samples are reported in the log.<br>"
-        "Outputs: estimate (data units) and kriging variance; the report shows the variogram and "
-        "the leave-one-out statistics (mean error, RMSE, standardized error)."
-    )
+        "Outputs: estimate (data units) and kriging variance; the report shows the variogram "
+        "(pairs per lag), the directional variograms, the anisotropy ellipse and the "
+        "leave-one-out statistics (mean error, RMSE, standardized error). The variogram used is "
+        "also returned as outputs for models and scripts: VARIOGRAM_MODEL, NUGGET, SILL (total; "
+        "the slope for linear), RANGE (major axis; 0 for linear), ANISOTROPY_ANGLE (azimuth, "
+        "degrees from north), ANISOTROPY_RATIO (1 = isotropic), all in the kriged units, and "
+        "LOO_RMSE (leave-one-out RMSE in data units).<br>" + VARIOGRAM_HELP + "<br>"
+    ) + sample_values.help_text()
+    OUTPUT_NUMBERS = ("NUGGET", "SILL", "RANGE", "ANISOTROPY_ANGLE", "ANISOTROPY_RATIO", "LOO_RMSE")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element (concentration field)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Numeric))
+            type=QgsProcessingParameterField.Any))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterNumber(
             self.CELL_SIZE, "Cell size (map units, 0 = quarter of the sample spacing)",
             QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
@@ -91,10 +97,11 @@ class KrigeSamples(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Kriging report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        below = QgsProcessingParameterEnum(
-            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
-            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
-        self.addParameter(advanced(below))
+        sample_values.add_parameters(self)
+        add_variogram_parameters(self)
+        self.addOutput(QgsProcessingOutputString("VARIOGRAM_MODEL", "Variogram model"))
+        for name in self.OUTPUT_NUMBERS:
+            self.addOutput(QgsProcessingOutputNumber(name, name.replace("_", " ").capitalize()))
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.grid import Grid
@@ -102,19 +109,17 @@ class KrigeSamples(GeochemAlgorithm):
         from ..core.samples import check_overlap, check_samples
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        field = self.parameterAsFields(parameters, self.FIELD, context)[0]
-        crs = source.sourceCrs()
+        field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
+        crs = projected_crs_for(source, context)
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
         self.step(feedback, 1, f"Reading the samples of {field}")
-        x, y, values, messages = read_points(source, [field], crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushWarning(m)
+        x, y, values, marks = sample_values.read_samples(self, parameters, context, feedback,
+                                                         source, [field], crs)
         self.check_canceled(feedback)
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
-        below = BELOW_DETECTION_KEYS[self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)]
-        x, y, z, notes = check_samples(x, y, values[field], log_transform=log,
-                                       below_detection=below, name=field)
+        x, y, z, notes = check_samples(
+            x, y, values[field], log_transform=log, name=field, qualifiers=marks.get(field),
+            **sample_values.conventions(self, parameters, context))
         for note in notes:
             feedback.pushWarning(note)
         spacing = median_nn_spacing(x, y)
@@ -138,13 +143,16 @@ class KrigeSamples(GeochemAlgorithm):
                                remedy="Use a larger cell size (0 = a quarter of the sample "
                                "spacing) or a smaller extent.")
         variogram = VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)]
+        settings = variogram_settings(self, parameters, context, variogram)
         feedback.pushInfo(f"Kriging {x.size} samples of {field} ({variogram} variogram) on "
                           f"{grid.nrows} x {grid.ncols} cells of {cell:g} map units")
         progress = CoreFeedback(feedback, 2, 90)
         result = krige(x, y, z, grid=grid, variogram=variogram, log_transform=log,
-                       progress=progress.progress, cancel=progress.is_canceled)
+                       progress=progress.progress, cancel=progress.is_canceled, **settings)
         self.check_canceled(feedback)
         feedback.pushInfo(f"Variogram: {result.variogram_model} {result.variogram_parameters}")
+        if result.anisotropy_note:
+            feedback.pushInfo(f"Anisotropy: {result.anisotropy_note}")
         feedback.pushInfo(f"Leave-one-out: {result.loo}")
         wkt = crs.toWkt()
         meta = {"ELEMENT": field, "VARIOGRAM": result.variogram_model,
@@ -167,4 +175,21 @@ class KrigeSamples(GeochemAlgorithm):
 
             write_report(report, f"Kriging of {field}", kriging_sections(field, result))
             outputs[self.OUTPUT_REPORT] = report
+        outputs.update(variogram_outputs(result))
         return outputs
+
+
+def variogram_outputs(result):
+    """The ``VARIOGRAM_MODEL`` ... ``LOO_RMSE`` outputs of a ``KrigingResult``."""
+    p = result.variogram_parameters
+    linear = result.variogram_model == "linear"
+    loo = result.loo
+    return {
+        "VARIOGRAM_MODEL": result.variogram_model,
+        "NUGGET": float(p["nugget"]),
+        "SILL": float(p["slope"] if linear else p["sill"]),
+        "RANGE": 0.0 if linear else float(p["range"]),
+        "ANISOTROPY_ANGLE": float(result.anisotropy.azimuth) if result.anisotropy else 0.0,
+        "ANISOTROPY_RATIO": float(result.anisotropy.ratio) if result.anisotropy else 1.0,
+        "LOO_RMSE": float(loo.get("rmse_data_units", loo.get("rmse", float("nan")))),
+    }
