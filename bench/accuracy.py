@@ -1429,6 +1429,8 @@ def readme_summary(store, s2_list, kolari_list):
                     r, b = store.get("kolari", e, name), store.get("kolari", e, BASELINE)
                     ks.append(_pct(r["rmse"] / b["rmse"] - 1) if _ok(r) and _ok(b) else "n/a")
                 cells.append(" / ".join(ks) if any(k != "n/a" for k in ks) else "(not run)")
+            if all(c == "(not run)" for c in cells):
+                continue
             label = "**default: adaptive**" if name == DEFAULT else name
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines += ["", f"Sentinel-2: 2 scenes × B11/B12 × S = 320/640 m × {len(seeds)} survey seeds "
