@@ -1433,10 +1433,14 @@ def readme_summary(store, s2_list, kolari_list):
                 continue
             label = "**default: adaptive**" if name == DEFAULT else name
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines += ["", f"Sentinel-2: 2 scenes × B11/B12 × S = 320/640 m × {len(seeds)} survey seeds "
-                  "per design; in parentheses the number of cases when a row ran on the first "
-                  "seed only. The default against each peer, cases won on both CC and RMSE "
-                  "(all seeds), median and worst RMSE margin:", ""]
+        ran = [c for c in main_cases if _ok(store.get("sentinel2", c.name, DEFAULT))]
+        seeds_ran = sorted({c.seed for c in ran})
+        lines += ["", "Sentinel-2: 2 scenes × B11/B12 × S = 320/640 m per design and seed; "
+                  f"{len(ran)} of the {len(main_cases)} planned case-seeds ran (seeds "
+                  f"{', '.join(map(str, seeds_ran))} of {', '.join(map(str, seeds))}; "
+                  "`bench/results/accuracy.md` says which). In parentheses the number of cases "
+                  "of a row that ran on fewer. The default against each peer: cases won on both "
+                  "CC and RMSE, median and worst RMSE margin:", ""]
         for design in designs:
             sub = [c for c in main_cases if c.design == design]
             parts = []
