@@ -28,7 +28,7 @@ help:
 	@echo "make test            set up if needed, run all tests"
 	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
-	@echo "make lint            ruff"
+	@echo "make lint            ruff (pycodestyle, pyflakes, isort, bugbear, pyupgrade, pydocstyle numpy, pep8-naming)"
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
 	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
 	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"

@@ -10,13 +10,13 @@ class GeochemFusionPlugin:
         self.iface = iface
         self.provider = None
 
-    def initProcessing(self):  # noqa: N802 (QGIS API name)
+    def initProcessing(self):
         from .provider import GeochemFusionProvider
 
         self.provider = GeochemFusionProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self):  # noqa: N802 (QGIS API name)
+    def initGui(self):
         self.initProcessing()
 
     def unload(self):

@@ -115,26 +115,26 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def name(self):
         return self.NAME
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return self.DISPLAY_NAME
 
     def group(self):
         return self.GROUP
 
-    def groupId(self):  # noqa: N802 (QGIS API name)
+    def groupId(self):
         return self.GROUP_ID
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return self.HELP
 
-    def svgIconPath(self):  # noqa: N802 (QGIS API name)
+    def svgIconPath(self):
         return str(ICON)
 
-    def createInstance(self):  # noqa: N802 (QGIS API name)
+    def createInstance(self):
         return type(self)()
 
     # -- dependencies ---------------------------------------------------
-    def canExecute(self):  # noqa: N802 (QGIS API name)
+    def canExecute(self):
         message = deps.missing_message(self.REQUIRES)
         return (not message, message)
 
@@ -146,7 +146,7 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     """
 
     # -- parameter checks ---------------------------------------------------
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         """Refuse non-GeoTIFF raster outputs before anything is computed or written.
 
         Otherwise a bad name is only noticed when that output is written: after
@@ -196,7 +196,7 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
                 "cells); use fewer levels, or 0 for automatic.")
 
     # -- running ----------------------------------------------------------
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         from ..core.progress import Canceled
 
         ok, message = self.canExecute()

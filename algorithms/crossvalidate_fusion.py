@@ -35,6 +35,8 @@ def verdict(results):
 
 
 class CrossValidateFusion(GeochemAlgorithm):
+    """``geochemfusion:crossvalidatefusion``: spatial cross-validation of the chain, method by method."""
+
     NAME = "crossvalidatefusion"
     DISPLAY_NAME = "Cross-validate the fusion (does the image help?)"
     GROUP = "Evaluation"
@@ -62,7 +64,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         "methods fusions: clip large images to a representative area first."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(

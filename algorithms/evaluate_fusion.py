@@ -46,6 +46,8 @@ def parse_percentiles(text):
 
 
 class EvaluateFusion(GeochemAlgorithm):
+    """``geochemfusion:evaluatefusion``: scores of fused layers against reference layers and points."""
+
     NAME = "evaluatefusion"
     DISPLAY_NAME = "Evaluate fused layers"
     GROUP = "Evaluation"
@@ -81,7 +83,7 @@ class EvaluateFusion(GeochemAlgorithm):
         "plots, the success-rate curves and small maps."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         points = [QgsProcessing.TypeVectorPoint]
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.FUSED, "Layers to evaluate (every band is one layer)", QgsProcessing.TypeRaster))
@@ -123,7 +125,7 @@ class EvaluateFusion(GeochemAlgorithm):
             self.OUTPUT_REPORT, "Evaluation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message

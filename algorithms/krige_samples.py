@@ -44,6 +44,8 @@ def kriging_sections(element, result):
 
 
 class KrigeSamples(GeochemAlgorithm):
+    """``geochemfusion:krigesamples``: ordinary kriging of point samples on a coarse grid."""
+
     NAME = "krigesamples"
     DISPLAY_NAME = "Krige samples (ordinary kriging)"
     SAMPLES, FIELD, CELL_SIZE, VARIOGRAM, LOG_TRANSFORM, EXTENT = (
@@ -53,7 +55,7 @@ class KrigeSamples(GeochemAlgorithm):
     REQUIRES = ("numpy", "scipy", "pykrige")
     HELP = (
         "Ordinary kriging (PyKrige) of geochemical samples onto a grid, the first step of the "
-        "fusion (METHOD step 1; Remote Sensing 2023, 15(8), 1993).<br>"
+        "fusion (step 1 of the method, docs/method.md; Remote Sensing 2023, 15(8), 1993).<br>"
         "<b>Cell size</b>: map units; 0 = a quarter of the median nearest-neighbour sample spacing "
         "(kriging at the image resolution would be slow and adds nothing).<br>"
         "<b>Variogram</b>: spherical, exponential, gaussian, linear, or auto (the model with the "
@@ -71,7 +73,7 @@ class KrigeSamples(GeochemAlgorithm):
         "the leave-one-out statistics (mean error, RMSE, standardized error)."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(

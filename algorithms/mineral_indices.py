@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
 from .base import GeochemAlgorithm, advanced
 from .params import SENSOR_KEYS, SENSORS, parse_band_map
@@ -62,6 +63,7 @@ _USUAL_BANDS = {
 
 
 def sensor_name(sensor):
+    """Display name of a sensor key."""
     return "ASTER" if sensor == "aster" else "Sentinel-2"
 
 
@@ -73,6 +75,8 @@ def sensor_of(band_map, sensor):
 
 
 class MineralIndices(GeochemAlgorithm):
+    """``geochemfusion:mineralindices``: mineral band-ratio indices of an image."""
+
     NAME = "mineralindices"
     DISPLAY_NAME = "Mineral indices (band ratios)"
     IMAGE, SENSOR, BAND_MAP, INDICES, OUTPUT = "IMAGE", "SENSOR", "BAND_MAP", "INDICES", "OUTPUT"
@@ -89,7 +93,7 @@ class MineralIndices(GeochemAlgorithm):
         "nodata."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image stack"))
         self.addParameter(QgsProcessingParameterEnum(self.SENSOR, "Sensor", SENSORS, defaultValue=1))
         band_map = QgsProcessingParameterString(self.BAND_MAP, "Band map (sensor band=raster band)",
@@ -133,7 +137,7 @@ class MineralIndices(GeochemAlgorithm):
         rows = src.grid.nrows
         with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, len(keys),
                                       descriptions=[ix.label for ix in probe.indices]) as writer:
-            for row0, nrows in raster_io.row_blocks(rows, max(16, 2 ** 21 // src.grid.ncols)):
+            for row0, nrows in row_blocks(rows, block_rows_for(src.grid.ncols)):
                 self.step(feedback, 5 + 90 * row0 / rows)
                 block = compute_indices(src.read(row0, 0, nrows, src.grid.ncols), band_map,
                                         sensor=sensor, indices=keys)

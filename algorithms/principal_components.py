@@ -15,6 +15,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
+from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
 from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list
@@ -53,6 +54,8 @@ def write_loading_table(alg, parameters, context, key, rows):
 
 
 class PrincipalComponents(GeochemAlgorithm):
+    """``geochemfusion:principalcomponents``: principal components of an image stack."""
+
     NAME = "principalcomponents"
     DISPLAY_NAME = "Principal components"
     INPUT, N_COMPONENTS, STANDARDIZE, COMPONENTS, OUTPUT, OUTPUT_TABLE = (
@@ -71,7 +74,7 @@ class PrincipalComponents(GeochemAlgorithm):
         "the explained variance of each component, so you can see what PC2 means."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input stack"))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_COMPONENTS, "Number of components (0 = all)",
@@ -119,7 +122,7 @@ class PrincipalComponents(GeochemAlgorithm):
         rows, cols = src.grid.shape
         with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, len(keep),
                                       descriptions=desc) as writer:
-            for row0, nrows in raster_io.row_blocks(rows, raster_io.block_rows_for(cols)):
+            for row0, nrows in row_blocks(rows, block_rows_for(cols)):
                 self.step(feedback, 20 + 75 * row0 / rows, None)
                 comps = pca.transform(src.read(row0, 0, nrows, cols))
                 for i, k in enumerate(keep):

@@ -37,6 +37,8 @@ def fused_name(element, regression, mode):
 
 
 class RegressionFusion(GeochemAlgorithm):
+    """``geochemfusion:regressionfusion``: the pyramid fusion of a geochemical raster with image features."""
+
     NAME = "regressionfusion"
     DISPLAY_NAME = "Regression fusion (geochemistry + image detail)"
     GEOCHEM, FEATURES, LEVELS, MODE, REGRESSION, UNITS, N_CLUSTERS, LOG_TRANSFORM = (
@@ -57,7 +59,7 @@ class RegressionFusion(GeochemAlgorithm):
         "empty and regression is local, units are computed with <b>Number of units</b>."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.GEOCHEM, "Geochemical layer (kriged, any resolution)"))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -82,7 +84,7 @@ class RegressionFusion(GeochemAlgorithm):
             self.OUTPUT_COEFFICIENTS, "Regression coefficients", optional=True,
             createByDefault=True))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -99,7 +101,8 @@ class RegressionFusion(GeochemAlgorithm):
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pipeline import fuse_raster_blocks
+        from ..core.pyramid_scene import fuse_raster_blocks
+        from ..core.vocabulary import FusionSettings
 
         geo_layer = self.parameterAsRasterLayer(parameters, self.GEOCHEM, context)
         feat_layer = self.parameterAsRasterLayer(parameters, self.FEATURES, context)
@@ -130,6 +133,12 @@ class RegressionFusion(GeochemAlgorithm):
             read_units = raster_io.resampled_reader(units, feats.grid, band=0)
         element = geo.descriptions[0].replace(" kriged", "")
         name = fused_name(element, regression, mode)
+        settings = FusionSettings(
+            mode=mode, regression=regression,
+            levels=self.parameterAsInt(parameters, self.LEVELS, context),
+            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
+            log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 5, 95)
         # the features are read, split and fused row block by row block (core.pyramid_scene):
@@ -138,14 +147,10 @@ class RegressionFusion(GeochemAlgorithm):
                                       metadata={"MODE": mode, "REGRESSION": regression}) as writer:
             results, notes = fuse_raster_blocks(
                 raster_io.resampled_reader(geo, feats.grid, band=0), feats.read, feats.grid,
-                geo_grid=geo.grid, levels=self.parameterAsInt(parameters, self.LEVELS, context),
-                sample_spacing=spacing, mode=mode, regression=regression, read_units=read_units,
-                n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
-                log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
-                sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
+                settings, geo_grid=geo.grid, sample_spacing=spacing, read_units=read_units,
                 consume=lambda row0, fused, _f, _u: writer.write(0, row0, fused[0]),
                 progress=progress.progress, cancel=progress.is_canceled)
-            writer.ds.SetMetadataItem("LEVELS", str(results[0].levels))
+            writer.describe(metadata={"LEVELS": results[0].levels})
         for note in notes:
             feedback.pushInfo(note)
         feedback.pushInfo(f"Pyramid depth: {results[0].levels} levels")

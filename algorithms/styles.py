@@ -62,6 +62,7 @@ def geochem_class_breaks(values):
 
 
 def style_geochem(layer, band=1):
+    """Concentration style: a colour ramp on quantiles of the valid values."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -86,6 +87,7 @@ def style_geochem(layer, band=1):
 
 
 def style_variance(layer, band=1):
+    """Kriging variance style: a sequential ramp from the smallest to the largest variance."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -102,6 +104,7 @@ def style_variance(layer, band=1):
 
 
 def style_units(layer, band=1):
+    """Unit style: one colour and one legend entry (Unit 1, 2, ...) per unit."""
     values = np.unique(_sample_values(layer, band).astype(int))
     classes = [
         QgsPalettedRasterRenderer.Class(int(v), QColor(_UNIT_COLORS[i % len(_UNIT_COLORS)]),
@@ -112,6 +115,7 @@ def style_units(layer, band=1):
 
 
 def style_continuous(layer, band=1):
+    """Continuous style (features, indices): a grey ramp stretched on 2-98 %."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -130,6 +134,7 @@ STYLERS = {GEOCHEM: style_geochem, VARIANCE: style_variance, UNITS: style_units,
 
 
 def apply_style(layer, kind, band=1):
+    """Apply the ``kind`` style (``GEOCHEM``, ``VARIANCE``, ``UNITS``, ``CONTINUOUS``) to ``layer``."""
     STYLERS[kind](layer, band)
     layer.triggerRepaint()
 
@@ -153,7 +158,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         self.name = name
         _PENDING.add(self)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessLayer(self, layer, context, feedback):
         _PENDING.discard(self)
         if not isinstance(layer, QgsRasterLayer):
             return

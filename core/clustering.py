@@ -1,9 +1,9 @@
-"""K-means units for the local regression (METHOD.md step 5).
+"""K-means units for the local regression (``docs/method.md`` step 5).
 
 In local mode the paper splits the image into N classes with K-means on the
 image features, one class standing for one geological unit, and fits the
 regression of eq. 1 separately in each.  K-means is fitted on a seeded pixel
-sample and applied block by block (METHOD.md, "Scale").
+sample and applied block by block (``docs/method.md``, "How the streaming chain maps onto the steps").
 
 References
 ----------
@@ -23,6 +23,7 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 
 from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
+from .vocabulary import SAMPLE_SIZE
 
 __all__ = ["KMeansUnits"]
 
@@ -75,7 +76,7 @@ class KMeansUnits:
 
     n_init = 4
 
-    def __init__(self, n_clusters=8, *, sample_size=100_000, random_state=0, standardize=True):
+    def __init__(self, n_clusters=8, *, sample_size=SAMPLE_SIZE, random_state=0, standardize=True):
         self.n_clusters = n_clusters
         self.sample_size = sample_size
         self.random_state = random_state

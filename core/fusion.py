@@ -2,7 +2,7 @@
 
 Reference: "Research on Scale Improvement of Geochemical Exploration Based on
 Remote Sensing Image Fusion", Remote Sensing 2023, 15(8), 1993, §4.3; the
-specification in METHOD.md.
+method as the project states it in ``docs/method.md``.
 
 With ``X_L``/``X_H`` the Laplacian-pyramid low/high parts
 (:func:`geochem_fusion.core.pyramid.decompose`):
@@ -41,13 +41,12 @@ import numpy as np
 from .progress import step
 from .pyramid import decompose
 from .regression import FeatureRegression
+from .vocabulary import PYRAMID_MODES, REGRESSIONS, SAMPLE_SIZE, check_choice
 
-__all__ = ["FusionResult", "fuse", "MODES", "REGRESSIONS"]
+__all__ = ["FusionResult", "fuse"]
 
 logger = logging.getLogger(__name__)
 
-MODES = ("paper", "coherent")
-REGRESSIONS = ("global", "local")
 
 
 @dataclass
@@ -110,7 +109,7 @@ def fuse(
     blend_sigma=0.0,
     min_pixels=None,
     ridge=0.0,
-    sample_size=200_000,
+    sample_size=SAMPLE_SIZE,
     random_state=0,
     cancel=None,
 ):
@@ -149,10 +148,8 @@ def fuse(
     -------
     FusionResult
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if regression not in REGRESSIONS:
-        raise ValueError(f"regression must be one of {REGRESSIONS}, got {regression!r}")
+    check_choice("mode", mode, PYRAMID_MODES)
+    check_choice("regression", regression, REGRESSIONS)
     geo, features, labels = _validate(geo, features, labels)
     if regression == "local" and labels is None:
         raise ValueError("local regression needs unit labels (run K-means units first)")

@@ -1,4 +1,4 @@
-"""Ordinary kriging of point samples onto a coarse grid (METHOD.md step 1).
+"""Ordinary kriging of point samples onto a coarse grid (``docs/method.md`` step 1).
 
 The geochemical samples (``x``, ``y`` in metres of a projected CRS, values
 e.g. in ppm) are interpolated by ordinary kriging with `PyKrige`_ on a grid
@@ -45,16 +45,17 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from pykrige import variogram_models
-from pykrige.ok import OrdinaryKriging
 from scipy.spatial import cKDTree
 
+from .blocks import single_threaded_blas
 from .grid import Grid
 from .progress import step as _step
+from .vocabulary import VARIOGRAM_MODELS
 
 __all__ = [
     "MIN_SAMPLES",
@@ -73,15 +74,7 @@ logger = logging.getLogger(__name__)
 #: Fewest samples accepted: a variogram cannot be estimated from fewer.
 MIN_SAMPLES = 10
 
-#: Variogram models tried by ``variogram='auto'`` (all accepted by name too).
-VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian", "linear")
 
-_VARIOGRAM_FUNCTIONS = {
-    "spherical": variogram_models.spherical_variogram_model,
-    "exponential": variogram_models.exponential_variogram_model,
-    "gaussian": variogram_models.gaussian_variogram_model,
-    "linear": variogram_models.linear_variogram_model,
-}
 _PARAMETER_KEYS = {
     "spherical": ("sill", "range", "nugget"),
     "exponential": ("sill", "range", "nugget"),
@@ -128,8 +121,8 @@ def median_nn_spacing(x, y) -> float:
 def default_cell_size(x, y) -> float:
     """Kriging cell size: a quarter of the median nearest-neighbour spacing.
 
-    METHOD.md step 1 krigs on a grid "coarse enough to be cheap (about a
-    quarter of the sample spacing)": finer cells add no information, since
+    ``docs/method.md`` step 1 krigs on a grid coarse enough to be cheap (about a
+    quarter of the sample spacing): finer cells add no information, since
     kriging is smooth between samples.
 
     Parameters
@@ -357,7 +350,7 @@ class OrdinaryKrigingModel:
         if self.variogram_parameters is not None:
             # PyKrige's dict form has our keys (a *list* would mean a different order).
             user = _check_parameters(model, self.variogram_parameters)
-        kriger = OrdinaryKriging(
+        kriger = load_pykrige().ordinary_kriging(
             self.x_,
             self.y_,
             self.z_,
@@ -500,7 +493,7 @@ class OrdinaryKrigingModel:
             backend, window = "vectorized", None
             step = max(1, min(_CHUNK_POINTS, _MAX_FULL_ELEMENTS // (n + 1)))
         else:
-            backend, window = _BACKEND, int(self.n_closest_points)
+            backend, window = load_pykrige().backend, int(self.n_closest_points)
             step = _CHUNK_POINTS
         if chunk_size is not None:
             if int(chunk_size) != chunk_size or chunk_size < 1:
@@ -508,7 +501,7 @@ class OrdinaryKrigingModel:
             step = int(chunk_size)
         estimate = np.empty(npoints)
         variance = np.empty(npoints)
-        with _single_threaded_blas():
+        with single_threaded_blas():
             for start in range(0, npoints, step):
                 _step(progress, cancel, start / max(npoints, 1))
                 stop = min(start + step, npoints)
@@ -572,7 +565,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         )
     checked = _check_parameters(variogram_model, variogram_parameters)
     parameters = _to_pykrige(variogram_model, checked)
-    gamma = _VARIOGRAM_FUNCTIONS[variogram_model]
+    gamma = load_pykrige().variograms[variogram_model]
     x, y, values = _validate_samples(x, y, values, log_transform=False, minimum=3)
     n = x.size
     k = min(int(n_closest_points), n - 1)
@@ -588,7 +581,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
     is_self[~is_self.any(axis=1), -1] = True
     is_self &= np.cumsum(is_self, axis=1) == 1
     neighbours = neighbours[~is_self].reshape(n, k)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _solve_batched(xy, values, xy, neighbours, gamma, parameters)
 
 
@@ -651,9 +644,9 @@ def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
         return np.empty(0), np.empty(0)
     _, neighbours = cKDTree(xy).query(targets, k=k)
     neighbours = np.asarray(neighbours).reshape(targets.shape[0], k)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _solve_batched(xy, values, targets, neighbours,
-                              _VARIOGRAM_FUNCTIONS[variogram_model], parameters)
+                              load_pykrige().variograms[variogram_model], parameters)
 
 
 def _loo_statistics(values, estimate, variance):
@@ -863,48 +856,53 @@ def _from_pykrige(model, values):
     return {"sill": psill + nugget, "range": range_, "nugget": nugget}
 
 
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, made once, when this module is imported.
+class _PyKrige:
+    """PyKrige, imported on first use (it is optional: see :func:`load_pykrige`)."""
 
-    Making it scans the process's libraries with ``dl_iterate_phdr``, which holds the
-    dynamic loader's lock while calling back into Python: done in a worker thread while
-    another thread imports an extension module (``dlopen`` with the GIL held) the two
-    wait for each other forever. So it is made here, in the importing thread, and reused.
+    def __init__(self):
+        from pykrige import variogram_models
+        from pykrige.ok import OrdinaryKriging
+
+        self.ordinary_kriging = OrdinaryKriging
+        self.variograms = {
+            "spherical": variogram_models.spherical_variogram_model,
+            "exponential": variogram_models.exponential_variogram_model,
+            "gaussian": variogram_models.gaussian_variogram_model,
+            "linear": variogram_models.linear_variogram_model,
+        }
+        self.backend = self._find_backend()
+
+    @staticmethod
+    def _find_backend():
+        """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
+        try:
+            from pykrige.lib import cok  # noqa: F401
+        except ImportError:
+            logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
+            return "loop"
+        return "C"
+
+
+_PYKRIGE = []
+_PYKRIGE_LOCK = threading.Lock()
+
+
+def load_pykrige():
+    """PyKrige's classes, variogram functions and backend, imported once.
+
+    PyKrige is the one optional dependency of the core: every step but kriging
+    runs without it. The chains call this in the calling thread before they
+    start worker threads that krige, so that PyKrige's extension modules are
+    never first imported in a worker (see :func:`~.blocks.single_threaded_blas`).
+    Raises ImportError when PyKrige is not installed.
     """
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-_BLAS = _blas_controller()
-
-
-def _single_threaded_blas():
-    """Many tiny kriging systems: BLAS threads only add contention (seen: 0.2 s vs 12 s on a
-    busy 2-core machine), so limit BLAS to one thread while kriging when threadpoolctl (a
-    scikit-learn dependency) is available."""
-    if _BLAS is None:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-def _find_backend():
-    """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
-    try:
-        from pykrige.lib import cok  # noqa: F401
-    except ImportError:
-        logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
-        return "loop"
-    return "C"
-
-
-_BACKEND = _find_backend()  # imported here, not in the worker threads that krige (see above)
+    with _PYKRIGE_LOCK:
+        if not _PYKRIGE:
+            _PYKRIGE.append(_PyKrige())
+        return _PYKRIGE[0]
 
 
 def _model_semivariance(model, parameters, h):
     """Semivariance of ``model`` with our ``parameters`` dict at lags ``h``."""
-    return _VARIOGRAM_FUNCTIONS[model](_to_pykrige(model, parameters), np.asarray(h, dtype=float))
+    return load_pykrige().variograms[model](_to_pykrige(model, parameters),
+                                            np.asarray(h, dtype=float))

@@ -29,6 +29,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .blocks import BLOCK_PIXELS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -53,7 +55,7 @@ LAPLACIAN_3X3 = np.array([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1
 _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5  # window radius int(3.5 * 1.5 + 0.5) = 5 -> 11x11, as Wang et al. (2004)
 _SSIM_RADIUS = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)
-_SSIM_BLOCK_PIXELS = 2 ** 21  # pixels of a row block of the SSIM map (about 2 M)
+_SSIM_BLOCK_PIXELS = BLOCK_PIXELS  # pixels of a row block of the SSIM map (the one budget)
 
 
 def _pairs(a, b) -> Tuple[np.ndarray, np.ndarray]:

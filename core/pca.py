@@ -1,12 +1,12 @@
-"""Principal component analysis of a raster stack (METHOD.md step 3).
+"""Principal component analysis of a raster stack (``docs/method.md`` step 3).
 
 The paper reduces the image bands (or the alteration indices) with PCA and
 uses PC2 as the image feature, PC1 carrying albedo and topography.  PCA is
 fitted on a seeded sample of valid pixels and applied block by block, so it
-scales to full Sentinel-2 tiles (METHOD.md, "Scale").
+scales to full Sentinel-2 tiles (``docs/method.md``, "How the streaming chain maps onto the steps").
 
 A principal component's sign is arbitrary.  Two conventions are offered and
-both are stated in METHOD.md step 3:
+both are stated in ``docs/method.md`` step 3:
 
 - :class:`PCA` orients every component so that its largest-magnitude
   coefficient is positive (deterministic, independent of the geochemistry);
@@ -28,9 +28,10 @@ import logging
 import warnings
 
 import numpy as np
-from sklearn.decomposition import PCA as _SkPCA
+from sklearn import decomposition
 
 from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
+from .vocabulary import SAMPLE_SIZE
 
 __all__ = ["PCA", "orient_to"]
 
@@ -85,7 +86,7 @@ class PCA:
     -----
     ``fit`` uses :class:`sklearn.decomposition.PCA` (full SVD) on the sample.
     ``transform`` works on row blocks of about
-    :data:`~geochem_fusion.core._pixels.DEFAULT_BLOCK_PIXELS` pixels, so only
+    :data:`~geochem_fusion.core.blocks.BLOCK_PIXELS` pixels, so only
     one block is ever held as an ``(n_pixels, bands)`` float64 matrix.
 
     Examples
@@ -97,7 +98,7 @@ class PCA:
     (2, 50, 60)
     """
 
-    def __init__(self, n_components=None, *, standardize=False, sample_size=200_000,
+    def __init__(self, n_components=None, *, standardize=False, sample_size=SAMPLE_SIZE,
                  random_state=0):
         self.n_components = n_components
         self.standardize = standardize
@@ -140,7 +141,7 @@ class PCA:
             )
         self.mean_, self.scale_ = band_scaling(samples, standardize=self.standardize)
         z = (samples - self.mean_) / self.scale_
-        sk = _SkPCA(n_components=n_components, svd_solver="full").fit(z)
+        sk = decomposition.PCA(n_components=n_components, svd_solver="full").fit(z)
 
         components = sk.components_.copy()
         largest = np.argmax(np.abs(components), axis=1)
@@ -238,7 +239,7 @@ class PCA:
 def orient_to(component_image, reference_image):
     """Flip a component image so it correlates non-negatively with a reference.
 
-    This is the data-driven sign convention of METHOD.md step 3: orient e.g.
+    This is the data-driven sign convention of ``docs/method.md`` step 3: orient e.g.
     PC2 so that it correlates positively with the low-frequency geochemistry
     ``Geo_L``.
 

@@ -1,6 +1,6 @@
 """Gaussian and Laplacian pyramids with nodata-aware normalized convolution.
 
-This is the frequency split of METHOD.md step 4: an image ``X`` is divided
+This is the frequency split of ``docs/method.md`` step 4: an image ``X`` is divided
 into a low-frequency part ``X_L`` (Gaussian pyramid level ``k`` expanded back
 to full size) and a high-frequency part ``X_H = X - X_L`` (the sum of the
 Laplacian bands ``0 .. k-1``), so that ``X_L + X_H == X``.
@@ -73,6 +73,7 @@ __all__ = [
     "halo",
     "laplacian_pyramid",
     "max_levels",
+    "resolve_levels",
     "reconstruct",
 ]
 
@@ -89,7 +90,7 @@ _AXES = (-2, -1)
 def auto_levels(sample_spacing, pixel_size) -> int:
     """Default pyramid depth: the halvings from image pixel to sample support.
 
-    ``max(1, round(log2(sample_spacing / pixel_size)))`` (METHOD.md step 4).
+    ``max(1, round(log2(sample_spacing / pixel_size)))`` (``docs/method.md`` step 4).
 
     Parameters
     ----------
@@ -135,6 +136,25 @@ def max_levels(shape) -> int:
     while min(-(-rows // 2 ** (k + 1)), -(-cols // 2 ** (k + 1))) >= 2:
         k += 1
     return k
+
+
+def resolve_levels(levels, sample_spacing, pixel_size, shape, notes=None) -> int:
+    """The pyramid depth of a run: ``levels`` when given, else the automatic depth.
+
+    The one home of the depth rule. ``levels > 0`` is checked against
+    :func:`max_levels` (ValueError when too deep); ``levels == 0`` gives
+    :func:`auto_levels` of ``sample_spacing`` and ``pixel_size``, capped by
+    :func:`max_levels` of ``shape`` (the cap is told in ``notes`` when given).
+    """
+    if levels and levels > 0:
+        return _check_levels(levels, shape)
+    levels = auto_levels(sample_spacing, pixel_size)
+    cap = max_levels(shape)
+    if levels > cap:
+        if notes is not None:
+            notes.append(f"pyramid depth {levels} capped at {cap} by the image size")
+        levels = cap
+    return levels
 
 
 def halo(levels) -> int:
@@ -250,7 +270,7 @@ def decompose(x, levels):
         Image or stack; NaN (any non-finite value) is nodata.
     levels : int
         Pyramid depth ``k``, ``0 <= k <= max_levels(x.shape)`` (see
-        :func:`auto_levels` for the METHOD default).  ``0`` gives
+        :func:`auto_levels` for the default of ``docs/method.md`` step 4).  ``0`` gives
         ``low = x`` and ``high = 0``.
 
     Returns

@@ -41,18 +41,14 @@ import logging
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .kriging import MIN_SAMPLES, median_nn_spacing
+from .vocabulary import BELOW_DETECTION, kriging_grid
+
 __all__ = ["BELOW_DETECTION", "MIN_SAMPLES", "check_overlap", "check_sample_table",
-           "check_samples"]
+           "check_samples", "check_samples_on_grid", "scene_samples"]
 
 logger = logging.getLogger(__name__)
 
-#: Fewest usable samples per element (as :data:`geochem_fusion.core.kriging.MIN_SAMPLES`,
-#: repeated here so that this module does not need pykrige).
-MIN_SAMPLES = 10
-
-#: Policies for values that are below detection: ``"refuse"`` (stop with a
-#: message) or ``"half-min"`` (replace by half the smallest positive value).
-BELOW_DETECTION = ("refuse", "half-min")
 
 _LISTED = 5  # most samples or codes named in one message
 
@@ -395,3 +391,41 @@ def _report_isolated(x, y, factor, messages):
         f"spacing of {spacing:.0f} map units from their nearest neighbour): {listed}. Check their "
         "coordinates for typing errors."
     )
+
+
+def check_samples_on_grid(x, y, image_grid):
+    """Samples inside the image, samples near it (kriging support), and their spacing.
+
+    The kriging uses the samples inside the image plus a margin of three
+    sample spacings, so the borders of the image are kriged from both sides.
+    """
+    inside = ((x >= image_grid.x_min) & (x <= image_grid.x_max)
+              & (y >= image_grid.y_min) & (y <= image_grid.y_max))
+    if not inside.any():
+        raise ValueError(
+            "no sample falls inside the image extent "
+            f"({image_grid.x_min:.0f}, {image_grid.y_min:.0f}) - "
+            f"({image_grid.x_max:.0f}, {image_grid.y_max:.0f}); check that samples and image "
+            "cover the same area and that their CRSs are right"
+        )
+    pts = inside if inside.sum() > 1 else np.ones_like(inside)
+    spacing = median_nn_spacing(x[pts], y[pts])
+    margin = 3 * spacing
+    near = ((x >= image_grid.x_min - margin) & (x <= image_grid.x_max + margin)
+            & (y >= image_grid.y_min - margin) & (y <= image_grid.y_max + margin))
+    return inside, near, spacing
+
+
+def scene_samples(x, y, values, image_grid, cell_size=None):
+    """Checks and geometry shared by the scene chains.
+
+    Returns ``(x, y, near, spacing, kgrid)``: float coordinates, the samples near
+    enough to the image to krige from, their median spacing and the coarse
+    kriging grid (:func:`~.vocabulary.kriging_grid`).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not values:
+        raise ValueError("no element field given: choose at least one concentration field")
+    _, near, spacing = check_samples_on_grid(x, y, image_grid)
+    return x, y, near, spacing, kriging_grid(image_grid, spacing, cell_size=cell_size)

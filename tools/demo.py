@@ -25,6 +25,7 @@ OUT = REPO / "demo_output"
 
 
 def fusegeochemistry(settings, outputs):
+    """Run ``fusegeochemistry`` on the demo data with ``settings``, writing ``outputs``."""
     args = ["run", "geochemfusion:fusegeochemistry", "--",
             f"SAMPLES={DATA / 'samples.gpkg'}|layername=samples", "FIELD=Cu", "FIELD=Zn",
             f"IMAGE={DATA / 'sentinel2.tif'}", *settings]
@@ -79,6 +80,7 @@ def evaluatefusion(outputs):
 
 
 def build_project_and_map(outputs):
+    """A QGIS project of the outputs and the map picture of the README."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -159,6 +161,7 @@ def build_project_and_map(outputs):
 
 
 def score(outputs):
+    """Scores of the fused layers against the demo's true fields."""
     import numpy as np
     from osgeo import gdal
 
@@ -193,6 +196,7 @@ def score(outputs):
 
 
 def main():
+    """Run the demo: fuse, score, and print the table."""
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)

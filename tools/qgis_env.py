@@ -35,6 +35,7 @@ def link_package():
 
 
 def qgis_process_env():
+    """The environment ``qgis_process`` runs in: offscreen, the venv's packages, the link."""
     env = dict(os.environ)
     site = sysconfig.get_paths()["purelib"]
     env.update({

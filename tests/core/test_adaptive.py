@@ -7,8 +7,36 @@ from scipy import ndimage
 from geochem_fusion.core import adaptive
 from geochem_fusion.core.grid import Grid
 from geochem_fusion.core.kriging import OrdinaryKrigingModel
-from geochem_fusion.core.pipeline import kriging_grid
 from geochem_fusion.core.resample import resample_cubic
+from geochem_fusion.core.vocabulary import kriging_grid
+
+
+def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, units=None,
+                 **options):
+    """Choose and fit the adaptive predictor and predict on the whole image grid.
+
+    For images that fit in memory (test only; the product runs core.adaptive_scene):
+    ``adaptive.chips_from_image``, then ``adaptive.fit_adaptive_samples`` (``options``
+    those of ``adaptive.AdaptiveOptions``), then ``AdaptiveFit.predict``. ``units``
+    ``(rows, cols)`` (−1 = none) makes the trend local: one per geological unit.
+
+    Returns
+    -------
+    fused : ndarray, shape (rows, cols)
+    fit : AdaptiveFit
+    """
+    windows = options.get("windows", adaptive.DEFAULT_WINDOWS)
+    chips = adaptive.chips_from_image(image, image_grid, x, y, half=max(windows) // 2)
+    labels = None
+    if units is not None:
+        r, c, inside = adaptive._sample_pixels(x, y, image_grid)
+        labels = np.full(r.size, -1)
+        labels[inside] = np.asarray(units)[r[inside], c[inside]]
+    fit = adaptive.fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
+                                        labels=labels,
+                                        options=adaptive.AdaptiveOptions(**options))
+    fit.fused = fit.predict(image, image_grid, labels=units, band_names=band_names)
+    return fit.fused, fit
 
 
 def _scene(seed=0, n=120, relation=1.0):
@@ -62,7 +90,7 @@ def test_feature_stack_ratios_and_window():
 def test_adaptive_uses_the_image_when_it_explains_the_values():
     bands, truth, grid, x, y, z = _scene(relation=1.0)
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg)
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg)
     assert fit.shrink > 0 and fit.loo_rmse < fit.kriging_alone_rmse
     ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
     kriged = resample_cubic(ok.predict_grid(kg)[0], kg, grid)
@@ -79,7 +107,7 @@ def test_adaptive_holds_back_when_the_image_is_unrelated():
     rng = np.random.default_rng(4)
     noise = 0.2 + 0.05 * rng.random(bands.shape)  # an image unrelated to the values
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, noise, grid, kg)
+    fused, fit = fit_adaptive(x, y, z, noise, grid, kg)
     # either kriging alone is chosen, or a heavily shrunk trend that LOO says is no worse
     assert fit.loo_rmse <= fit.kriging_alone_rmse
     if fit.shrink == 0:
@@ -95,7 +123,7 @@ def test_window_by_window_prediction_equals_whole_image():
     # whole-image result exactly (same arithmetic; tolerance is rounding)
     bands, truth, grid, x, y, z = _scene(relation=1.0, seed=5)
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(3, 5))
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg, windows=(3, 5))
     h = fit.halo
     out = np.full_like(fused, np.nan)
     for r0 in (0, 50):
@@ -124,8 +152,8 @@ def test_local_trends_per_unit():
     col, row = grid.to_pixel(x, y)
     z = truth[np.round(row).astype(int), np.round(col).astype(int)]
     kg = kriging_grid(grid, 80.0)
-    fused_g, fit_g = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,))
-    fused_l, fit_l = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,), units=units)
+    fused_g, fit_g = fit_adaptive(x, y, z, bands, grid, kg, windows=(1,))
+    fused_l, fit_l = fit_adaptive(x, y, z, bands, grid, kg, windows=(1,), units=units)
     assert fit_l.regression == "local" and set(fit_l.unit_fits) == {0, 1}
     # the local gains on band 1 have opposite signs, as in the truth
     g0, g1 = fit_l.unit_fits[0][0][0], fit_l.unit_fits[1][0][0]

@@ -1,5 +1,8 @@
-"""Tests of core.clustering.KMeansUnits: recovery of separated classes,
-determinism, stable label order, NaN handling and validation."""
+"""Tests of core.clustering.KMeansUnits.
+
+Recovery of separated classes, determinism, stable label order, NaN handling
+and validation.
+"""
 
 import numpy as np
 import pytest

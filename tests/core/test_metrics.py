@@ -82,8 +82,11 @@ def test_inputs_not_mutated(image):
 
 # -- SSIM --------------------------------------------------------------------------
 def _ssim_direct(a, b, data_range):
-    """Wang et al. (2004) reference algorithm: explicit 11x11 Gaussian window
-    (sigma 1.5), statistics only where the window fits ('valid' filtering)."""
+    """Wang et al. (2004) reference algorithm.
+
+    Explicit 11x11 Gaussian window (sigma 1.5), statistics only where the
+    window fits ('valid' filtering).
+    """
     r = np.arange(-5, 6)
     g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 1.5**2))
     g /= g.sum()

@@ -1,5 +1,8 @@
-"""Tests of core.pca: orthonormality, recovery of known components, sign
-convention, loadings, NaN handling and validation."""
+"""Tests of core.pca.
+
+Orthonormality, recovery of known components, sign convention, loadings, NaN
+handling and validation.
+"""
 
 import warnings
 

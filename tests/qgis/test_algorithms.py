@@ -128,6 +128,7 @@ def test_regression_fusion(run_alg, make_raster, stack, read_raster, check_outpu
                            regression):
     from geochem_fusion.core.clustering import KMeansUnits
     from geochem_fusion.core.pipeline import fuse_raster
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     feats_path = make_raster("features.tif", stack(2, 48, 64, seed=11), nodata=np.nan,
                              descriptions=["PC2", "ratio"])
@@ -150,9 +151,10 @@ def test_regression_fusion(run_alg, make_raster, stack, read_raster, check_outpu
         params["UNITS"] = make_raster("units.tif", labels, nodata=-1, dtype=gdal.GDT_Int16)
     result = run_alg("regressionfusion", params)
     out = read_raster(result["OUTPUT"])
-    expected, _, _ = fuse_raster(geo.data[0], grid_of(geo), feats.data, grid_of(feats), levels=0,
-                                 sample_spacing=160.0, mode="coherent", regression=regression,
-                                 labels=labels, n_clusters=5, log_transform=False)
+    expected, _, _ = fuse_raster(geo.data[0], grid_of(geo), feats.data, grid_of(feats),
+                                 FusionSettings(levels=0, mode="coherent", regression=regression,
+                                                n_clusters=5, log_transform=False),
+                                 sample_spacing=160.0, labels=labels)
     assert_matches(out.data[0], expected.fused)
     assert out.descriptions == [f"Cu fused ({regression}, coherent)"]
     assert grid_of(out) == grid_of(feats)
@@ -217,6 +219,7 @@ PAPER_CHAIN = {"FEATURES": 0, "MODE": 1}
 def fuse_expected(demo_samples, image, fields, **settings):
     """core.pipeline.fuse_samples as fusegeochemistry calls it with PAPER_CHAIN."""
     from geochem_fusion.core.pipeline import fuse_samples
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     _, x, y, values = demo_samples
     options = dict(features="bands-pc2", sensor="sentinel2", band_map=None, pcs=[2],
@@ -225,7 +228,7 @@ def fuse_expected(demo_samples, image, fields, **settings):
                    random_state=0)
     options.update(settings)
     return fuse_samples(x, y, {f: values[f] for f in fields}, image.data, grid_of(image),
-                        **options)
+                        FusionSettings(**options))
 
 
 def test_fuse_geochemistry_minimal_parameters(run_alg, demo, demo_samples, read_raster,
@@ -288,6 +291,7 @@ def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
     # the default mode reads the image and writes the output block by block; it must equal
     # core.pipeline.fuse_samples (same defaults) on the in-memory arrays
     from geochem_fusion.core.pipeline import fuse_samples
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     image = read_raster(demo / "sentinel2.tif")
     _, x, y, values = demo_samples
@@ -298,8 +302,8 @@ def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
         "OUTPUT_UNITS": str(tmp_path / "units.tif"), "OUTPUT_FEATURES": str(tmp_path / "f.tif"),
         "OUTPUT_COEFFICIENTS": str(tmp_path / "coef.csv"), "OUTPUT_REPORT": str(report)})
     expected = fuse_samples(x, y, {"Cu": values["Cu"], "Zn": values["Zn"]}, image.data,
-                            grid_of(image), band_names=image.descriptions, regression="local",
-                            n_clusters=4)
+                            grid_of(image), FusionSettings(band_names=image.descriptions,
+                                                           regression="local", n_clusters=4))
     out = read_raster(result["OUTPUT"])
     assert out.descriptions == ["Cu fused (adaptive)", "Zn fused (adaptive)"]
     for i, element in enumerate(["Cu", "Zn"]):
