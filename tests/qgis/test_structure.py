@@ -14,7 +14,7 @@ PKG_DIR = REPO / ".pkg"  # holds the geochem_fusion -> repo link (tests/conftest
 ALGORITHM_IDS = {
     "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
     "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
-    "evaluatefusion", "crossvalidatefusion",
+    "evaluatefusion", "crossvalidatefusion", "anomalythresholds",
 }
 
 
