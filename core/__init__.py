@@ -28,6 +28,7 @@ Building blocks
 - :mod:`.regression` — global / per-unit least squares
 - :mod:`.indices` — ASTER and Sentinel-2 mineral band-ratio indices
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, anomaly IoU, success rate
+- :mod:`.thresholds` — anomaly thresholds: concentration-area fractal, MAD, percentiles
 
 The method
 
@@ -53,7 +54,7 @@ import importlib
 __all__ = [
     "adaptive", "adaptive_scene", "aster", "blocks", "clustering", "evaluation", "features",
     "fusion", "grid", "indices", "kriging", "metrics", "pca", "pipeline", "progress", "pyramid",
-    "pyramid_scene", "regression", "resample", "samples", "scene", "sentinel2", "vocabulary",
+    "pyramid_scene", "regression", "resample", "samples", "scene", "sentinel2", "thresholds", "vocabulary",
 ]
 
 
