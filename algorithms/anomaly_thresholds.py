@@ -14,8 +14,8 @@ from qgis.core import (
 from . import raster_io
 from .base import GeochemAlgorithm, advanced
 from .params import parse_float_list
-from .principal_components import write_loading_table
 from .styles import ANOMALY, anomaly_class_labels, style_by_thresholds
+from .tables import write_table
 
 #: How the classified raster is cut (option order is API).
 CLASSIFY_BY = ["concentration-area fractal breaks", "median + 2 MAD (log10)",
@@ -137,7 +137,7 @@ class AnomalyThresholds(GeochemAlgorithm):
                                          "CLASSIFIED_BY": CLASSIFY_BY[choice]})
         self.load_styled(context, out, ANOMALY, f"{name} anomaly classes")
         outputs = {self.OUTPUT: out}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, result.table())
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, result.table())
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

@@ -13,7 +13,7 @@ from qgis.core import (
 
 from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced
-from .principal_components import write_loading_table
+from .tables import write_table
 
 HELPS_MARGIN = 0.02
 """The image "helps" when the default fusion's RMSE is this much (relative) below kriging
@@ -134,7 +134,7 @@ class CrossValidateFusion(GeochemAlgorithm):
             feedback.pushInfo(sentence)
         self.step(feedback, 95, "Writing the outputs")
         outputs = {}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

@@ -17,7 +17,7 @@ from qgis.core import (
 
 from . import raster_io
 from .base import GeochemAlgorithm, advanced
-from .principal_components import write_loading_table
+from .tables import write_table
 from .vector_io import check_projected, read_points
 
 NOTHING_TO_COMPARE = (
@@ -278,7 +278,7 @@ class EvaluateFusion(GeochemAlgorithm):
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()))
         self.step(feedback, 85, "Writing the outputs")
         outputs = {}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

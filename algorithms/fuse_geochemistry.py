@@ -19,8 +19,9 @@ from qgis.core import (
 
 from ..core.vocabulary import FusionSettings
 from . import raster_io
+from .bands import resolve_band_map, sensor_of
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
-from .mineral_indices import resolve_band_map, sensor_of
+from .fusion_labels import FUSION_HELP, fused_name
 from .params import (
     BELOW_DETECTION_KEYS,
     BELOW_DETECTION_OPTIONS,
@@ -39,9 +40,8 @@ from .params import (
     VARIOGRAMS,
     parse_int_list,
 )
-from .principal_components import write_loading_table
-from .regression_fusion import FUSION_HELP, flatten_rows, fused_name
 from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
+from .tables import flatten_rows, write_table
 
 
 class FuseGeochemistry(GeochemAlgorithm):
@@ -281,7 +281,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             for row in flatten_rows(result.elements[n].fusion.coefficient_table(
                     result.features.names)):
                 rows.append({"element": n, **row})
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

@@ -2,8 +2,8 @@
 
 import html
 
-from .krige_samples import kriging_sections
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
+from .variogram import kriging_sections
 
 
 def _number(value):

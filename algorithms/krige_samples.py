@@ -25,25 +25,8 @@ from .params import (
 )
 from .styles import GEOCHEM, VARIANCE
 from .variogram import HELP as VARIOGRAM_HELP
-from .variogram import add_variogram_parameters, variogram_report_html, variogram_settings
+from .variogram import add_variogram_parameters, kriging_sections, variogram_settings
 from .vector_io import check_projected, read_points
-
-
-def kriging_sections(element, result):
-    """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
-    from .report import map_html, table_html
-
-    loo = dict(result.loo)
-    sections = [
-        ("Variogram", variogram_report_html(result, element)
-         + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
-                       "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
-        ("Leave-one-out cross-validation", table_html([loo],
-         "mean error ≈ 0 and standardized RMSE ≈ 1 indicate a good variogram fit")),
-        ("Maps", map_html(result.estimate, f"{element} kriged")
-         + map_html(result.variance, f"{element} kriging variance", cmap="viridis")),
-    ]
-    return sections
 
 
 class KrigeSamples(GeochemAlgorithm):

@@ -1,56 +1,20 @@
 """``geochemfusion:principalcomponents`` — PCA of a raster stack with its loading table."""
 
 from qgis.core import (
-    QgsFeature,
-    QgsFeatureSink,
-    QgsField,
-    QgsFields,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
 from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
 from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list
 from .styles import CONTINUOUS
-
-
-def write_loading_table(alg, parameters, context, key, rows):
-    """Write a list of dicts as a geometry-less table sink.
-
-    Columns are the union of the rows' keys, in first-seen order; a column is
-    text if any row holds text in it; missing or empty values are NULL.
-    """
-    columns = {}
-    for row in rows:
-        for name, value in row.items():
-            text = isinstance(value, str) and value != ""
-            columns[name] = columns.get(name, False) or text
-    fields = QgsFields()
-    for name, text in columns.items():
-        fields.append(QgsField(name, QVariant.String if text else QVariant.Double))
-    sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
-    if sink is None:
-        return None
-    for row in rows:
-        feat = QgsFeature(fields)
-        values = []
-        for name, text in columns.items():
-            value = row.get(name)
-            if value is None or value == "":
-                values.append(None)
-            else:
-                values.append(str(value) if text else float(value))
-        feat.setAttributes(values)
-        sink.addFeature(feat, QgsFeatureSink.FastInsert)
-    return dest
+from .tables import write_table
 
 
 class PrincipalComponents(GeochemAlgorithm):
@@ -130,7 +94,7 @@ class PrincipalComponents(GeochemAlgorithm):
         self.load_styled(context, out, CONTINUOUS, f"{layer.name()} principal components")
         results = {self.OUTPUT: out}
         table = pca.loading_table(src.descriptions)
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, table)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, table)
         if dest is not None:
             results[self.OUTPUT_TABLE] = dest
         for row in table:

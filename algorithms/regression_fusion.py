@@ -11,29 +11,10 @@ from qgis.core import (
 
 from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, sample_size_parameter
+from .fusion_labels import FUSION_HELP, fused_name
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
-from .principal_components import write_loading_table
 from .styles import GEOCHEM
-
-FUSION_HELP = (
-    "<b>Mode</b>: <i>paper</i> = eq. 3 of the paper exactly, Geo_f = Geo_Lre + Geo_H + Σ ai·MS_Hi "
-    "(the low-frequency geochemistry is replaced by its regression on the image, so what the image "
-    "does not explain is lost); <i>coherent</i> = Geo_L + Geo_H + Σ ai·MS_Hi (keeps the measured "
-    "geochemistry and adds the image detail; block-averaged back to the survey support it returns "
-    "the input).<br><b>Regression</b>: <i>global</i> = one linear fit for the whole area; "
-    "<i>local</i> = one fit per geological unit (K-means units), units with too few pixels fall "
-    "back to the global fit.<br><b>Levels</b>: Laplacian pyramid depth; 0 = automatic, "
-    "round(log2(sample spacing / pixel size)).<br><b>Log transform</b>: fit and fuse log10 of the "
-    "concentrations (right-skewed data), back-transformed at the end; off in the paper.<br>"
-    "Reference: Remote Sensing 2023, 15(8), 1993, §4.3, eqs. 1–3."
-)
-
-
-def fused_name(element, regression, mode):
-    """Layer/band name of a fused layer, e.g. "Cu fused (local, coherent)"."""
-    if mode == "adaptive":  # no global/local choice in that mode
-        return f"{element} fused (adaptive)"
-    return f"{element} fused ({regression}, {mode})"
+from .tables import flatten_rows, write_table
 
 
 class RegressionFusion(GeochemAlgorithm):
@@ -157,27 +138,8 @@ class RegressionFusion(GeochemAlgorithm):
         self.load_styled(context, out, GEOCHEM, name)
         outputs = {self.OUTPUT: out}
         table = results[0].coefficient_table(feats.descriptions)
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
+        dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
                                    flatten_rows(table))
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
         return outputs
-
-
-def flatten_rows(rows):
-    """Table rows with list values spread over columns and None/bool as text or numbers."""
-    flat = []
-    for row in rows:
-        out = {}
-        for key, value in row.items():
-            if isinstance(value, (list, tuple)):
-                for i, v in enumerate(value):
-                    out[f"{key}_{i + 1}"] = v
-            elif value is None:
-                out[key] = "global"
-            elif isinstance(value, bool):
-                out[key] = float(value)
-            else:
-                out[key] = value
-        flat.append(out)
-    return flat

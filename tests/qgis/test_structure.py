@@ -1,5 +1,6 @@
 """Package structure: plugin loading, metadata, the plugin zip (the core's layout: tests/core)."""
 
+import ast
 import configparser
 import shutil
 import subprocess
@@ -16,6 +17,42 @@ ALGORITHM_IDS = {
     "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
     "evaluatefusion", "crossvalidatefusion", "anomalythresholds",
 }
+
+
+# ---------------------------------------------------------------------------
+# algorithms: thin steps over shared modules
+# ---------------------------------------------------------------------------
+ALGORITHM_FILES = sorted((REPO / "algorithms").glob("*.py"))
+
+
+def step_modules():
+    """Modules of ``algorithms/`` that define a Processing algorithm (a non-empty ``NAME``)."""
+    steps = set()
+    for path in ALGORITHM_FILES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
+                    and item.value.value and any(
+                        getattr(t, "id", None) == "NAME" for t in item.targets)
+                    for item in node.body):
+                steps.add(path.stem)
+    return steps
+
+
+def test_no_step_imports_from_another_step():
+    steps = step_modules()
+    assert {"fuse_geochemistry", "principal_components",
+            "regression_fusion", "krige_samples", "mineral_indices"} <= steps
+    borrowed = []
+    for path in ALGORITHM_FILES:
+        if path.stem not in steps:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                borrowed += [(path.stem, n) for n in names if n in steps]
+    assert not borrowed
 
 
 # ---------------------------------------------------------------------------
