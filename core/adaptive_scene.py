@@ -37,7 +37,8 @@ from .resample import resample_cubic
 from .samples import scene_samples
 from .vocabulary import SceneResult
 
-__all__ = ["AdaptiveSceneModel", "fit_adaptive_scene"]
+__all__ = ["AdaptiveSceneModel", "ImagePart", "describe", "element_inputs", "fit_adaptive_scene",
+           "fit_element", "fit_image_part"]
 
 CHIPS, FITTED = 0.1, 0.4
 """Progress shares: image sampling up to 10 %, the element fits up to 40 %, then the blocks."""
@@ -84,32 +85,36 @@ class AdaptiveSceneModel:
         return self.kmeans is not None and (
             write_units or any(f.shrink > 0 and f.unit_fits for f in self.fits.values()))
 
-    def predict_block(self, read, row0, nrows, *, units=False):
-        """Fused elements, features and units of rows ``row0 : row0 + nrows`` (full width).
+    def predict_window(self, read, row0, col0, nrows, ncols, *, units=False):
+        """Fused elements, features and units of a window of the image.
 
-        ``read`` is the image reader; the block is read with :attr:`halo` rows
-        of context. ``units``: predict the units on every pixel (else only
-        where a local trend needs them). Returns ``(fused, features, units)``:
-        one ``(nrows, cols)`` array per element in data units, ``(q, nrows,
-        cols)`` and ``(nrows, cols)`` or None.
+        ``read`` reaches the whole image; the window is read with :attr:`halo`
+        pixels of context on each side (clamped at the image's edges, where the
+        whole-image run sees the same edge), so the result equals the
+        whole-image one to rounding whatever the windows. ``units``: predict
+        the units on every pixel (else only where a local trend needs them).
+        Returns ``(fused, features, units)``: one ``(nrows, ncols)`` array per
+        element in data units, ``(q, nrows, ncols)`` and ``(nrows, ncols)`` or None.
         """
         rows, cols = self.image_grid.shape
         r0, r1 = row0, min(row0 + nrows, rows)
-        # the features need `halo` rows of context; everything else is per pixel
+        c0, c1 = col0, min(col0 + ncols, cols)
+        # the features need `halo` pixels of context; everything else is per pixel
         a0, a1 = max(r0 - self.halo, 0), min(r1 + self.halo, rows)
-        core = slice(r0 - a0, r0 - a0 + (r1 - r0))
-        image_block = read(a0, 0, a1 - a0, cols)
+        b0, b1 = max(c0 - self.halo, 0), min(c1 + self.halo, cols)
+        core = (slice(r0 - a0, r0 - a0 + (r1 - r0)), slice(c0 - b0, c0 - b0 + (c1 - c0)))
+        image_block = read(a0, b0, a1 - a0, b1 - b0)
         all_features = self.transform.transform(image_block)
-        features = all_features[:, core]
+        features = all_features[(slice(None), *core)]
         labels = self.kmeans.predict(features) if self.units_everywhere(units) else None
         # one cubic resampling of the kriged residuals for all elements
         residuals = resample_cubic(self._estimates, self.kriging_grid,
-                                   self.image_grid.window(r0, 0, r1 - r0, cols))
+                                   self.image_grid.window(r0, c0, r1 - r0, c1 - c0))
         windowed = {}
         if self._trends:
             raw = feature_stack(all_features, self._widest)[0]
             windowed = {w: (raw[:k] if w == 1 else
-                            feature_stack(raw[:k], "bands", window=w)[0])[:, core]
+                            feature_stack(raw[:k], "bands", window=w)[0])[(slice(None), *core)]
                         for w, k in self._needed.items()}
         fused = []
         valid = None
@@ -125,6 +130,10 @@ class AdaptiveSceneModel:
                 out = np.where(valid, residuals[i], np.nan)
             fused.append(np.power(10.0, out) if self.log_transform else out)
         return fused, features, labels
+
+    def predict_block(self, read, row0, nrows, *, units=False):
+        """:meth:`predict_window` of rows ``row0 : row0 + nrows``, full width."""
+        return self.predict_window(read, row0, 0, nrows, self.image_grid.ncols, units=units)
 
     def predict(self, read, sinks):
         """Every row block of the scene, computed in worker threads, written in order.
@@ -181,9 +190,103 @@ class AdaptiveSceneModel:
                            previews.grid if previews else None, self.notes)
 
 
+@dataclass
+class ImagePart:
+    """The image side of the adaptive fit, shared by all elements.
+
+    The feature transform and units (:func:`~.features.fit_image_model`), the
+    features of the chips around the samples and the samples' units, which
+    samples are near enough to krige from, their spacing and the kriging grid.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    transform: object
+    kmeans: object
+    chips: np.ndarray
+    labels: np.ndarray
+    near: np.ndarray
+    spacing: float
+    kriging_grid: Grid
+
+
+def fit_image_part(x, y, values, read, image_grid, settings, *, progress=None, cancel=None):
+    """The image work of the adaptive fit, once for all elements (reads the image).
+
+    Parameters as :func:`fit_adaptive_scene`. Returns an :class:`ImagePart`.
+    """
+    x, y, near, spacing, kgrid = scene_samples(x, y, values, image_grid, settings.cell_size)
+    transform, kmeans, _ = fit_image_model(read, image_grid, settings, progress=progress,
+                                           cancel=cancel)
+    half = max(settings.windows) // 2
+    step(progress, cancel, 0.08, f"reading the image around {x.size} samples")
+    chips_raw = read_chips(read, image_grid, x, y, half)
+    if chips_raw is None:
+        raise ValueError("no sample falls on the image")
+    n, p, s, _ = chips_raw.shape
+    # features of the chips: transform them side by side as one (bands, s, n*s) block
+    flat = chips_raw.transpose(1, 2, 0, 3).reshape(p, s, n * s)
+    feat = transform.transform(flat)
+    chips = feat.reshape(feat.shape[0], s, n, s).transpose(2, 0, 1, 3)
+    labels = None
+    if kmeans is not None:
+        centre = chips[:, :, half, half].T[:, :, None]  # (q, n, 1)
+        labels = kmeans.predict(centre)[:, 0]
+    return ImagePart(x, y, transform, kmeans, chips, labels, near, float(spacing), kgrid)
+
+
+def element_inputs(values, part, log_transform=False):
+    """Per element, what its fit needs: ``({name: (x, y, z, chips, labels)}, {name: count})``.
+
+    ``z`` in the fit space (log10 with ``log_transform``); only the samples near
+    the image with a value.
+    """
+    inputs, counts = {}, {}
+    for name in values:
+        vals = np.asarray(values[name], dtype=np.float64)
+        ok = part.near & np.isfinite(vals)
+        counts[name] = int(ok.sum())
+        z = vals[ok]
+        if log_transform:
+            bad = z <= 0
+            if bad.any():
+                raise ValueError(
+                    f"log transform needs positive values, but {int(bad.sum())} {name} samples "
+                    "are <= 0: replace below-detection codes (e.g. by half the detection limit) "
+                    "or turn the log transform off"
+                )
+            z = np.log10(z)
+        inputs[name] = (part.x[ok], part.y[ok], z, part.chips[ok],
+                        None if part.labels is None else part.labels[ok])
+    return inputs, counts
+
+
+def fit_element(inputs, kriging_grid, band_names, settings):
+    """The adaptive fit of one element (one task: independent of the other elements)."""
+    x, y, z, chips, labels = inputs
+    fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
+                               labels=labels, variogram=settings.variogram,
+                               options=AdaptiveOptions(windows=settings.windows),
+                               random_state=settings.random_state)
+    fit.mode = "adaptive"
+    return fit
+
+
+def describe(name, fit):
+    """One line on what the fit of ``name`` chose (the run's notes)."""
+    if fit.shrink == 0:
+        return f"{name}: kriging alone (the image did not improve the cross-validation)"
+    return (f"{name}: image trend on {fit.feature_set}, {fit.window} px window, "
+            f"shrink {fit.shrink:.2f}; CV RMSE {fit.loo_rmse:.4g} vs kriging "
+            f"alone {fit.kriging_alone_rmse:.4g}")
+
+
 def fit_adaptive_scene(x, y, values, read, image_grid, settings, *, krige_alone=True,
                        progress=None, cancel=None):
     """Fit the adaptive chain on the samples and a pixel sample of the scene.
+
+    :func:`fit_image_part`, then :func:`fit_element` for every element (and
+    kriging alone for the outputs) in worker threads.
 
     Parameters
     ----------
@@ -207,61 +310,23 @@ def fit_adaptive_scene(x, y, values, read, image_grid, settings, *, krige_alone=
     -------
     AdaptiveSceneModel
     """
-    x, y, near, spacing, kgrid = scene_samples(x, y, values, image_grid, settings.cell_size)
     load_pykrige()  # here, not first in the worker threads that krige
-    cols = image_grid.ncols
-    notes = []
     names = list(values)
-    log_transform = settings.log_transform
-
-    # --- image work, once for all elements -----------------------------------------------
-    transform, kmeans, _ = fit_image_model(read, image_grid, settings, progress=progress,
-                                           cancel=cancel)
-    half = max(settings.windows) // 2
-    step(progress, cancel, 0.08, f"reading the image around {x.size} samples")
-    chips_raw = read_chips(read, image_grid, x, y, half)
-    if chips_raw is None:
-        raise ValueError("no sample falls on the image")
-    n, p, s, _ = chips_raw.shape
-    # features of the chips: transform them side by side as one (bands, s, n*s) block
-    flat = chips_raw.transpose(1, 2, 0, 3).reshape(p, s, n * s)
-    feat = transform.transform(flat)
-    chips = feat.reshape(feat.shape[0], s, n, s).transpose(2, 0, 1, 3)
-    labels = None
-    if kmeans is not None:
-        centre = chips[:, :, half, half].T[:, :, None]  # (q, n, 1)
-        labels = kmeans.predict(centre)[:, 0]
-
-    # --- per element: the adaptive fit (and kriging alone for the outputs) ---------------
-    tasks = {}
-    counts = {}
-    for name in names:
-        vals = np.asarray(values[name], dtype=np.float64)
-        ok = near & np.isfinite(vals)
-        counts[name] = int(ok.sum())
-        z = vals[ok]
-        if log_transform:
-            bad = z <= 0
-            if bad.any():
-                raise ValueError(
-                    f"log transform needs positive values, but {int(bad.sum())} {name} samples "
-                    "are <= 0: replace below-detection codes (e.g. by half the detection limit) "
-                    "or turn the log transform off"
-                )
-            z = np.log10(z)
-        tasks[("fit", name)] = (
-            lambda ok=ok, z=z: fit_adaptive_samples(
-                x[ok], y[ok], z, chips[ok], kgrid, band_names=transform.names_,
-                labels=None if labels is None else labels[ok], variogram=settings.variogram,
-                options=AdaptiveOptions(windows=settings.windows),
-                random_state=settings.random_state))
+    part = fit_image_part(x, y, values, read, image_grid, settings, progress=progress,
+                          cancel=cancel)
+    x, y, kgrid = part.x, part.y, part.kriging_grid
+    inputs, counts = element_inputs(values, part, settings.log_transform)
+    band_names = part.transform.names_
+    tasks = {("fit", name): (lambda args=inputs[name]: fit_element(args, kgrid, band_names,
+                                                                      settings))
+             for name in names}
     if krige_alone:  # after the fits: the longest tasks start first
         for name in names:
             vals = np.asarray(values[name], dtype=np.float64)
-            ok = near & np.isfinite(vals)
+            ok = part.near & np.isfinite(vals)
             tasks[("kriging", name)] = (
                 lambda ok=ok, vals=vals: OrdinaryKrigingModel(
-                    settings.variogram, log_transform=log_transform).fit(
+                    settings.variogram, log_transform=settings.log_transform).fit(
                     x[ok], y[ok], vals[ok]).krige_grid(kgrid))
     done = run_tasks(
         tasks, progress, cancel, CHIPS, FITTED - CHIPS,
@@ -269,15 +334,8 @@ def fit_adaptive_scene(x, y, values, read, image_grid, settings, *, krige_alone=
         + " and choosing the image model")
     fits = {name: done[("fit", name)] for name in names}
     krigings = {name: done.get(("kriging", name)) for name in names}
-    for name in names:
-        fit = fits[name]
-        fit.mode = "adaptive"
-        notes.append(
-            f"{name}: " + ("kriging alone (the image did not improve the cross-validation)"
-                           if fit.shrink == 0 else
-                           f"image trend on {fit.feature_set}, {fit.window} px window, "
-                           f"shrink {fit.shrink:.2f}; CV RMSE {fit.loo_rmse:.4g} vs kriging "
-                           f"alone {fit.kriging_alone_rmse:.4g}"))
-    block_rows = settings.block_rows or block_rows_for(cols, 2 * p)
-    return AdaptiveSceneModel(names, fits, krigings, transform, kmeans, image_grid, kgrid,
-                              float(spacing), bool(log_transform), block_rows, notes)
+    block_rows = settings.block_rows or block_rows_for(image_grid.ncols,
+                                                       2 * part.transform.n_bands_)
+    return AdaptiveSceneModel(names, fits, krigings, part.transform, part.kmeans, image_grid,
+                              kgrid, part.spacing, bool(settings.log_transform), block_rows,
+                              [describe(name, fits[name]) for name in names])
