@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 from ..core.vocabulary import FusionSettings
-from . import raster_io
+from . import compat, raster_io
 from .bands import resolve_band_map, sensor_of
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
 from .fusion_labels import FUSION_HELP, fused_name
@@ -148,7 +148,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
 
     def run_algorithm(self, parameters, context, feedback):
-        fields = self.parameterAsFields(parameters, self.FIELD, context)
+        fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
         image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, fields)

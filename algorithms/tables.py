@@ -4,8 +4,9 @@ Shared by every algorithm with a table output (loadings, coefficients, scores,
 thresholds), so that no algorithm imports another's module.
 """
 
-from qgis.core import QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsWkbTypes
-from qgis.PyQt.QtCore import QVariant
+from qgis.core import QgsFeature, QgsFeatureSink, QgsFields, QgsWkbTypes
+
+from . import compat
 
 
 def write_table(alg, parameters, context, key, rows):
@@ -21,7 +22,7 @@ def write_table(alg, parameters, context, key, rows):
             columns[name] = columns.get(name, False) or text
     fields = QgsFields()
     for name, text in columns.items():
-        fields.append(QgsField(name, QVariant.String if text else QVariant.Double))
+        fields.append(compat.make_field(name, text))
     sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
     if sink is None:
         return None

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qgis_env  # noqa: E402
 from qgis_env import REPO, link_package, qgis_process  # noqa: E402
 
 sys.path.insert(0, str(link_package()))
@@ -140,7 +141,7 @@ def build_project_and_map(outputs):
         job.waitForFinished()
         img = job.renderedImage()
         painter = QPainter(img)
-        painter.setFont(QFont("Sans", 14, QFont.Bold))
+        painter.setFont(QFont("Sans", 14, QFont.Weight.Bold))
         painter.fillRect(0, 0, 600, 28, QColor(255, 255, 255, 200))
         painter.drawText(8, 20, title)
         painter.end()
@@ -148,7 +149,7 @@ def build_project_and_map(outputs):
 
     kriged = render(layers["Cu kriged (coarse grid)"], "Cu kriged from 150 samples")
     fused = render(layers["Cu fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
-    picture = QImage(1210, 400, QImage.Format_ARGB32)
+    picture = QImage(1210, 400, QImage.Format.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
     painter.drawImage(0, 0, kriged)
@@ -164,6 +165,8 @@ def score(outputs):
     """Scores of the fused layers against the demo's true fields."""
     import numpy as np
     from osgeo import gdal
+
+    gdal.UseExceptions()
 
     from geochem_fusion.core import metrics
     from geochem_fusion.core.grid import Grid
@@ -197,6 +200,12 @@ def score(outputs):
 
 def main():
     """Run the demo: fuse, score, and print the table."""
+    args = sys.argv[1:]
+    if args[:1] == ["--plugin-zip"] and len(args) == 2:
+        installed = qgis_env.install_plugin_zip(args[1])
+        print(f"Plugin installed from {args[1]} into {installed}")
+    elif args:
+        raise SystemExit("usage: demo.py [--plugin-zip dist/geochem_fusion-VERSION.zip]")
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)
