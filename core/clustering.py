@@ -70,7 +70,7 @@ class KMeansUnits:
     Notes
     -----
     Uses :class:`sklearn.cluster.KMeans` (k-means++ initialisation, 4 runs,
-    best inertia kept).  ``predict`` and ``distances`` work on row blocks, so
+    best inertia kept).  ``predict`` works on row blocks, so
     memory is bounded by the block size, not the image size.
     """
 
@@ -142,26 +142,6 @@ class KMeansUnits:
         )
         return self
 
-    def distances(self, stack):
-        """Euclidean distance of every pixel to every class centre.
-
-        Parameters
-        ----------
-        stack : array_like, shape (bands, rows, cols)
-            Same bands, in the same order, as in ``fit``.
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_clusters, rows, cols)
-            Distances in the clustering space ``z`` (standardized units when
-            ``standardize``); NaN where any band is not finite.  Float32 input
-            gives float32 output, otherwise float64.
-        """
-        stack = self._check_stack(stack)
-        return map_pixels(
-            stack, lambda px: cdist((px - self.mean_) / self.scale_, self._centres_z),
-            len(self._centres_z))
-
     def predict(self, stack):
         """Class of the nearest centre for every pixel.
 
@@ -181,10 +161,6 @@ class KMeansUnits:
             lambda px: np.argmin(cdist((px - self.mean_) / self.scale_, self._centres_z,
                                        "sqeuclidean"), axis=1),
             None, fill=-1, dtype=np.int32)
-
-    def fit_predict(self, stack):
-        """``fit(stack)`` then ``predict(stack)``."""
-        return self.fit(stack).predict(stack)
 
     def _check_stack(self, stack):
         if not hasattr(self, "cluster_centers_"):

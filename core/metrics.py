@@ -44,7 +44,6 @@ __all__ = [
     "ssim",
     "success_rate_auc",
     "success_rate_curve",
-    "summary",
     "uiqi",
     "wald_consistency",
 ]
@@ -458,21 +457,3 @@ def success_rate_auc(layer, rows, cols) -> float:
     """
     x, y = success_rate_curve(layer, rows, cols)
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
-def summary(fused, reference) -> Dict[str, float]:
-    """All pixel-wise metrics of ``fused`` against ``reference`` (same 2-D grid).
-
-    Returns
-    -------
-    dict
-        ``cc``, ``rmse``, ``bias``, ``uiqi``, ``ssim`` and ``scc``.
-    """
-    return {
-        "cc": pearson_cc(fused, reference),
-        "rmse": rmse(fused, reference),
-        "bias": bias(fused, reference),
-        "uiqi": uiqi(fused, reference),
-        "ssim": ssim(fused, reference),
-        "scc": scc(fused, reference),
-    }

@@ -33,9 +33,9 @@ Windowed processing
 -------------------
 The low band at a pixel depends only on input pixels less than
 ``4 * (2**levels - 1)`` pixels away (REDUCE and EXPAND each reach
-``2 * 2**j`` full-resolution pixels at level ``j``).  :func:`halo` returns
-that reach rounded up to a multiple of ``2**levels``.  Decomposing a window
-read with this halo (clipped at the image edges) reproduces the whole-image
+``2 * 2**j`` full-resolution pixels at level ``j``).  Rounded up to a
+multiple of ``2**levels``, that is a halo of ``2**(levels + 2)`` pixels.
+Decomposing a window read with this halo (clipped at the image edges) reproduces the whole-image
 result in the window's interior to floating-point rounding, **provided the
 read window's first row and column are multiples of** ``2**levels`` (so the
 window's REDUCE sampling lattice coincides with the whole image's).  With
@@ -69,12 +69,8 @@ from scipy import ndimage
 __all__ = [
     "auto_levels",
     "decompose",
-    "gaussian_pyramid",
-    "halo",
-    "laplacian_pyramid",
     "max_levels",
     "resolve_levels",
-    "reconstruct",
 ]
 
 logger = logging.getLogger(__name__)
@@ -157,110 +153,7 @@ def resolve_levels(levels, sample_spacing, pixel_size, shape, notes=None) -> int
     return levels
 
 
-def halo(levels) -> int:
-    """Pixels of context a window needs for :func:`decompose` to match the whole image.
-
-    The exact reach of ``levels`` REDUCE + EXPAND steps is
-    ``4 * (2**levels - 1)`` pixels; it is rounded up to the next multiple of
-    ``2**levels`` (that is, ``2**(levels + 2)``) so that a window whose core
-    starts on a multiple of ``2**levels`` still starts on one after the halo
-    is added (the alignment :func:`decompose` needs, see the module notes).
-    Inside such a window minus its halo the result equals the whole-image
-    result to floating-point rounding.
-
-    Parameters
-    ----------
-    levels : int
-        Pyramid depth, >= 0.
-
-    Returns
-    -------
-    int
-        Halo width in full-resolution pixels (0 for ``levels == 0``).
-    """
-    levels = _check_levels_value(levels)
-    return 0 if levels == 0 else 2 ** (levels + 2)
-
-
 # -- pyramids ------------------------------------------------------------
-def gaussian_pyramid(x, levels) -> list:
-    """Gaussian pyramid by repeated REDUCE.
-
-    Parameters
-    ----------
-    x : array_like, shape (rows, cols) or (bands, rows, cols)
-        Image or stack; NaN is nodata.
-    levels : int
-        Number of REDUCE steps, ``0 <= levels <= max_levels(x.shape)``.
-
-    Returns
-    -------
-    list of ndarray
-        ``levels + 1`` float64 arrays; level 0 is (a float64 copy of) ``x``,
-        level ``j`` has ``ceil(rows / 2**j)`` x ``ceil(cols / 2**j)`` cells.
-        A coarse cell is NaN when no valid pixel supports it.
-    """
-    x = _as_stack(x)
-    levels = _check_levels(levels, x.shape)
-    return _gaussian(x, levels)
-
-
-def laplacian_pyramid(x, levels) -> list:
-    """Laplacian pyramid: ``levels`` band-pass levels, then the coarsest Gaussian level.
-
-    ``L_j = G_j - EXPAND(G_{j+1})`` for ``j < levels`` and ``L_levels = G_levels``.
-
-    Parameters
-    ----------
-    x : array_like, shape (rows, cols) or (bands, rows, cols)
-        Image or stack; NaN is nodata.
-    levels : int
-        Pyramid depth, ``0 <= levels <= max_levels(x.shape)``.
-
-    Returns
-    -------
-    list of ndarray
-        ``levels + 1`` float64 arrays with the shapes of the Gaussian levels.
-        :func:`reconstruct` inverts it.
-    """
-    x = _as_stack(x)
-    levels = _check_levels(levels, x.shape)
-    gauss = _gaussian(x, levels)
-    bands = [g - _expand(gauss[j + 1], g.shape[-2:]) for j, g in enumerate(gauss[:-1])]
-    return bands + [gauss[-1]]
-
-
-def reconstruct(pyramid) -> np.ndarray:
-    """Invert :func:`laplacian_pyramid`: ``R_j = EXPAND(R_{j+1}) + L_j``.
-
-    Parameters
-    ----------
-    pyramid : sequence of ndarray
-        Output of :func:`laplacian_pyramid` (possibly with edited bands); each
-        level must have ``ceil(n / 2)`` cells of the previous one per axis.
-
-    Returns
-    -------
-    ndarray
-        Float64 array with the shape of ``pyramid[0]``.
-    """
-    if len(pyramid) == 0:
-        raise ValueError("expected a non-empty list of pyramid levels, got an empty one")
-    levels = [np.asarray(level, dtype=np.float64) for level in pyramid]
-    for j in range(1, len(levels)):
-        fine, coarse = levels[j - 1].shape, levels[j].shape
-        expected = fine[:-2] + tuple(-(-n // 2) for n in fine[-2:])
-        if coarse != expected:
-            raise ValueError(
-                f"pyramid level {j} has shape {coarse} but level {j - 1} has shape {fine}; "
-                f"level {j} must have shape {expected} (pass the list from laplacian_pyramid)"
-            )
-    out = levels[-1]
-    for band in reversed(levels[:-1]):
-        out = _expand(out, band.shape[-2:]) + band
-    return out
-
-
 def decompose(x, levels):
     """Split an image into low and high frequency: ``x == low + high``.
 
@@ -288,8 +181,8 @@ def decompose(x, levels):
 
     Notes
     -----
-    For window-by-window use see :func:`halo` and the module notes (the read
-    window must start at a multiple of ``2**levels``).
+    For row blocks of a large raster use :class:`BlockPyramid` (see the module
+    notes).
 
     Examples
     --------
