@@ -179,21 +179,11 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.LEVELS_RASTER, context)
         if layer is None:
             return ""
-        from ..core.pyramid import max_levels
+        from ..core.pyramid import levels_problem
 
-        cap = max_levels((layer.height(), layer.width()))
-        if cap == 0:
-            return (f"'{layer.name()}' is only {layer.width()} x {layer.height()} pixels: too small "
-                    "for a Laplacian pyramid (it needs at least 3 x 3 pixels, and many more to be "
-                    "useful). Use a larger image.")
-        if self.parameterDefinition("LEVELS") is None:
-            return ""
-        levels = self.parameterAsInt(parameters, "LEVELS", context)
-        if levels <= cap:
-            return ""
-        return (f"{levels} pyramid levels are too many for the {layer.width()} x {layer.height()} "
-                f"pixels of '{layer.name()}' (at most {cap}: the coarsest level keeps 2 x 2 "
-                "cells); use fewer levels, or 0 for automatic.")
+        levels = (self.parameterAsInt(parameters, "LEVELS", context)
+                  if self.parameterDefinition("LEVELS") is not None else 0)
+        return levels_problem(levels, (layer.height(), layer.width()), f"'{layer.name()}'")
 
     # -- running ----------------------------------------------------------
     def processAlgorithm(self, parameters, context, feedback):

@@ -54,25 +54,18 @@ class LaplacianDecomposition(GeochemAlgorithm):
         if levels == 0 and spacing <= 0:
             return False, "Set either the pyramid levels or the sample spacing (for automatic levels)."
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is not None:
-            from ..core.pyramid import auto_levels, max_levels
-
-            if levels == 0:
-                if layer.crs().isGeographic():
-                    return False, (
-                        f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): "
-                        "automatic levels compare the sample spacing (metres) with the pixel size. "
-                        "Reproject the raster to a projected CRS (Raster > Projections > Warp), or "
-                        "give the number of levels.")
-                levels = auto_levels(spacing, layer.rasterUnitsPerPixelX())
-            cap = max_levels((layer.height(), layer.width()))
-            if levels > cap:
-                return False, (f"{levels} pyramid levels are too many for a {layer.width()} x "
-                               f"{layer.height()} raster (at most {cap}); use fewer levels.")
+        # an explicit depth is checked against the raster by the base class
+        # (core.pyramid.levels_problem); the automatic one is capped (core.pyramid.resolve_levels)
+        if layer is not None and levels == 0 and layer.crs().isGeographic():
+            return False, (
+                f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): "
+                "automatic levels compare the sample spacing (metres) with the pixel size. "
+                "Reproject the raster to a projected CRS (Raster > Projections > Warp), or "
+                "give the number of levels.")
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pyramid import BlockPyramid, auto_levels
+        from ..core.pyramid import BlockPyramid, resolve_levels
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
@@ -83,8 +76,11 @@ class LaplacianDecomposition(GeochemAlgorithm):
         src = raster_io.open_blocks(path)
         levels = self.parameterAsInt(parameters, self.LEVELS, context)
         if levels == 0:
-            levels = auto_levels(self.parameterAsDouble(parameters, self.SPACING, context),
-                                 src.grid.cell_x)
+            notes = []
+            levels = resolve_levels(0, self.parameterAsDouble(parameters, self.SPACING, context),
+                                    src.grid.cell_x, src.grid.shape, notes)
+            for note in notes:
+                feedback.pushInfo(note)
             feedback.pushInfo(f"Automatic pyramid depth: {levels} levels")
         out_low = self.parameterAsOutputLayer(parameters, self.OUTPUT_LOW, context)
         out_high = self.parameterAsOutputLayer(parameters, self.OUTPUT_HIGH, context)

@@ -69,6 +69,7 @@ from scipy import ndimage
 __all__ = [
     "auto_levels",
     "decompose",
+    "levels_problem",
     "max_levels",
     "resolve_levels",
 ]
@@ -154,6 +155,25 @@ def resolve_levels(levels, sample_spacing, pixel_size, shape, notes=None) -> int
 
 
 # -- pyramids ------------------------------------------------------------
+def levels_problem(levels, shape, name="the raster") -> str:
+    """Why a raster of ``shape`` cannot take ``levels`` (a message naming ``name``), or "".
+
+    The user-facing side of :func:`resolve_levels`: a raster too small for any
+    pyramid, or an explicit depth beyond :func:`max_levels` (``levels`` 0 =
+    automatic is always possible: it is capped).
+    """
+    rows, cols = int(shape[-2]), int(shape[-1])
+    cap = max_levels(shape)
+    if cap == 0:
+        return (f"{name} is only {cols} x {rows} pixels: too small for a Laplacian pyramid (it "
+                "needs at least 3 x 3 pixels, and many more to be useful). Use a larger image.")
+    if levels <= cap:
+        return ""
+    return (f"{levels} pyramid levels are too many for the {cols} x {rows} pixels of {name} "
+            f"(at most {cap}: the coarsest level keeps 2 x 2 cells); use fewer levels, or 0 for "
+            "automatic.")
+
+
 def decompose(x, levels):
     """Split an image into low and high frequency: ``x == low + high``.
 

@@ -68,6 +68,17 @@ def test_laplacian_automatic_levels(run_alg, make_raster, stack, tmp_path):
     assert result["LEVELS"] == 3  # round(log2(80 m / 10 m))
 
 
+def test_laplacian_automatic_levels_are_capped_by_the_raster(run_alg, make_raster, stack,
+                                                             tmp_path):
+    # the one depth rule (core.pyramid.resolve_levels): round(log2(10 km / 10 m)) = 10 halvings,
+    # capped at the 3 a 12 x 16 raster allows, as in the fusion algorithms
+    src = make_raster("img.tif", stack(1, 12, 16), nodata=np.nan)
+    result = run_alg("laplaciandecomposition", {
+        "INPUT": src, "LEVELS": 0, "SPACING": 10_000.0, "OUTPUT_LOW": str(tmp_path / "low.tif"),
+        "OUTPUT_HIGH": str(tmp_path / "high.tif")})
+    assert result["LEVELS"] == 3
+
+
 def test_laplacian_levels_or_spacing_required(run_alg, make_raster, stack, tmp_path):
     src = make_raster("img.tif", stack(1, 48, 64), nodata=np.nan)
     with pytest.raises(QgsProcessingException, match="sample spacing"):
