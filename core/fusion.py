@@ -107,8 +107,6 @@ def fuse(
     labels=None,
     log_transform=False,
     blend_sigma=0.0,
-    min_pixels=None,
-    ridge=0.0,
     sample_size=SAMPLE_SIZE,
     random_state=0,
     cancel=None,
@@ -138,8 +136,9 @@ def fuse(
     blend_sigma : float
         Pixels; > 0 smooths the per-unit coefficients across unit borders to
         avoid seams (local regression only). Off in the paper.
-    min_pixels, ridge, sample_size, random_state
-        Passed to :class:`~geochem_fusion.core.regression.FeatureRegression`.
+    sample_size, random_state
+        Passed to :class:`~geochem_fusion.core.regression.FeatureRegression`
+        (its other options keep their defaults, as in the block-by-block chain).
     cancel : callable() -> bool, optional
         Polled between the pyramid of each layer and the fit; raises
         :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
@@ -178,8 +177,7 @@ def fuse(
     step(None, cancel, 0.0)
 
     model = FeatureRegression(
-        regression, min_pixels=min_pixels, sample_size=sample_size, random_state=random_state,
-        ridge=ridge,
+        regression, sample_size=sample_size, random_state=random_state,
     ).fit(geo_low, ms_low, labels)
     gains, intercept = model.coefficient_maps(labels, shape=geo.shape, blend_sigma=blend_sigma)
 
