@@ -16,7 +16,8 @@ FUSE_MODES = list(CORE_MODES)  # fusegeochemistry starts from the samples: also 
 REGRESSIONS = list(CORE_REGRESSIONS)
 FEATURES = ["bands-PC2", "indices-PC2", "all bands", "chosen PCs"]
 FEATURE_KEYS = list(FEATURE_CHOICES)
-BELOW_DETECTION_OPTIONS = ["refuse", "replace by half the smallest positive value"]
+BELOW_DETECTION_OPTIONS = ["refuse", "replace by half the smallest positive value",
+                           "replace by a fraction of each sample's detection limit"]
 BELOW_DETECTION_KEYS = list(BELOW_DETECTION)
 
 DEFAULT_MODE = MODES.index("coherent")

@@ -92,9 +92,10 @@ from geochem_fusion.core import metrics  # noqa: E402
 from geochem_fusion.core.blocks import array_reader  # noqa: E402
 from geochem_fusion.core.features import fit_image_model  # noqa: E402
 from geochem_fusion.core.grid import Grid  # noqa: E402
-from geochem_fusion.core.kriging import OrdinaryKrigingModel, median_nn_spacing  # noqa: E402
+from geochem_fusion.core.kriging import OrdinaryKrigingModel  # noqa: E402
 from geochem_fusion.core.pipeline import fuse_raster, fuse_samples  # noqa: E402
 from geochem_fusion.core.resample import resample_cubic  # noqa: E402
+from geochem_fusion.core.samples import median_nn_spacing  # noqa: E402
 from geochem_fusion.core.vocabulary import (  # noqa: E402
     SAMPLE_SIZE,
     FusionSettings,

@@ -20,8 +20,8 @@ Building blocks
 - :mod:`.vocabulary` — the chain's choices, settings, kriging grid and results
 - :mod:`.resample` — cubic convolution (Keys 1981)
 - :mod:`.blocks` — block I/O and scheduling: the block budget, readers, pixel samples, threads, previews
+- :mod:`.samples` — field samples: values, detection limits, duplicates, outliers, spacing, extent
 - :mod:`.kriging` — ordinary kriging with variogram fit and leave-one-out (PyKrige, optional)
-- :mod:`.samples` — checks of field samples (NULL, below detection, duplicates, outliers, extent)
 - :mod:`.pyramid` — Gaussian/Laplacian pyramid (Burt & Adelson 1983) and the depth rule
 - :mod:`.pca` — principal components (scikit-learn)
 - :mod:`.clustering` — K-means geological units (scikit-learn)

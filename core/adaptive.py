@@ -48,8 +48,9 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
-from .kriging import OrdinaryKrigingModel, krige_at, leave_one_out, median_nn_spacing
+from .kriging import OrdinaryKrigingModel, krige_at, leave_one_out
 from .resample import resample_cubic
+from .samples import median_nn_spacing
 from .vocabulary import DEFAULT_WINDOWS
 
 __all__ = [

@@ -43,9 +43,10 @@ from . import metrics
 from .adaptive import spatial_folds
 from .blocks import array_reader
 from .grid import Grid
-from .kriging import OrdinaryKrigingModel, median_nn_spacing
+from .kriging import OrdinaryKrigingModel
 from .progress import step as _step
 from .resample import resample_cubic
+from .samples import median_nn_spacing
 from .scene import fuse_scene
 from .vocabulary import FusionSettings, Sinks, kriging_grid
 

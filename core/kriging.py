@@ -55,7 +55,8 @@ from scipy.spatial import cKDTree
 from .blocks import single_threaded_blas
 from .grid import Grid
 from .progress import step as _step
-from .vocabulary import VARIOGRAM_MODELS
+from .samples import median_nn_spacing, merge_near_sites
+from .vocabulary import MIN_SAMPLES, VARIOGRAM_MODELS
 
 __all__ = [
     "MIN_SAMPLES",
@@ -79,8 +80,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Fewest samples accepted: a variogram cannot be estimated from fewer.
-MIN_SAMPLES = 10
 
 
 _PARAMETER_KEYS = {
@@ -105,27 +104,6 @@ _LN10 = math.log(10.0)
 # ---------------------------------------------------------------------------
 # sample spacing
 # ---------------------------------------------------------------------------
-def median_nn_spacing(x, y) -> float:
-    """Median nearest-neighbour distance between sample points.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (n,)
-        Sample coordinates (map units, metres).
-
-    Returns
-    -------
-    float
-        Median over samples of the distance to the closest other sample.
-        Coincident samples count with distance 0.
-    """
-    x, y = _as_coordinates(x, y)
-    if x.size < 2:
-        raise ValueError(f"need at least 2 samples to measure their spacing, got {x.size}")
-    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
-    return float(np.median(distance[:, 1]))
-
-
 def default_cell_size(x, y) -> float:
     """Kriging cell size: a quarter of the median nearest-neighbour spacing.
 
@@ -1274,20 +1252,31 @@ def _validate_samples(x, y, values, *, log_transform, minimum=MIN_SAMPLES):
 
 
 def _merge_duplicates(x, y, z):
-    """Average samples sharing exact coordinates (warns when any do)."""
+    """Average samples sharing exact coordinates, then sites very close together.
+
+    Sites closer than a small fraction of the sample spacing are merged
+    (:func:`~.samples.merge_near_sites`): no variogram is fitted on pairs at
+    almost zero distance as if they were structure.  Warns when any are merged.
+    """
     xy, inverse, counts = np.unique(
         np.column_stack([x, y]), axis=0, return_inverse=True, return_counts=True
     )
-    if xy.shape[0] == x.size:
-        return x, y, z
-    inverse = inverse.ravel()
-    warnings.warn(
-        f"{int((counts > 1).sum())} locations hold {int(counts[counts > 1].sum())} samples "
-        "with identical coordinates: each group is merged into one sample with their mean",
-        stacklevel=3,
-    )
-    merged = np.bincount(inverse, weights=z) / counts
-    return xy[:, 0].copy(), xy[:, 1].copy(), merged
+    if xy.shape[0] != x.size:
+        inverse = inverse.ravel()
+        warnings.warn(
+            f"{int((counts > 1).sum())} locations hold {int(counts[counts > 1].sum())} samples "
+            "with identical coordinates: each group is merged into one sample with their mean",
+            stacklevel=3,
+        )
+        x, y, z = xy[:, 0].copy(), xy[:, 1].copy(), np.bincount(inverse, weights=z) / counts
+    x, y, (z,), groups, n, tolerance = merge_near_sites(x, y, [z])
+    if groups:
+        warnings.warn(
+            f"{groups} groups of {n} samples closer than {tolerance:.3g} map units are merged "
+            "into one sample each (mean position and value)",
+            stacklevel=3,
+        )
+    return x, y, z
 
 
 def _check_parameters(model, parameters):

@@ -31,6 +31,7 @@ __all__ = [
     "SAMPLE_SIZE",
     "BELOW_DETECTION",
     "DEFAULT_WINDOWS",
+    "MIN_SAMPLES",
     "VARIOGRAM_MODELS",
     "ElementResult",
     "FusionSettings",
@@ -59,11 +60,15 @@ The one default of the plugin: the algorithms' "Pixels sampled for the fits"
 parameter, :class:`FusionSettings` and every fitted core step."""
 DEFAULT_WINDOWS = (1, 3, 5)
 """Support windows (pixels) the adaptive mode chooses from."""
+MIN_SAMPLES = 10
+"""Fewest usable samples per element: a variogram cannot be estimated from fewer."""
 VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian", "linear")
 """Variogram models of the kriging (all tried by ``variogram="auto"``)."""
-BELOW_DETECTION = ("refuse", "half-min")
-"""Policies for values below detection: ``"refuse"`` (stop with a message) or
-``"half-min"`` (replace by half the smallest positive value)."""
+BELOW_DETECTION = ("refuse", "half-min", "fraction-dl")
+"""Policies for values below detection: ``"refuse"`` (stop with a message naming them),
+``"half-min"`` (replace by half the smallest measured value) or ``"fraction-dl"``
+(replace by ``dl_fraction`` times each sample's own detection limit). The order is
+that of the algorithms' BELOW_DETECTION option."""
 
 
 def check_choice(name, value, choices):

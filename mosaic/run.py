@@ -39,8 +39,7 @@ import numpy as np
 
 from ..core.blocks import block_rows_for
 from ..core.grid import Grid
-from ..core.kriging import median_nn_spacing
-from ..core.samples import check_overlap, check_sample_table
+from ..core.samples import check_overlap, check_sample_table, median_nn_spacing
 from . import model as _model
 from . import tiles as _tiles
 from .samples import read_points
