@@ -233,6 +233,31 @@ def test_cross_validation_shows_that_the_image_helps(scene):
     assert res["regression kriging"]["rmse"] < 0.5 * res["kriging alone"]["rmse"]
 
 
+def test_cross_validation_never_trains_on_the_held_out_fold(scene):
+    # Plant a signal in one sample: +1000 on a value of ~30. A held-out prediction may not
+    # depend on the held-out values, so the planted sample and the rest of its fold must be
+    # predicted exactly as without the plant; the other folds train on it and must move.
+    from geochem_fusion.core.adaptive import spatial_folds
+    from geochem_fusion.core.kriging import median_nn_spacing
+
+    x, y, values, image, grid = scene
+    methods = ("kriging alone", "regression kriging", "default")
+    planted = values.copy()
+    i = 14
+    planted[i] += 1000.0
+    base = ev.cross_validate_chain(x, y, values, image, grid, n_folds=4, methods=methods)
+    leak = ev.cross_validate_chain(x, y, planted, image, grid, n_folds=4, methods=methods)
+    folds = spatial_folds(x, y, block=5 * median_nn_spacing(x, y), n_folds=4, random_state=0)
+    same_fold = folds == folds[i]
+    assert 1 < same_fold.sum() < x.size
+    for m in methods:
+        before, after = base[m]["predictions"], leak[m]["predictions"]
+        np.testing.assert_allclose(after[same_fold], before[same_fold], rtol=1e-9, atol=1e-9,
+                                   err_msg=f"{m}: the held-out fold saw its own values")
+        # the plant is visible wherever it was trained on (kriging spreads it to neighbours)
+        assert np.abs(after - before)[~same_fold].max() > 1.0, m
+
+
 def test_cross_validation_with_log_transform_scores_in_log10(scene):
     x, y, values, image, grid = scene
     ppm = 10 ** (1 + values / 100)  # positive, right-skewed

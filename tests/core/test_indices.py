@@ -76,11 +76,25 @@ def test_label_format():
         ind.get_table("landsat")
 
 
+#: The Sentinel-2 formula table, written out from the sources the module cites: van der Meer
+#: et al. (2014) map ASTER 4/2 (gossan) to B11/B4, 4/3 (ferric oxides) to B11/B8, 5/4
+#: (ferrous silicates) to B12/B11 and 5/3+1/2 (ferrous iron) to B12/B8+B3/B4; Sabins (1999)
+#: Landsat TM 3/1 (ferric iron) and 5/7 (clay/hydroxyl) are B4/B2 and B11/B12 on Sentinel-2.
+S2_TABLE = {
+    "ferric_iron": ("B4/B2", lambda b: b["B4"] / b["B2"]),
+    "ferrous_iron": ("B12/B8+B3/B4", lambda b: b["B12"] / b["B8"] + b["B3"] / b["B4"]),
+    "ferric_oxides": ("B11/B8", lambda b: b["B11"] / b["B8"]),
+    "gossan": ("B11/B4", lambda b: b["B11"] / b["B4"]),
+    "ferrous_silicates": ("B12/B11", lambda b: b["B12"] / b["B11"]),
+    "clay_hydroxyl": ("B11/B12", lambda b: b["B11"] / b["B12"]),
+}
+
+
 def test_sentinel2_table_bands_and_formulas():
     by_key = {ix.key: ix for ix in ind.SENTINEL2_INDICES}
-    assert by_key["ferric_iron"].formula == "B4/B2"
-    assert by_key["ferrous_iron"].formula == "B12/B8+B3/B4"
-    assert by_key["clay_hydroxyl"].formula == "B11/B12"
+    assert set(by_key) == set(S2_TABLE)
+    for key, (formula, _) in S2_TABLE.items():
+        assert by_key[key].formula == formula, key
     for ix in ind.SENTINEL2_INDICES:
         assert set(ix.bands) <= set(ind.SENTINEL2_BANDS)
         assert ix.reference  # every analogue is referenced
@@ -107,6 +121,22 @@ def test_every_sentinel2_row_computes():
         S2_FULL["B4"]
     ]
     np.testing.assert_allclose(res.data[k], expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("key", sorted(S2_TABLE))
+def test_sentinel2_values_follow_the_formula_table(key):
+    # every Sentinel-2 index computed from distinct band values (prime-like, so that a swapped
+    # or wrong band gives another number) against the table written out by hand above
+    stack = np.random.default_rng(2).uniform(0.05, 0.6, size=(13, 4, 5))
+    bands = {b: stack[i] for i, b in enumerate(ind.SENTINEL2_BANDS)}
+    res = ind.compute_indices(stack, S2_FULL, sensor="sentinel2", indices=[key])
+    np.testing.assert_allclose(res.data[0], S2_TABLE[key][1](bands), rtol=1e-14)
+    # one pixel by hand: B11 = 0.3, B4 = 0.1 -> gossan 3 (and 1/3 if the ratio were swapped)
+    if key == "gossan":
+        one = np.full((13, 1, 1), 0.2)
+        one[S2_FULL["B11"]], one[S2_FULL["B4"]] = 0.3, 0.1
+        value = ind.compute_indices(one, S2_FULL, sensor="sentinel2", indices=["gossan"]).data
+        assert value[0, 0, 0] == pytest.approx(3.0, rel=1e-14)
 
 
 @pytest.mark.parametrize(
