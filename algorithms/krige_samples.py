@@ -2,6 +2,8 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -22,6 +24,8 @@ from .params import (
     VARIOGRAMS,
 )
 from .styles import GEOCHEM, VARIANCE
+from .variogram import HELP as VARIOGRAM_HELP
+from .variogram import add_variogram_parameters, variogram_report_html, variogram_settings
 from .vector_io import check_projected, read_points
 
 
@@ -29,10 +33,9 @@ def kriging_sections(element, result):
     """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
     from .report import map_html, table_html
 
-    params = {"model": result.variogram_model, **result.variogram_parameters}
     loo = dict(result.loo)
     sections = [
-        ("Variogram", table_html([params], "Fitted variogram parameters")
+        ("Variogram", variogram_report_html(result, element)
          + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
                        "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
         ("Leave-one-out cross-validation", table_html([loo],
@@ -67,9 +70,15 @@ class KrigeSamples(GeochemAlgorithm):
         "<b>Extent</b>: default the samples' bounding box.<br>"
         "Samples without a value are left out, samples at identical coordinates are merged (mean) "
         "and extreme outliers and isolated samples are reported in the log.<br>"
-        "Outputs: estimate (data units) and kriging variance; the report shows the variogram and "
-        "the leave-one-out statistics (mean error, RMSE, standardized error)."
+        "Outputs: estimate (data units) and kriging variance; the report shows the variogram "
+        "(pairs per lag), the directional variograms, the anisotropy ellipse and the "
+        "leave-one-out statistics (mean error, RMSE, standardized error). The variogram used is "
+        "also returned as outputs for models and scripts: VARIOGRAM_MODEL, NUGGET, SILL (total; "
+        "the slope for linear), RANGE (major axis; 0 for linear), ANISOTROPY_ANGLE (azimuth, "
+        "degrees from north), ANISOTROPY_RATIO (1 = isotropic), all in the kriged units, and "
+        "LOO_RMSE (leave-one-out RMSE in data units).<br>" + VARIOGRAM_HELP
     )
+    OUTPUT_NUMBERS = ("NUGGET", "SILL", "RANGE", "ANISOTROPY_ANGLE", "ANISOTROPY_RATIO", "LOO_RMSE")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -95,6 +104,10 @@ class KrigeSamples(GeochemAlgorithm):
             self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
         self.addParameter(advanced(below))
+        add_variogram_parameters(self)
+        self.addOutput(QgsProcessingOutputString("VARIOGRAM_MODEL", "Variogram model"))
+        for name in self.OUTPUT_NUMBERS:
+            self.addOutput(QgsProcessingOutputNumber(name, name.replace("_", " ").capitalize()))
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.grid import Grid
@@ -138,13 +151,16 @@ class KrigeSamples(GeochemAlgorithm):
                                remedy="Use a larger cell size (0 = a quarter of the sample "
                                "spacing) or a smaller extent.")
         variogram = VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)]
+        settings = variogram_settings(self, parameters, context, variogram)
         feedback.pushInfo(f"Kriging {x.size} samples of {field} ({variogram} variogram) on "
                           f"{grid.nrows} x {grid.ncols} cells of {cell:g} map units")
         progress = CoreFeedback(feedback, 2, 90)
         result = krige(x, y, z, grid=grid, variogram=variogram, log_transform=log,
-                       progress=progress.progress, cancel=progress.is_canceled)
+                       progress=progress.progress, cancel=progress.is_canceled, **settings)
         self.check_canceled(feedback)
         feedback.pushInfo(f"Variogram: {result.variogram_model} {result.variogram_parameters}")
+        if result.anisotropy_note:
+            feedback.pushInfo(f"Anisotropy: {result.anisotropy_note}")
         feedback.pushInfo(f"Leave-one-out: {result.loo}")
         wkt = crs.toWkt()
         meta = {"ELEMENT": field, "VARIOGRAM": result.variogram_model,
@@ -167,4 +183,21 @@ class KrigeSamples(GeochemAlgorithm):
 
             write_report(report, f"Kriging of {field}", kriging_sections(field, result))
             outputs[self.OUTPUT_REPORT] = report
+        outputs.update(variogram_outputs(result))
         return outputs
+
+
+def variogram_outputs(result):
+    """The ``VARIOGRAM_MODEL`` ... ``LOO_RMSE`` outputs of a ``KrigingResult``."""
+    p = result.variogram_parameters
+    linear = result.variogram_model == "linear"
+    loo = result.loo
+    return {
+        "VARIOGRAM_MODEL": result.variogram_model,
+        "NUGGET": float(p["nugget"]),
+        "SILL": float(p["slope"] if linear else p["sill"]),
+        "RANGE": 0.0 if linear else float(p["range"]),
+        "ANISOTROPY_ANGLE": float(result.anisotropy.azimuth) if result.anisotropy else 0.0,
+        "ANISOTROPY_RATIO": float(result.anisotropy.ratio) if result.anisotropy else 1.0,
+        "LOO_RMSE": float(loo.get("rmse_data_units", loo.get("rmse", float("nan")))),
+    }

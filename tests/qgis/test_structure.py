@@ -19,7 +19,7 @@ BLOCKED = ("qgis", "PyQt5", "PyQt6", "osgeo", "sip")
 ALGORITHM_IDS = {
     "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
     "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
-    "evaluatefusion", "crossvalidatefusion",
+    "evaluatefusion", "crossvalidatefusion", "anomalythresholds",
 }
 
 
