@@ -282,6 +282,8 @@ def test_all_nan_input_gives_all_nan():
 def test_max_levels(n):
     # independent closed form: ceil(n / 2**k) >= 2  <=>  2**k < n
     assert pyramid.max_levels((n, 10**6)) == int(math.floor(math.log2(n - 1)))
+    assert pyramid.max_levels((10**6, n)) == int(math.floor(math.log2(n - 1)))  # cols bind
+    assert pyramid.max_levels((3, n, n + 1)) == int(math.floor(math.log2(n - 1)))
     coarsest = pyramid.gaussian_pyramid(np.zeros((n, 5)), pyramid.max_levels((n, 5)))[-1]
     assert min(coarsest.shape) >= 2
 
@@ -390,6 +392,21 @@ def test_block_pyramid_equals_the_whole_image(shape, push_rows, read_rows):
         if levels:
             assert bp.top_.shape == (2, *bp.sizes[-1])
             assert bp.sizes[-1] == tuple(-(-n // 2**levels) for n in shape)
+
+
+def test_block_pyramid_takes_2d_blocks_for_one_layer():
+    # a single-layer BlockPyramid accepts (rows, cols) blocks as well as (1, rows, cols)
+    x = smooth_field((40, 30), seed=6)
+    whole_low, whole_high = pyramid.decompose(x, 2)
+    bp = pyramid.BlockPyramid(x.shape, 2)
+    for r in range(0, 40, 8):
+        bp.push(x[r:r + 8])
+    assert bp.complete
+    low, high = bp.decompose(x[16:24], 16)
+    np.testing.assert_allclose(low[0], whole_low[16:24], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(high[0], whole_high[16:24], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected a \(1, rows, 30\) row block"):
+        bp.decompose(x[16:24, :20], 16)
 
 
 def test_block_pyramid_holds_the_block_not_the_image():
