@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORK = REPO / "bench" / "work" / "mutation"
+WORK = REPO / "bench" / "work" / "mutation"  # --work changes it (parallel runs)
 RESULTS = REPO / "bench" / "results"
 EQUIVALENT = REPO / "bench" / "mutation_equivalent.toml"
 
@@ -179,6 +179,7 @@ def run_module(key, src, sample, seed, timeout_factor):
     cosmic("exec", str(cfg), str(db), cwd=src)
     mutants = collect(db)
     return {"file": path, "tests": tests, "eligible": eligible, "sampled": sampled,
+            "work": str(WORK.relative_to(REPO) if WORK.is_relative_to(REPO) else WORK),
             "seed": seed, "seconds": round(time.perf_counter() - t0), "mutants": mutants}
 
 
@@ -187,8 +188,8 @@ def rerun_survivors(key, src, previous):
     path, tests, qgis = MODULES[key]
     cmd = test_command(tests, qgis)
     deliberate_mutant(src, path, cmd)
-    db = WORK / f"{key}.sqlite"
-    cfg = WORK / f"{key}.toml"
+    work = REPO / previous.get("work", WORK)
+    db, cfg = work / f"{key}.sqlite", work / f"{key}.toml"
     con = sqlite3.connect(db)
     jobs = [m["job"] for m in previous["mutants"] if m["outcome"] == "survived"]
     con.executemany("delete from work_results where job_id = ?", [(j,) for j in jobs])
@@ -279,9 +280,14 @@ def main(argv=None):
     ap.add_argument("--timeout-factor", type=float, default=5.0)
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="re-test the survivors of the last run recorded in mutation.json")
+    ap.add_argument("--work", default=None,
+                    help="working folder (default bench/work/mutation); one per parallel run")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite mutation.md from mutation.json (e.g. after editing the notes)")
     args = ap.parse_args(argv)
+    global WORK
+    if args.work:
+        WORK = Path(args.work).resolve()
     keys = [k.strip() for k in args.modules.split(",") if k.strip()]
     unknown = [k for k in keys if k not in MODULES]
     if unknown:
@@ -299,12 +305,17 @@ def main(argv=None):
             text=True).stdout.split()[-1]
         for key in keys:
             if args.rerun_survivors:
-                if key not in report["modules"] or not (WORK / f"{key}.sqlite").exists():
+                work = REPO / report["modules"].get(key, {}).get("work", WORK)
+                if key not in report["modules"] or not (work / f"{key}.sqlite").exists():
                     sys.exit(f"{key}: no previous run to re-test")
                 report["modules"][key] = rerun_survivors(key, src, report["modules"][key])
             else:
                 report["modules"][key] = run_module(key, src, args.sample, args.seed,
                                                     args.timeout_factor)
+            # another run may have written other modules meanwhile: keep them
+            if json_path.exists():
+                latest = json.loads(json_path.read_text())
+                report = {**latest, "modules": {**latest["modules"], key: report["modules"][key]}}
             report["cosmic_ray"] = version
             stamp = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                      "command": f"make mutation ARGS=\"{' '.join(argv or sys.argv[1:])}\""}
