@@ -256,3 +256,11 @@ def test_special_values_without_an_index_are_skipped_not_the_end():
     assert "FILL" in xml
     meta = sentinel2.parse_mtd(xml)
     assert meta.nodata_dn == 7 and meta.saturated_dn == 65000
+
+
+def test_special_values_default_to_esa_0_and_65535():
+    # without Special_Values in the metadata, ESA's conventions: DN 0 no data, 65535 saturated
+    xml = l2a_xml()
+    start, end = xml.index("<Special_Values>"), xml.rindex("</Special_Values>")
+    meta = sentinel2.parse_mtd(xml[:start] + xml[end + len("</Special_Values>"):])
+    assert meta.nodata_dn == 0 and meta.saturated_dn == 65535
