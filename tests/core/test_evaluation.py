@@ -149,6 +149,38 @@ def test_wald_consistency_with_input_samples_at_the_median_spacing():
     assert out["wald_bias"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_two_points_are_enough_to_score_and_two_inputs_to_find_a_support():
+    # 2 valid pairs are the documented minimum: scored, no warning; 1 is too few
+    layer = smooth_field(seed=8)
+    rows, cols = np.array([5, 30]), np.array([7, 40])
+    x, y = centres(GRID, rows, cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ev.evaluate_layer(layer, GRID, reference_points=(x, y, layer[rows, cols] + 1.0))
+    assert out["n_points"] == 2 and out["bias_points"] == pytest.approx(-1.0)
+    # the consistency check finds its support from 2 input samples (their spacing) ...
+    xi, yi = np.array([GRID.x_min + 25.0, GRID.x_min + 75.0]), np.array([GRID.y_max - 25.0] * 2)
+    out = ev.evaluate_layer(layer, GRID, input_points=(xi, yi, np.array([20.0, 21.0])))
+    assert out["wald_support"] == pytest.approx(50.0)
+    # ... but not from 1, unless the support is given (it must then be positive)
+    with pytest.raises(ValueError, match="at least 2 input samples"):
+        ev.evaluate_layer(layer, GRID, input_points=(xi[:1], yi[:1], np.array([20.0])))
+    for bad in (0.0, -50.0, np.nan):
+        with pytest.raises(ValueError, match="support must be a positive block side"):
+            ev.evaluate_layer(layer, GRID, input_points=(xi, yi, np.array([20.0, 21.0])),
+                              support=bad)
+
+
+def test_block_mean_leaves_out_pixels_beyond_the_coarse_grid():
+    # a coarse grid covering only the left 30 m x the top 20 m of the layer: the pixels
+    # outside it are left out, not wrapped into other cells
+    layer = smooth_field(seed=9)
+    coarse = Grid(GRID.x_min, GRID.y_max, 10.0, 10.0, 3, 2)  # 3 cols x 2 rows of 10 m
+    wide = Grid(GRID.x_min, GRID.y_max, 10.0, 10.0, 50, 40)
+    got = ev.block_mean(layer, wide, coarse, min_coverage=1e-9)
+    np.testing.assert_allclose(got, layer[:2, :3], rtol=1e-12)
+
+
 # -- occurrences -------------------------------------------------------------------------
 def test_occurrences_on_the_maxima_give_an_auc_near_one():
     layer = smooth_field(seed=8)
@@ -277,5 +309,8 @@ def test_cross_validation_refuses_bad_settings(scene):
         ev.cross_validate_chain(x, y, values, image, grid, methods=("magic",))
     with pytest.raises(ValueError, match="n_folds"):
         ev.cross_validate_chain(x, y, values, image, grid, n_folds=1)
+    for bad in (0.0, -100.0):  # 0 would silently mean the default block: refused instead
+        with pytest.raises(ValueError, match="block must be a positive side"):
+            ev.cross_validate_chain(x, y, values, image, grid, block=bad)
     with pytest.raises(ValueError, match="does not match its grid"):
         ev.cross_validate_chain(x, y, values, image[:, :10], grid)
