@@ -310,6 +310,12 @@ def test_too_few_samples():
     x, y, values = _random_samples(MIN_SAMPLES - 3, seed=14)
     with pytest.raises(ValueError, match=rf"at least {MIN_SAMPLES} samples, got {MIN_SAMPLES - 3}"):
         OrdinaryKrigingModel().fit(x, y, values)
+    # the documented minimum (docs/reliability.md): 10 samples fit, 9 do not
+    assert MIN_SAMPLES == 10
+    x, y, values = _random_samples(10, seed=15)
+    OrdinaryKrigingModel("spherical").fit(x, y, values)
+    with pytest.raises(ValueError, match="at least 10 samples, got 9"):
+        OrdinaryKrigingModel("spherical").fit(x[:9], y[:9], values[:9])
 
 
 def test_all_equal_values():
