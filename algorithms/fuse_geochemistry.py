@@ -52,6 +52,7 @@ class FuseGeochemistry(GeochemAlgorithm):
     SAMPLES, FIELD, IMAGE, FEATURES, PCS, SENSOR, BAND_MAP = (
         "SAMPLES", "FIELD", "IMAGE", "FEATURES", "PCS", "SENSOR", "BAND_MAP")
     BELOW_DETECTION = "BELOW_DETECTION"
+    CLIP_NEGATIVE = "CLIP_NEGATIVE"
     LEVELS_RASTER = IMAGE
     REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
         "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
@@ -141,6 +142,9 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
         sample_values.add_parameters(self)
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            self.CLIP_NEGATIVE, "Clip negative concentrations to 0 (they are counted either way)",
+            True)))
 
     def run_algorithm(self, parameters, context, feedback):
         fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
@@ -181,10 +185,13 @@ class FuseGeochemistry(GeochemAlgorithm):
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         wkt = image.crs_wkt or image_crs.toWkt()
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        result = self._fuse_windowed(parameters, context, image, wkt, x, y, values, settings,
-                                     out, CoreFeedback(feedback, 0, 90))
+        result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
+                                               settings, out, CoreFeedback(feedback, 0, 90))
         for note in result.notes:
             feedback.pushInfo(note)
+        for warning in warnings:  # holes filled, negative values: in the log and the report
+            feedback.pushWarning(warning)
+            result.notes.append(warning)
         names, mode = list(values), settings.mode
         layer_name = fused_name(names[0], settings.regression, mode) if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
@@ -206,7 +213,12 @@ class FuseGeochemistry(GeochemAlgorithm):
 
     def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, out,
                        progress):
-        """Run the core's one entry point (every mode), reading and writing block by block."""
+        """Run the core's one entry point (every mode), reading and writing block by block.
+
+        Returns the result and the warnings of the last checks of the fused
+        blocks (:class:`~geochem_fusion.core.guards.FusedGuard`).
+        """
+        from ..core.guards import FusedGuard
         from ..core.scene import fuse_scene
         from ..core.vocabulary import Sinks
 
@@ -241,8 +253,10 @@ class FuseGeochemistry(GeochemAlgorithm):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
 
+            guard = FusedGuard(list(values), writer.write, image.grid, clip_negative=(
+                self.parameterAsBool(parameters, self.CLIP_NEGATIVE, context)))
             scene = fuse_scene(x, y, values, image.read, image.grid, settings, Sinks(
-                writer.write, write_features=write_features if features_path else None,
+                guard.write, write_features=write_features if features_path else None,
                 write_units=write_units if units_path else None, krige_alone=krige_alone,
                 progress=progress.progress, cancel=progress.is_canceled))
             if settings.mode != "adaptive":
@@ -251,7 +265,9 @@ class FuseGeochemistry(GeochemAlgorithm):
                 writer.describe(metadata={"LEVELS": scene.levels})
             if "features" in extra:
                 extra["features"].describe(descriptions=scene.transform.names_)
-        return scene.as_pipeline_result()
+            writer.describe(metadata=guard.metadata())
+        warnings, _ = guard.notes(log_transform=settings.log_transform, mode=settings.mode)
+        return scene.as_pipeline_result(), warnings
 
     def _write_common(self, parameters, context, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""

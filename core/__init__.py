@@ -42,6 +42,7 @@ The chain (the product's path)
 - :mod:`.pyramid_scene` — the ``paper`` / ``coherent`` chain over a whole scene, block by block
 - :mod:`.scene` — the one entry point: settings in, ``fit`` / ``predict`` over block readers
 - :mod:`.pipeline` — the entry point on in-memory arrays
+- :mod:`.guards` — last checks of fused blocks: image holes fall back to kriging, no negative value
 - :mod:`.evaluation` — a layer scored against references; spatial cross-validation of the chain
 
 Inputs
@@ -53,8 +54,9 @@ import importlib
 
 __all__ = [
     "adaptive", "adaptive_scene", "aster", "blocks", "clustering", "evaluation", "features",
-    "fusion", "grid", "indices", "kriging", "metrics", "pca", "pipeline", "progress", "pyramid",
-    "pyramid_scene", "regression", "resample", "samples", "scene", "sentinel2", "thresholds", "vocabulary",
+    "fusion", "grid", "guards", "indices", "kriging", "metrics", "pca", "pipeline", "progress",
+    "pyramid", "pyramid_scene", "regression", "resample", "samples", "scene", "sentinel2",
+    "thresholds", "vocabulary",
 ]
 
 
