@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import inspect
 import io
 import json
 import logging
@@ -96,26 +95,28 @@ from qgis_env import link_package  # noqa: E402
 sys.path.insert(0, str(link_package()))
 
 from geochem_fusion.core import metrics  # noqa: E402
+from geochem_fusion.core.blocks import array_reader  # noqa: E402
+from geochem_fusion.core.features import fit_image_model  # noqa: E402
 from geochem_fusion.core.grid import Grid  # noqa: E402
-from geochem_fusion.core.kriging import OrdinaryKrigingModel, median_nn_spacing  # noqa: E402
-from geochem_fusion.core.pipeline import (  # noqa: E402
-    fuse_raster,
-    fuse_samples,
+from geochem_fusion.core.kriging import OrdinaryKrigingModel  # noqa: E402
+from geochem_fusion.core.pipeline import fuse_raster, fuse_samples  # noqa: E402
+from geochem_fusion.core.resample import resample_cubic  # noqa: E402
+from geochem_fusion.core.samples import median_nn_spacing  # noqa: E402
+from geochem_fusion.core.vocabulary import (  # noqa: E402
+    SAMPLE_SIZE,
+    FusionSettings,
     kriging_grid,
 )
-from geochem_fusion.core.resample import resample_cubic  # noqa: E402
-from geochem_fusion.core.scene import array_reader, fit_image_model  # noqa: E402
 
 logger = logging.getLogger("bench.accuracy")
 
 SEED = 0
 NOTES = []  # lines added to the report by this invocation
 N_CLUSTERS = 5  # K-means units of the local regression (fuse_samples' default)
-SAMPLE_SIZE = 200_000  # pixels sampled by fuse_samples' fit steps (its default)
 #: Variogram of every ordinary kriging here (kriging alone, the paper/coherent
 #: chain, SAGA's input): fuse_samples' default, so that kriging alone is the
 #: kriging the product itself would do.
-VARIOGRAM = inspect.signature(fuse_samples).parameters["variogram"].default
+VARIOGRAM = FusionSettings().variogram
 
 
 # ===========================================================================
@@ -124,7 +125,8 @@ VARIOGRAM = inspect.signature(fuse_samples).parameters["variogram"].default
 def product_default(x, y, values, image, image_grid, *, element_info):
     """The product's default: :func:`fuse_samples` with every setting left at its default."""
     res = fuse_samples(x, y, {element_info.name: values}, image, image_grid,
-                       band_names=element_info.band_names, random_state=element_info.seed)
+                       FusionSettings(band_names=element_info.band_names,
+                                      random_state=element_info.seed))
     return res.elements[element_info.name].fusion.fused
 
 
@@ -189,15 +191,17 @@ def kriging_alone(x, y, values, image, image_grid, *, element_info):
 
 
 def _image_model(image, image_grid, features, info):
-    """The feature transform and K-means units exactly as :func:`fuse_samples` fits them
-    (:func:`~geochem_fusion.core.scene.fit_image_model` on pixels from random windows),
-    applied to the whole image; cached for the image. Returns ``(features, units)``."""
+    """The feature transform and K-means units exactly as :func:`fuse_samples` fits them.
+
+    (:func:`~geochem_fusion.core.features.fit_image_model` on pixels from random windows),
+    applied to the whole image; cached for the image. Returns ``(features, units)``.
+    """
     key = ("image model", features)
     if key not in info.image_cache:
         transform, kmeans, _ = fit_image_model(
-            array_reader(image), image_grid, features=features, band_names=info.band_names,
-            regression="local", n_clusters=N_CLUSTERS, sample_size=SAMPLE_SIZE,
-            random_state=info.seed)
+            array_reader(image), image_grid, FusionSettings(
+                features=features, band_names=info.band_names, regression="local",
+                n_clusters=N_CLUSTERS, sample_size=SAMPLE_SIZE, random_state=info.seed))
         data = transform.transform(image)
         info.image_cache[key] = (data, kmeans.predict(data))
     return info.image_cache[key]
@@ -218,9 +222,9 @@ def _fusion(mode, regression, features="bands"):
         feats, units = _image_model(image, image_grid, features, element_info)
         labels = units if regression == "local" else None
         res, _, _ = fuse_raster(est, kgrid, feats, image_grid,
-                                sample_spacing=median_nn_spacing(x, y), mode=mode,
-                                regression=regression, labels=labels,
-                                random_state=element_info.seed)
+                                FusionSettings(mode=mode, regression=regression,
+                                               random_state=element_info.seed),
+                                sample_spacing=median_nn_spacing(x, y), labels=labels)
         return res.fused
     method.__doc__ = f"fuse_samples(features={features!r}, mode={mode!r}, regression={regression!r})"
     method.settings = dict(features=features, mode=mode, regression=regression)
@@ -234,8 +238,9 @@ def check_equivalence(x, y, values, image, image_grid, info, name="coherent loca
                         seed=info.seed, image_cache=info.image_cache)
     mine = METHODS[name](x, y, values, image, image_grid, element_info=fresh)
     res = fuse_samples(x, y, {info.name: values}, image, image_grid,
-                       band_names=info.band_names, random_state=info.seed,
-                       n_clusters=N_CLUSTERS, variogram=VARIOGRAM, **METHODS[name].settings)
+                       FusionSettings(band_names=info.band_names, random_state=info.seed,
+                                      n_clusters=N_CLUSTERS, variogram=VARIOGRAM,
+                                      **METHODS[name].settings))
     ref = res.elements[info.name].fusion.fused
     if not np.array_equal(np.isnan(mine), np.isnan(ref)):
         return float("inf")
@@ -493,19 +498,26 @@ def _saga_points_variant(resampling, window, corrected):
 
 
 def _adaptive_variant(residual_cell):
-    """The adaptive fit (:func:`~geochem_fusion.core.adaptive.fit_adaptive`, the default's
-    settings) with its residual kriged on a grid of ``residual_cell`` metres (None: the
-    pipeline's coarse kriging grid, as the default)."""
+    """The adaptive fit with the default's settings, its residual kriged on a grid of ``residual_cell`` m.
+
+    :func:`~geochem_fusion.core.adaptive.fit_adaptive_samples` on chips of the whole
+    image (None: the pipeline's coarse kriging grid, as the default).
+    """
     def method(x, y, values, image, image_grid, *, element_info):
-        from geochem_fusion.core.adaptive import fit_adaptive
+        from geochem_fusion.core.adaptive import (
+            DEFAULT_WINDOWS,
+            chips_from_image,
+            fit_adaptive_samples,
+        )
 
         if element_info.protocol != "sentinel2":
             raise NotApplicable("diagnostics run on Sentinel-2 only")
         spacing = median_nn_spacing(x, y) if residual_cell is None else 4.0 * residual_cell
         kgrid = kriging_grid(image_grid, spacing)
-        return fit_adaptive(x, y, values, image, image_grid, kgrid,
-                            band_names=element_info.band_names, variogram=VARIOGRAM,
-                            random_state=element_info.seed)[0]
+        chips = chips_from_image(image, image_grid, x, y, half=max(DEFAULT_WINDOWS) // 2)
+        fit = fit_adaptive_samples(x, y, values, chips, kgrid, band_names=element_info.band_names,
+                                   variogram=VARIOGRAM, random_state=element_info.seed)
+        return fit.predict(image, image_grid, band_names=element_info.band_names)
     return method
 
 
@@ -672,6 +684,7 @@ class S2Case:
 
     @property
     def name(self):
+        """The case and its seed."""
         return f"{self.group} #{self.seed}"
 
 
@@ -702,8 +715,10 @@ RESUME = False
 
 
 def run_s2(methods, cases, store, jobs=1):
-    """Run every method on every case, seed by seed (one work unit per seed, held-out flag,
-    scene and band, in parallel processes with ``jobs`` > 1), each case stored when done.
+    """Run every method on every case, seed by seed, each case stored when done.
+
+    One work unit per seed, held-out flag, scene and band, in parallel processes with
+    ``jobs`` > 1.
 
     With a :data:`DEADLINE`, cases not started by then are skipped and counted in the notes:
     the seeds run first are complete.
@@ -732,8 +747,10 @@ def run_s2(methods, cases, store, jobs=1):
 
 
 def _s2_scene(work):
-    """Every case of one unit (one scene), each stored when done:
-    ``({case name: {method: record}}, notes, cases skipped at the deadline)``."""
+    """Every case of one unit (one scene), each stored when done.
+
+    Returns ``({case name: {method: record}}, notes, cases skipped at the deadline)``.
+    """
     methods, cases, store = work
     x0, y0 = 500_000.0, 7_000_000.0  # arbitrary UTM-like origin
     d = np.load(DATA / "dsen2" / f"{cases[0].scene}.npz")
@@ -931,6 +948,7 @@ _KOLARI = {}
 
 
 def run_kolari(methods, quick, seed, store, jobs=1, elements=None):
+    """Run every method on the Kolari folds; scores go to ``store`` as each element finishes."""
     image, grid, names, valid, x, y, logv, (drow, dcol, n_dep) = load_kolari()
     folds = block_folds(x, y, seed)
     col = np.floor((x - grid.x_min) / grid.cell_x).astype(int)
@@ -1021,11 +1039,15 @@ class Store:
         self.fresh = set()
 
     def put(self, protocol, case, method, rec):
+        """Store the record ``rec`` of a method on a case."""
         self.put_many(protocol, case, {method: rec})
 
     def put_many(self, protocol, case, records):
-        """Store ``{method: record}`` of one case (merged into the file under a lock, so that
-        invocations running side by side, e.g. one per protocol, keep each other's results)."""
+        """Store ``{method: record}`` of one case.
+
+        Merged into the file under a lock, so that invocations running side by side (e.g. one
+        per protocol) keep each other's results.
+        """
         updates = {}
         for method, rec in records.items():
             rec = {k: (float(v) if isinstance(v, (np.floating, float)) else v)
@@ -1058,6 +1080,7 @@ class Store:
                 if f"_run {report} {p}" in self.data}
 
     def get(self, protocol, case, method):
+        """The stored record of a method on a case, or None."""
         return self.data.get(f"{protocol}|{case}|{method}")
 
 
@@ -1484,6 +1507,7 @@ def readme_summary(store, s2_list, kolari_list):
 
 
 def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out="", code=None):
+    """The Markdown report of the stored scores."""
     lines = ["# Accuracy benchmark on real data (issue 6)", ""]
     runs = store.runs(out)
     if runtime is None and runs:  # --report-only: describe the runs that made the results
@@ -1658,6 +1682,7 @@ def _saga_version():
 
 
 def main(argv=None):
+    """Command line entry point."""
     global RK_PIXELWISE, DEADLINE, RESUME
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -7,7 +7,16 @@ from scipy import ndimage
 
 from geochem_fusion.core import adaptive
 from geochem_fusion.core.grid import Grid
-from geochem_fusion.core.pipeline import kriging_grid
+from geochem_fusion.core.vocabulary import kriging_grid
+
+
+def _fit(x, y, z, image, grid, kgrid, **options):
+    """The adaptive fit on an in-memory image: chips, fit, prediction (``options`` those of
+    ``AdaptiveOptions``)."""
+    chips = adaptive.chips_from_image(image, grid, x, y, half=max(adaptive.DEFAULT_WINDOWS) // 2)
+    fit = adaptive.fit_adaptive_samples(x, y, z, chips, kgrid,
+                                        options=adaptive.AdaptiveOptions(**options))
+    return fit.predict(image, grid), fit
 
 
 def _scene(seed=0, n=150, lines=False):
@@ -55,7 +64,7 @@ def test_matched_validation_by_design():
 @pytest.mark.parametrize("lines", [False, True])
 def test_support_is_chosen_by_the_matched_validation(lines):
     bands, grid, x, y, z = _scene(lines=lines)
-    _, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kriging_grid(grid, 100.0))
+    _, fit = _fit(x, y, z, bands, grid, kriging_grid(grid, 100.0))
     errors = fit.support_errors
     # every (feature set, window) pair was scored both ways (3 windows x 2 feature sets)
     assert len(errors) == 6
@@ -69,14 +78,14 @@ def test_support_is_chosen_by_the_matched_validation(lines):
 @pytest.mark.parametrize("lines", [False, True])
 def test_shrink_is_chosen_by_the_matched_validation(lines):
     bands, grid, x, y, z = _scene(seed=1, lines=lines)
-    _, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kriging_grid(grid, 100.0))
+    _, fit = _fit(x, y, z, bands, grid, kriging_grid(grid, 100.0))
     tried = [c for c in fit.candidates if c["shrink"] > 0]
     assert len(tried) == len(adaptive.DEFAULT_SHRINKS) - 1
     key = "loo rmse" if fit.validation[0] == "loo" else "cv rmse"
     chosen = min(tried, key=lambda c: c[key])
     assert fit.shrink == chosen["shrink"]
     # the other rules stay available and choose by their own error
-    _, fit_loo = adaptive.fit_adaptive(x, y, z, bands, grid, kriging_grid(grid, 100.0),
+    _, fit_loo = _fit(x, y, z, bands, grid, kriging_grid(grid, 100.0),
                                        shrink_selection="loo")
     tried = [c for c in fit_loo.candidates if c["shrink"] > 0]
     assert fit_loo.shrink == min(tried, key=lambda c: c["loo rmse"])["shrink"]
@@ -85,5 +94,5 @@ def test_shrink_is_chosen_by_the_matched_validation(lines):
 def test_unknown_shrink_selection_is_refused():
     bands, grid, x, y, z = _scene(n=40)
     with pytest.raises(ValueError, match="shrink_selection must be"):
-        adaptive.fit_adaptive(x, y, z, bands, grid, kriging_grid(grid, 100.0),
+        _fit(x, y, z, bands, grid, kriging_grid(grid, 100.0),
                               shrink_selection="median")
