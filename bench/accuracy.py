@@ -1491,18 +1491,28 @@ def readme_summary(store, s2_list, kolari_list):
         lines.append("- *held-out band B05* (never scored while the default was designed; "
                      "S = 640 m, all designs and seeds): " + "; ".join(parts) + ".")
     if kolari_list:
-        worse = [e for e in kolari_list if _ok(store.get("kolari", e, DEFAULT))
-                 and _ok(store.get("kolari", e, BASELINE))
-                 and store.get("kolari", e, DEFAULT)["rmse"] > store.get("kolari", e, BASELINE)["rmse"]]
+        rel = {e: store.get("kolari", e, DEFAULT)["rmse"] / store.get("kolari", e, BASELINE)["rmse"]
+               - 1.0 for e in kolari_list if _ok(store.get("kolari", e, DEFAULT))
+               and _ok(store.get("kolari", e, BASELINE))}
+        worse = [e for e, r in rel.items() if r > 1e-4]  # 0.01 %: the same kriging, rounded
         missing = [e for e in kolari_list if not (_ok(store.get("kolari", e, DEFAULT))
                                                   and _ok(store.get("kolari", e, BASELINE)))]
         if missing:
             lines.append("- *Kolari*: not measured for " + ", ".join(missing) + ".")
         else:
-            lines.append("- *Kolari*: the default's RMSE is "
-                         + ("never above kriging alone's" if not worse
-                            else "above kriging alone's for " + ", ".join(worse))
-                         + " (one real survey, 5 spatial folds).")
+            same = [e for e, r in rel.items() if abs(r) <= 1e-4]
+            better = [e for e, r in rel.items() if r < -1e-4]
+            parts = []
+            if same:
+                parts.append(f"{', '.join(same)}: kriging alone (RMSE within "
+                             f"{100 * max(abs(rel[e]) for e in same):.3f} %)")
+            if better:
+                parts.append(", ".join(f"{e}: {_pct(rel[e])}" for e in better))
+            if worse:
+                parts.append("worse than kriging alone: "
+                             + ", ".join(f"{e} {_pct(rel[e])}" for e in worse))
+            lines.append("- *Kolari* (one real survey, 5 spatial folds), the default against "
+                         "kriging alone: " + "; ".join(parts) + ".")
     return lines
 
 
