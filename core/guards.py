@@ -24,7 +24,11 @@ from scipy.spatial import cKDTree
 
 from .resample import resample_cubic
 
-__all__ = ["FusedGuard", "kriged_support"]
+__all__ = ["HOLE_REACH", "FusedGuard", "kriged_support"]
+
+HOLE_REACH = 3.0
+"""Image holes within this many median sample spacings of a sample fall back to kriging
+(as far as the kriging of an extent reaches beyond the samples, see ``krigesamples``)."""
 
 
 def kriged_support(x, y, kgrid, reach):
