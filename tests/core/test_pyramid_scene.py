@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from geochem_fusion.core.blocks import array_reader
 from geochem_fusion.core.fusion import fuse
 from geochem_fusion.core.progress import Canceled
-from geochem_fusion.core.pyramid_scene import fit_rows, fuse_layers
-from geochem_fusion.core.scene import array_reader
+from geochem_fusion.core.pyramid_scene import LayerSource, fit_rows, fuse_layers
+from geochem_fusion.core.vocabulary import FusionSettings
 
 SHAPE = (150, 170)
 
@@ -24,7 +25,8 @@ def layers():
     return geo, feats, labels
 
 
-def run_blocks(geo, feats, *, labels=None, block_rows=17, **kwargs):
+def run_blocks(geo, feats, *, labels=None, block_rows=17, levels, log_transform=False,
+               progress=None, cancel=None, **settings):
     geo = geo if geo.ndim == 3 else geo[None]
     out = np.full(geo.shape, np.nan)
     seen = []
@@ -34,9 +36,12 @@ def run_blocks(geo, feats, *, labels=None, block_rows=17, **kwargs):
         out[:, row0:row0 + fused.shape[1]] = fused
         np.testing.assert_array_equal(features, feats[:, row0:row0 + fused.shape[1]])
 
-    results = fuse_layers(array_reader(geo), array_reader(feats), SHAPE, n_elements=len(geo),
-                          read_units=None if labels is None else array_reader(labels[None]),
-                          block_rows=block_rows, consume=consume, **kwargs)
+    source = LayerSource(array_reader(geo), array_reader(feats), SHAPE,
+                         read_units=None if labels is None else array_reader(labels[None]),
+                         log_transform=log_transform)
+    settings = FusionSettings(**{"mode": "coherent", **settings}, block_rows=block_rows)
+    results = fuse_layers(source, levels, settings, consume, n_elements=len(geo),
+                          progress=progress, cancel=cancel)
     assert seen == list(range(0, SHAPE[0], block_rows))  # every block, in order
     return out, results
 
@@ -89,8 +94,18 @@ def test_a_sampled_fit_on_a_large_image_recovers_the_gains():
 
 def test_fit_rows():
     np.testing.assert_array_equal(fit_rows(10, 20, 8, 200), np.arange(10))  # small: every row
-    assert fit_rows(10980, 10980, 8, 200_000)[1] == 64  # a quarter of the 256-pixel low band
-    assert fit_rows(1000, 1000, 8, 200_000)[1] == 5  # no sparser than needed
+    # a full tile at depth 8: the low band's scale is 2**8 = 256 px, a quarter of it is 64;
+    # every 64th row still offers ceil(10980 / 64) * 10980 = 1.9 M pixels >= 200 000
+    rows = fit_rows(10980, 10980, 8, 200_000)
+    assert rows[1] == 64 and rows.size == -(-10980 // 64)
+    # 1000 x 1000 = 1 M pixels for a sample of 200 000: every 5th row offers 200 rows x 1000 =
+    # 200 000 pixels, just enough (every 6th: 167 x 1000 = 167 000, too few; every 4th:
+    # 250 000, denser than needed), and 5 is below the cap of 64
+    rows = fit_rows(1000, 1000, 8, 200_000)
+    assert rows[1] == 5 and rows.size * 1000 == 200_000
+    np.testing.assert_array_equal(np.diff(rows), 5)
+    # a shallow pyramid caps the stride: depth 3 -> 2**(3 - 2) = 2 even if 5 would suffice
+    assert fit_rows(1000, 1000, 3, 200_000)[1] == 2
 
 
 def test_progress_and_cancel(layers):
