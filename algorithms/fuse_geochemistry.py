@@ -159,8 +159,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         x, y, values, notes = check_sample_table(
             x, y, values, log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             qualifiers=marks, **sample_values.conventions(self, parameters, context))
-        for note in (notes + check_overlap(x, y, image.grid.extent)
-                     + sample_values.coverage_messages(image, x, y)):
+        sample_notes = (notes + check_overlap(x, y, image.grid.extent)
+                        + sample_values.coverage_messages(image, x, y))
+        for note in sample_notes:
             feedback.pushWarning(note)
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
@@ -192,6 +193,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         for warning in warnings:  # holes filled, negative values: in the log and the report
             feedback.pushWarning(warning)
             result.notes.append(warning)
+        result.notes.extend(sample_notes)  # samples left out, merged, off the image: the report
         names, mode = list(values), settings.mode
         layer_name = fused_name(names[0], settings.regression, mode) if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "

@@ -5,6 +5,8 @@ Each variant is built in ``tmp_path`` from ``../shared/data/kolari``; the test s
 when the data is absent.
 """
 
+import html
+
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
@@ -187,4 +189,7 @@ def test_hole_in_the_image_falls_back_to_kriging(run_alg, kolari, messy):
                       OUTPUT_REPORT=str(report))["OUTPUT"])
     assert np.isfinite(holed).mean() == pytest.approx(np.isfinite(whole).mean(), abs=0.002)
     (warning,) = log.warned("have no image data but lie within reach of the samples")
-    assert "kriged estimate" in warning and warning in report.read_text(encoding="utf-8")
+    text = report.read_text(encoding="utf-8")
+    assert "kriged estimate" in warning and warning in text
+    (coverage,) = log.warned("fall on its nodata")  # the samples in the hole, counted
+    assert html.escape(coverage) in text
