@@ -186,7 +186,7 @@ def test_the_image_must_beat_kriging_alone_by_the_margin():
     # margin it is held back and the result is kriging alone.
     bands, truth, grid, x, y, z = _scene(relation=0.05, seed=4, n=80)
     kg = kriging_grid(grid, 100.0)
-    _, no_guard = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=0.0)
+    _, no_guard = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=0.0)
     assert no_guard.shrink > 0
     gain = 1.0 - no_guard.loo_rmse / no_guard.kriging_alone_rmse
     # the same ratio read from the candidate table (the chosen row against kriging alone)
@@ -195,13 +195,13 @@ def test_the_image_must_beat_kriging_alone_by_the_margin():
     assert len(chosen) == 1
     assert chosen[0]["cv rmse"] / no_guard.candidates[0]["cv rmse"] == pytest.approx(1.0 - gain)
     assert 0.0 < gain < 0.02  # a real but small improvement: the case the guard is for
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3))
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3))
     assert fit.shrink == 0.0 and fit.feature_set == "-"
     ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
     np.testing.assert_allclose(fused, resample_cubic(ok.predict_grid(kg)[0], kg, grid),
                                rtol=1e-9, atol=1e-9)
     # the threshold is the margin itself: just below the gain the image is used again
-    _, loose = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=gain / 2)
+    _, loose = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=gain / 2)
     assert loose.shrink == no_guard.shrink
 
 
@@ -238,7 +238,7 @@ def test_support_is_chosen_among_the_windows_that_have_samples():
     holed = bands.copy()
     holed[:, r, c] = np.nan
     kg = kriging_grid(grid, 100.0)
-    _, fit = adaptive.fit_adaptive(x, y, z, holed, grid, kg, windows=(1, 3),
+    _, fit = fit_adaptive(x, y, z, holed, grid, kg, windows=(1, 3),
                                    feature_sets=("bands",))
     image_rows = [row for row in fit.candidates if row["shrink"] > 0]
     assert image_rows and {row["window"] for row in image_rows} == {3}
