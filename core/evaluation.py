@@ -79,6 +79,10 @@ METRIC_NAMES = {
     "wald_bias": "mean error of the block-averaged layer against the input survey",
     "n_occurrences": "occurrences on valid pixels of the layer",
     "auc": "area under the success-rate curve (0.5 = no better than random)",
+    "auc_low": "lower end of the bootstrap 95 % interval of the AUC (occurrences resampled)",
+    "auc_high": "upper end of the bootstrap 95 % interval of the AUC",
+    "cc_points_low": "lower end of the bootstrap 95 % interval of cc_points (points resampled)",
+    "cc_points_high": "upper end of the bootstrap 95 % interval of cc_points",
 }
 """Every key :func:`evaluate_layer` may return, with its meaning (``<P>`` = each percentile)."""
 
@@ -344,9 +348,47 @@ def success_rate(layer, grid, occ_x, occ_y):
 # ---------------------------------------------------------------------------
 # evaluation of one layer
 # ---------------------------------------------------------------------------
+def occurrence_scores(layer, rows, cols):
+    """Share of the valid pixels below each occurrence's value (ties count one half).
+
+    The success-rate AUC is their mean (:func:`~.metrics.success_rate_auc`),
+    so resampling the occurrences resamples the AUC.
+    """
+    values = np.sort(layer[np.isfinite(layer)])
+    v = layer[rows, cols]
+    less = np.searchsorted(values, v, side="left")
+    leq = np.searchsorted(values, v, side="right")
+    return (less + 0.5 * (leq - less)) / values.size
+
+
+def bootstrap_interval(statistic, n, *, n_resamples=1000, random_state=0, level=0.95):
+    """Percentile bootstrap interval of ``statistic(index)`` over ``n`` resampled items.
+
+    ``statistic`` takes an ``(n_resamples, n)`` index array and returns one
+    value per row; resamples giving NaN are dropped.
+    """
+    if n < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(random_state)
+    stats = np.asarray(statistic(rng.integers(0, n, size=(int(n_resamples), n))), dtype=float)
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(stats, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _rowwise_correlation(a, b):
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+
 def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
                    input_points=None, input_geochem=None, occurrences=None,
-                   percentiles=(90, 95), support=None):
+                   percentiles=(90, 95), support=None, bootstrap=1000, random_state=0):
     """Score one layer against everything available to compare with.
 
     Each group of metrics is computed only when its input is given, and then
@@ -396,6 +438,14 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
     support : float, optional
         Block side (map units) for ``input_points``; default the median
         nearest-neighbour spacing of the input points.
+    bootstrap : int
+        Resamples of the percentile bootstrap 95 % intervals of ``auc``
+        (occurrences resampled: keys ``auc_low``, ``auc_high``) and of
+        ``cc_points`` (points resampled: ``cc_points_low``,
+        ``cc_points_high``); 0 = none.  The pixels of a raster are not
+        independent, so no interval is given for the raster metrics.
+    random_state : int
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -423,6 +473,12 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
         est = sample_layer(layer, grid, rx, ry)
         out["n_points"] = int(np.sum(np.isfinite(est)))
         out.update(_pair_metrics(est, rv, "", "points"))
+        if bootstrap:
+            ok = np.isfinite(est) & np.isfinite(rv)
+            a, b = est[ok], rv[ok]
+            out["cc_points_low"], out["cc_points_high"] = bootstrap_interval(
+                lambda i: _rowwise_correlation(a[i], b[i]), a.size, n_resamples=bootstrap,
+                random_state=random_state)
 
     if reference_raster is not None:
         ref, ref_grid = reference_raster
@@ -482,6 +538,12 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # counted in n_occurrences
                 out["auc"] = success_rate(layer, grid, ox[valid], oy[valid])[2]
+            if bootstrap:
+                r, c, _ = _occurrence_pixels(grid, ox[valid], oy[valid])
+                scores = occurrence_scores(layer, r, c)
+                out["auc_low"], out["auc_high"] = bootstrap_interval(
+                    lambda i: scores[i].mean(axis=1), scores.size, n_resamples=bootstrap,
+                    random_state=random_state)
         else:
             warnings.warn("no occurrence lies on a valid pixel of the layer: AUC is NaN",
                           UserWarning, stacklevel=2)
