@@ -568,8 +568,14 @@ def _pixel_bands(read, image_grid, x, y):
     return bands
 
 
-def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture):
-    """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals."""
+def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture,
+                        variance_capture=None, variogram_options=None, variogram="auto"):
+    """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals.
+
+    ``variance_capture`` receives the prediction variance (working space): the
+    kriging variance of the residual plus the regression's estimation
+    variance ``σ² x0' (X'X)⁻¹ x0`` (Hengl et al. 2007, errors independent).
+    """
     from sklearn.linear_model import LinearRegression
 
     from .kriging import OrdinaryKrigingModel
@@ -583,42 +589,59 @@ def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture
                          f"for a regression on {n_bands} bands")
     trend_model = LinearRegression().fit(bands[use], target[use])
     residual = target[use] - trend_model.predict(bands[use])
-    kres = OrdinaryKrigingModel("auto").fit(x[use], y[use], residual).krige_grid(kgrid)
-    for r in capture.needed:
+    kres = OrdinaryKrigingModel(variogram, **(variogram_options or {})).fit(
+        x[use], y[use], residual).krige_grid(kgrid)
+    design = np.column_stack([np.ones(int(use.sum())), bands[use]])
+    sigma2 = float(residual @ residual) / max(design.shape[0] - design.shape[1], 1)
+    xtx_inv = np.linalg.pinv(design.T @ design)
+    rows = sorted(set(capture.needed) | (set(variance_capture.needed)
+                                         if variance_capture is not None else set()))
+    for r in rows:
         flat = read(int(r), 0, 1, image_grid.ncols).reshape(n_bands, -1)
         valid = np.isfinite(flat).all(axis=0)
         trend = np.full(flat.shape[1], np.nan)
         trend[valid] = trend_model.predict(flat[:, valid].T)
-        layer = trend + resample_cubic(kres.estimate, kgrid,
-                                       image_grid.window(int(r), 0, 1, image_grid.ncols))[0]
+        window = image_grid.window(int(r), 0, 1, image_grid.ncols)
+        layer = trend + resample_cubic(kres.estimate, kgrid, window)[0]
         capture.write(int(r), (np.power(10.0, layer) if log_transform else layer)[None])
+        if variance_capture is not None:
+            x0 = np.vstack([np.ones(flat.shape[1]), np.where(valid, flat, 0.0)])
+            trend_var = sigma2 * np.einsum("ip,ij,jp->p", x0, xtx_inv, x0)
+            variance = np.maximum(resample_cubic(kres.variance, kgrid, window)[0], 0.0)
+            variance_capture.write(int(r), np.where(valid, variance + trend_var, np.nan)[None])
 
 
 def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, random_state,
-                band_names):
+                band_names, variogram_options=None, variogram="auto"):
     """``method``'s layer (image grid, data units) from these samples, at ``(xq, yq)``.
 
     The layer is made block by block (the fusions' scene functions) or row by row
     (kriging, regression kriging), and only the rows bilinear sampling needs are kept.
+    Returns ``(prediction, variance)``: the prediction variance in the working space
+    (log10 with ``log_transform``) at the points, or None for a method without one.
     """
     from .kriging import OrdinaryKrigingModel, median_nn_spacing
     from .pipeline import kriging_grid
 
     capture = _RowCapture(image_grid, xq, yq)
+    spread = _RowCapture(image_grid, xq, yq)
     if method in ("kriging alone", "regression kriging"):
         kgrid = kriging_grid(image_grid, median_nn_spacing(x, y))
         if method == "regression kriging":
-            _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture)
-            return capture.sample()  # median back-transform
+            _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture,
+                                spread, variogram_options, variogram)
+            return capture.sample(), spread.sample()  # median back-transform
         # kriged (and resampled) in the working space, back-transformed by 10 ** x like the
         # other methods: the scores in log10 then compare the estimates themselves
-        estimate = OrdinaryKrigingModel("auto").fit(
-            x, y, np.log10(z) if log_transform else z).krige_grid(kgrid).estimate
+        kriged = OrdinaryKrigingModel(variogram, **(variogram_options or {})).fit(
+            x, y, np.log10(z) if log_transform else z).krige_grid(kgrid)
         for r in capture.needed:
-            layer = resample_cubic(estimate, kgrid, image_grid.window(int(r), 0, 1,
-                                                                      image_grid.ncols))
+            layer = resample_cubic(kriged.estimate, kgrid, image_grid.window(int(r), 0, 1,
+                                                                             image_grid.ncols))
             capture.write(int(r), np.power(10.0, layer) if log_transform else layer)
-        return capture.sample()
+            spread.write(int(r), np.maximum(resample_cubic(
+                kriged.variance, kgrid, image_grid.window(int(r), 0, 1, image_grid.ncols)), 0.0))
+        return capture.sample(), spread.sample()
     settings = dict(log_transform=log_transform, band_names=band_names,
                     random_state=random_state, preview_size=None)
 
@@ -634,12 +657,12 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
 
         fuse_pyramid_scene(x, y, {"value": z}, read, image_grid, write,
                            mode=method.split()[0], **settings)
-    return capture.sample()
+    return capture.sample(), None
 
 
 def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block=None, n_folds=5,
                          log_transform=False, random_state=0, band_names=None, progress=None,
-                         cancel=None):
+                         cancel=None, variogram="auto", variogram_options=None):
     """Spatial block cross-validation of the whole chain, method by method.
 
     The samples are grouped in square blocks (:func:`~.adaptive.spatial_folds`)
@@ -699,16 +722,25 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     band_names : list of str, optional
     progress, cancel : callables, optional
         See :mod:`~.progress`; polled before each method of each fold.
+    variogram : str
+        Variogram model of the kriging of "kriging alone" and of the residuals
+        of "regression kriging" (default ``"auto"``).
+    variogram_options : dict, optional
+        Keywords of :class:`~.kriging.OrdinaryKrigingModel` (lags, cut-off,
+        anisotropy, given parameters) for the same krigings.
 
     Returns
     -------
     dict
-        ``method -> {"rmse", "cc", "bias", "n", "predictions"}``: the errors
-        of the predictions (estimate - value; log10 with ``log_transform``)
-        over the ``n`` held-out samples it predicted, and ``predictions``
-        ``(n_samples,)`` in data units (NaN where a sample was left out or not
-        predicted). A fold whose refit fails (too few samples) is skipped with
-        a warning.
+        ``method -> {"rmse", "cc", "bias", "n", "coverage95", "n_coverage",
+        "predictions"}``: the errors of the predictions (estimate - value;
+        log10 with ``log_transform``) over the ``n`` held-out samples it
+        predicted, the share of them inside the method's 95 % prediction
+        interval (:func:`~.uncertainty.coverage`; in log10 with
+        ``log_transform``; NaN for a method without a prediction variance:
+        the paper and coherent modes), and ``predictions`` ``(n_samples,)``
+        in data units (NaN where a sample was left out or not predicted). A
+        fold whose refit fails (too few samples) is skipped with a warning.
 
     Notes
     -----
@@ -759,6 +791,7 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     logger.info("spatial cross-validation: %d samples, %d folds of %g map unit blocks, "
                 "methods %s", idx.size, fold_ids.size, block, methods)
     predictions = {m: np.full(x.size, np.nan) for m in methods}
+    variances = {m: np.full(x.size, np.nan) for m in methods}
     total = fold_ids.size * len(methods)
     for k, f in enumerate(fold_ids):
         test, train = folds == f, folds != f
@@ -766,16 +799,19 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
             _step(progress, cancel, (k * len(methods) + j) / total,
                   f"fold {k + 1}/{fold_ids.size}: {method}")
             try:
-                predicted = _predict_at(method, xs[train], ys[train], vs[train], read,
-                                        image_grid, xs[test], ys[test],
-                                        log_transform=log_transform,
-                                        random_state=random_state, band_names=band_names)
+                predicted, variance = _predict_at(
+                    method, xs[train], ys[train], vs[train], read, image_grid, xs[test],
+                    ys[test], log_transform=log_transform, random_state=random_state,
+                    band_names=band_names, variogram=variogram,
+                    variogram_options=variogram_options)
             except ValueError as exc:
                 warnings.warn(f"cross-validation fold {k + 1}: {method} could not be fitted "
                               f"({exc}); its {int(test.sum())} held-out samples are not scored",
                               UserWarning, stacklevel=2)
                 continue
             predictions[method][idx[test]] = predicted
+            if variance is not None:
+                variances[method][idx[test]] = variance
     _step(progress, cancel, 1.0, "cross-validation done")
     results = {}
     for method in methods:
@@ -787,9 +823,14 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
         if log_transform:
             estimate, value = np.log10(estimate), np.log10(value)
         row = {"rmse": float("nan"), "cc": float("nan"), "bias": float("nan"),
-               "n": int(scored.sum()), "predictions": pred}
+               "n": int(scored.sum()), "coverage95": float("nan"), "n_coverage": 0,
+               "predictions": pred}
         if scored.sum() >= 2:
             row.update(rmse=metrics.rmse(estimate, value), cc=metrics.pearson_cc(estimate, value),
                        bias=metrics.bias(estimate, value))
+            from .uncertainty import coverage
+
+            share, n_cov = coverage(value, estimate, variances[method][scored])
+            row.update(coverage95=share, n_coverage=n_cov)
         results[method] = row
     return results

@@ -84,3 +84,15 @@ def test_trend_variance_grows_away_from_the_sampled_features():
         (fit.mean + 5 * fit.scale)[:, None, None] + 0 * F[:, :1, :1])
     assert 0 < typical[0, 0] < extreme[0, 0]
     assert typical[0, 0] == pytest.approx(fit.shrink**2 * fit.intercept_variance)
+
+
+def test_cross_validation_reports_the_coverage_of_each_method_with_a_variance():
+    from geochem_fusion.core.evaluation import cross_validate_chain
+
+    bands, grid, x, y, z, r, c, n = _scene(3, n=250, m=0)
+    res = cross_validate_chain(x, y, z, bands, grid, n_folds=5,
+                               methods=("kriging alone", "regression kriging", "paper global"))
+    for method in ("kriging alone", "regression kriging"):
+        assert res[method]["n_coverage"] == res[method]["n"] == x.size
+        assert 0.85 <= res[method]["coverage95"] <= 0.99, (method, res[method]["coverage95"])
+    assert np.isnan(res["paper global"]["coverage95"]) and res["paper global"]["n_coverage"] == 0
