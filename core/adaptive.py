@@ -421,8 +421,7 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
                          windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
                          n_closest_points=32, min_samples=12, block=None, n_folds=5,
                          margin=0.02, random_state=0, labels=None, min_unit_samples=15,
-                         support_selection="gcv", shrink_selection="loo",
-                         variogram_options=None):
+                         support_selection="gcv", shrink_selection="loo"):
     """Choose the adaptive predictor from the samples by spatial cross-validation.
 
     Every candidate — kriging alone, and for each feature set and support
@@ -465,12 +464,6 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         Geological unit of each sample (−1 = none): local regression, one
         ridge trend per unit with at least ``min_unit_samples`` samples, the
         global trend elsewhere.
-    variogram_options : dict, optional
-        ``variogram_parameters``, ``nlags``, ``lag_width``, ``max_lag``,
-        ``anisotropy`` of the final residual kriging
-        (:class:`~geochem_fusion.core.kriging.OrdinaryKrigingModel`); an
-        ``anisotropy='auto'`` is kept only when it improves the residual's
-        leave-one-out error.
 
     Returns
     -------
@@ -625,8 +618,7 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         rz = z[use] - lam * _apply_trend(As, None if labels is None else labels[use], full_fits)
         logger.info("adaptive fusion: %s, window %d px, shrink %.2f, CV RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
-    model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points,
-                                 **(variogram_options or {}))
+    model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
     fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)
     return fit
 
