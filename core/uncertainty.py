@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Z95", "coverage", "interval", "lognormal_sd"]
+__all__ = ["Z95", "coverage", "interval", "log_variance_from_sd", "lognormal_sd"]
 
 #: Two-sided 95 % quantile of the standard normal.
 Z95 = 1.959963984540054
@@ -34,6 +34,16 @@ def lognormal_sd(log_estimate, log_variance):
     s2 = np.maximum(np.asarray(log_variance, dtype=float), 0.0) * _LN10**2
     with np.errstate(over="ignore", invalid="ignore"):
         return 10.0**m * np.exp(s2 / 2.0) * np.sqrt(np.expm1(s2))
+
+
+def log_variance_from_sd(median, sd):
+    """The ``log10`` variance ``v`` whose lognormal SD (:func:`lognormal_sd`) about ``median`` is ``sd``.
+
+    Inverts ``sd / median = √(u² − u)`` with ``u = exp(v · ln(10)²)``.
+    """
+    ratio = np.asarray(sd, dtype=float) / np.asarray(median, dtype=float)
+    u = (1.0 + np.sqrt(1.0 + 4.0 * ratio**2)) / 2.0
+    return np.log(u) / _LN10**2
 
 
 def interval(estimate, variance, *, log=False, z=Z95):

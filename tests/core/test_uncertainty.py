@@ -9,7 +9,12 @@ from scipy import ndimage
 from geochem_fusion.core import adaptive
 from geochem_fusion.core.grid import Grid
 from geochem_fusion.core.pipeline import kriging_grid
-from geochem_fusion.core.uncertainty import coverage, interval, lognormal_sd
+from geochem_fusion.core.uncertainty import (
+    coverage,
+    interval,
+    log_variance_from_sd,
+    lognormal_sd,
+)
 
 
 def _scene(seed, n=200, m=300, relation=1.0, psill=0.3, range_=400.0, nugget=0.05):
@@ -43,6 +48,12 @@ def test_lognormal_sd_and_interval_match_a_sample():
     assert np.mean((values >= low) & (values <= high)) == pytest.approx(0.95, abs=0.002)
     share, n = coverage(values, np.full(values.size, 1.5), np.full(values.size, 0.04), log=True)
     assert n == values.size and share == pytest.approx(0.95, abs=0.002)
+
+
+def test_log_variance_from_sd_inverts_lognormal_sd():
+    m = np.array([0.5, 1.0, 2.0, 3.0])
+    v = np.array([0.0, 0.01, 0.09, 0.4])
+    np.testing.assert_allclose(log_variance_from_sd(10**m, lognormal_sd(m, v)), v, atol=1e-12)
 
 
 def test_adaptive_95_interval_covers_held_out_truth():
