@@ -15,7 +15,7 @@ from qgis.core import (
 from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .params import DEFAULT_VARIOGRAM, VARIOGRAMS
-from .principal_components import write_loading_table
+from .tables import write_table
 from .variogram import HELP as VARIOGRAM_HELP
 from .variogram import add_variogram_parameters, variogram_settings
 
@@ -39,6 +39,8 @@ def verdict(results):
 
 
 class CrossValidateFusion(GeochemAlgorithm):
+    """``geochemfusion:crossvalidatefusion``: spatial cross-validation of the chain, method by method."""
+
     NAME = "crossvalidatefusion"
     DISPLAY_NAME = "Cross-validate the fusion (does the image help?)"
     GROUP = "Evaluation"
@@ -74,7 +76,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         + "<br>"
     ) + sample_values.help_text()
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
@@ -158,7 +160,7 @@ class CrossValidateFusion(GeochemAlgorithm):
             feedback.pushInfo(sentence)
         self.step(feedback, 95, "Writing the outputs")
         outputs = {}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

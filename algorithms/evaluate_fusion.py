@@ -19,7 +19,7 @@ from qgis.core import (
 
 from . import compat, raster_io, sample_values
 from .base import GeochemAlgorithm, advanced
-from .principal_components import write_loading_table
+from .tables import write_table
 from .vector_io import check_projected, read_points
 
 NOTHING_TO_COMPARE = (
@@ -55,6 +55,8 @@ def parse_percentiles(text):
 
 
 class EvaluateFusion(GeochemAlgorithm):
+    """``geochemfusion:evaluatefusion``: scores of fused layers against reference layers and points."""
+
     NAME = "evaluatefusion"
     DISPLAY_NAME = "Evaluate fused layers"
     GROUP = "Evaluation"
@@ -101,7 +103,7 @@ class EvaluateFusion(GeochemAlgorithm):
     ) + sample_values.help_text()
     IMAGE, BASELINE, N_COMPONENTS = "IMAGE", "BASELINE", "N_COMPONENTS"
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         points = [QgsProcessing.TypeVectorPoint]
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.FUSED, "Layers to evaluate (every band is one layer)", QgsProcessing.TypeRaster))
@@ -152,7 +154,7 @@ class EvaluateFusion(GeochemAlgorithm):
         sample_values.add_parameters(self)  # the sample values, as every algorithm reads them
         self.addOutput(QgsProcessingOutputString("VERDICT", "Verdict"))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -359,7 +361,7 @@ class EvaluateFusion(GeochemAlgorithm):
         feedback.pushInfo(f"Verdict: {verdict}")
         self.step(feedback, 85, "Writing the outputs")
         outputs = {"VERDICT": verdict}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
@@ -416,7 +418,7 @@ def evaluation_warnings(rows, n_evaluated):
 
 
 def evaluation_verdict(rows, n_evaluated):
-    """One plain sentence: does the best evaluated layer beat random and the image alone?"""
+    """Say in one plain sentence whether the best evaluated layer beats random and the image."""
     evaluated, baseline = rows[:n_evaluated], rows[n_evaluated:]
     scored = [r for r in evaluated if r.get("auc") == r.get("auc") and "auc" in r]
     parts = []

@@ -40,9 +40,16 @@ import warnings
 import numpy as np
 
 from . import metrics
+from .adaptive import spatial_folds
+from .blocks import array_reader
 from .grid import Grid
+from .kriging import OrdinaryKrigingModel
 from .progress import step as _step
 from .resample import resample_cubic
+from .samples import median_nn_spacing
+from .scene import fuse_scene
+from .uncertainty import coverage, log_variance_from_sd
+from .vocabulary import FusionSettings, Sinks, kriging_grid
 
 __all__ = [
     "METHODS",
@@ -578,8 +585,6 @@ def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture
     """
     from sklearn.linear_model import LinearRegression
 
-    from .kriging import OrdinaryKrigingModel
-
     bands = _pixel_bands(read, image_grid, x, y)
     n_bands = 0 if bands is None else bands.shape[1]
     use = np.zeros(x.size, dtype=bool) if bands is None else np.isfinite(bands).all(axis=1)
@@ -620,9 +625,6 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
     Returns ``(prediction, variance)``: the prediction variance in the working space
     (log10 with ``log_transform``) at the points, or None for a method without one.
     """
-    from .kriging import OrdinaryKrigingModel, median_nn_spacing
-    from .pipeline import kriging_grid
-
     capture = _RowCapture(image_grid, xq, yq)
     spread = _RowCapture(image_grid, xq, yq)
     if method in ("kriging alone", "regression kriging"):
@@ -642,22 +644,29 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
             spread.write(int(r), np.maximum(resample_cubic(
                 kriged.variance, kgrid, image_grid.window(int(r), 0, 1, image_grid.ncols)), 0.0))
         return capture.sample(), spread.sample()
-    settings = dict(log_transform=log_transform, band_names=band_names,
-                    random_state=random_state, preview_size=None)
+    # "default": the product's defaults (adaptive); "paper global", "coherent global": that
+    # mode with the other defaults
+    default = method == "default"
+    settings = FusionSettings(mode="adaptive" if default else method.split()[0],
+                              log_transform=log_transform, band_names=band_names,
+                              random_state=random_state,
+                              variogram_options=variogram_options if default else None)
 
     def write(_element, row0, block):
         capture.write(row0, block)
 
-    if method == "default":
-        from .scene import fuse_scene
+    def write_sd(_element, row0, block):
+        spread.write(row0, block)
 
-        fuse_scene(x, y, {"value": z}, read, image_grid, write, krige_alone=False, **settings)
-    else:
-        from .pyramid_scene import fuse_pyramid_scene
-
-        fuse_pyramid_scene(x, y, {"value": z}, read, image_grid, write,
-                           mode=method.split()[0], **settings)
-    return capture.sample(), None
+    fuse_scene(x, y, {"value": z}, read, image_grid, settings,
+               Sinks(write, preview_size=None, krige_alone=False,
+                     write_uncertainty=write_sd if default else None))
+    if not default:
+        return capture.sample(), None
+    prediction, sd = capture.sample(), spread.sample()
+    if log_transform:
+        return prediction, log_variance_from_sd(prediction, sd)
+    return prediction, sd**2
 
 
 def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block=None, n_folds=5,
@@ -676,7 +685,7 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     Methods (:data:`METHODS`):
 
     - ``"kriging alone"``: ordinary kriging (``variogram="auto"``) on the
-      kriging grid of :func:`~.pipeline.kriging_grid` (a quarter of the sample
+      kriging grid of :func:`~.vocabulary.kriging_grid` (a quarter of the sample
       spacing), brought to the image grid by cubic convolution -- the kriging
       of :func:`~.pipeline.fuse_samples` (with ``log_transform``: of log10,
       back-transformed by ``10 ** x``);
@@ -749,9 +758,6 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     fusion per method: about half a minute for the 300 x 200 pixel demo image and
     150 samples on a small machine, and minutes on a whole Sentinel-2 tile.
     """
-    from .adaptive import spatial_folds
-    from .kriging import median_nn_spacing
-
     methods = list(METHODS if methods is None else methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -765,8 +771,6 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     if callable(image):
         read = image
     else:
-        from .scene import array_reader
-
         image = np.asarray(image, dtype=np.float64)
         if image.ndim != 3 or image.shape[1:] != image_grid.shape:
             raise ValueError(f"image of shape {image.shape} does not match its grid "
@@ -828,8 +832,6 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
         if scored.sum() >= 2:
             row.update(rmse=metrics.rmse(estimate, value), cc=metrics.pearson_cc(estimate, value),
                        bias=metrics.bias(estimate, value))
-            from .uncertainty import coverage
-
             share, n_cov = coverage(value, estimate, variances[method][scored])
             row.update(coverage95=share, n_coverage=n_cov)
         results[method] = row
