@@ -66,13 +66,14 @@ class CrossValidateFusion(GeochemAlgorithm):
         "the methods fit in, so that their different back-transforms do not decide).<br>"
         "<b>95 % coverage</b>: for each method that gives a prediction uncertainty (kriging "
         "alone: the kriging variance; regression kriging: the kriging variance of the residual "
-        "plus the regression's estimation variance), the share of held-out samples inside its "
+        "plus the regression's estimation variance; default: fusegeochemistry's prediction SD), "
+        "the share of held-out samples inside its "
         "95 % prediction interval (0.95 = calibrated; below, the uncertainty is too narrow). "
         "The paper and coherent modes give none (empty).<br>"
         "Cost: every fold redoes each method's image work, so a run takes about folds x "
         "methods fusions: clip large images to a representative area first.<br>"
-        "The variogram parameters below apply to the kriging of <i>kriging alone</i> and of the "
-        "residuals of <i>regression kriging</i> (automatic model).<br>" + VARIOGRAM_HELP
+        "The variogram parameters below apply to the kriging of <i>kriging alone</i> and to the "
+        "residual kriging of <i>regression kriging</i> and of <i>default</i>.<br>" + VARIOGRAM_HELP
         + "<br>"
     ) + sample_values.help_text()
 

@@ -8,13 +8,20 @@ from scipy import ndimage
 
 from geochem_fusion.core import adaptive
 from geochem_fusion.core.grid import Grid
-from geochem_fusion.core.pipeline import kriging_grid
 from geochem_fusion.core.uncertainty import (
     coverage,
     interval,
     log_variance_from_sd,
     lognormal_sd,
 )
+from geochem_fusion.core.vocabulary import kriging_grid
+
+
+def _fit(x, y, z, image, grid, kgrid, variogram="spherical"):
+    """The adaptive fit of ``z`` on an in-memory image, and its prediction on the grid."""
+    chips = adaptive.chips_from_image(image, grid, x, y, half=max(adaptive.DEFAULT_WINDOWS) // 2)
+    fit = adaptive.fit_adaptive_samples(x, y, z, chips, kgrid, variogram=variogram)
+    return fit.predict(image, grid), fit
 
 
 def _scene(seed, n=200, m=300, relation=1.0, psill=0.3, range_=400.0, nugget=0.05):
@@ -60,8 +67,8 @@ def test_adaptive_95_interval_covers_held_out_truth():
     shares = []
     for seed in range(4):
         bands, grid, x, y, z, r, c, n = _scene(seed)
-        fused, fit = adaptive.fit_adaptive(x[:n], y[:n], z[:n], bands, grid,
-                                           kriging_grid(grid, 50.0), variogram="exponential")
+        fused, fit = _fit(x[:n], y[:n], z[:n], bands, grid, kriging_grid(grid, 50.0),
+                          variogram="exponential")
         assert fit.shrink > 0  # the image trend is used: its estimation variance counts
         variance = fit.variance(bands, grid)
         assert (variance[np.isfinite(variance)] >= 0).all()
@@ -75,8 +82,8 @@ def test_adaptive_95_interval_covers_held_out_truth():
 def test_kriging_alone_variance_is_the_kriging_variance():
     bands, grid, x, y, z, r, c, n = _scene(1, relation=0.0)
     noise = np.random.default_rng(9).uniform(0.2, 0.3, bands.shape)  # an unrelated image
-    fused, fit = adaptive.fit_adaptive(x[:n], y[:n], z[:n], noise, grid,
-                                       kriging_grid(grid, 50.0), variogram="exponential")
+    fused, fit = _fit(x[:n], y[:n], z[:n], noise, grid, kriging_grid(grid, 50.0),
+                      variogram="exponential")
     assert fit.shrink == 0
     from geochem_fusion.core.resample import resample_cubic
 
@@ -88,7 +95,7 @@ def test_kriging_alone_variance_is_the_kriging_variance():
 
 def test_trend_variance_grows_away_from_the_sampled_features():
     bands, grid, x, y, z, r, c, n = _scene(2)
-    _, fit = adaptive.fit_adaptive(x[:n], y[:n], z[:n], bands, grid, kriging_grid(grid, 50.0))
+    _, fit = _fit(x[:n], y[:n], z[:n], bands, grid, kriging_grid(grid, 50.0))
     F, _ = adaptive.feature_stack(bands, fit.feature_set, window=fit.window)
     typical = fit.trend_variance_from_features(fit.mean[:, None, None] + 0 * F[:, :1, :1])
     extreme = fit.trend_variance_from_features(
@@ -107,3 +114,36 @@ def test_cross_validation_reports_the_coverage_of_each_method_with_a_variance():
         assert res[method]["n_coverage"] == res[method]["n"] == x.size
         assert 0.85 <= res[method]["coverage95"] <= 0.99, (method, res[method]["coverage95"])
     assert np.isnan(res["paper global"]["coverage95"]) and res["paper global"]["n_coverage"] == 0
+
+
+def test_fused_scene_uncertainty_is_calibrated_on_held_out_points():
+    """The SD layer of the one entry point (adaptive mode) covers held-out truth (issue 13)."""
+    from geochem_fusion.core.blocks import array_reader
+    from geochem_fusion.core.scene import fuse_scene
+    from geochem_fusion.core.vocabulary import FusionSettings, Sinks
+
+    shares = []
+    for seed, log in ((0, False), (1, False), (2, True)):
+        bands, grid, x, y, z, r, c, n = _scene(seed)
+        values = 10 ** (1 + z / 4) if log else z
+        fused = np.full((1,) + grid.shape, np.nan)
+        sd = np.full((1,) + grid.shape, np.nan)
+
+        def write(i, row0, block, out=fused):
+            out[i, row0:row0 + block.shape[0]] = block
+
+        def write_sd(i, row0, block, out=sd):
+            out[i, row0:row0 + block.shape[0]] = block
+
+        settings = FusionSettings(log_transform=log, variogram="exponential")
+        fuse_scene(x[:n], y[:n], {"v": values[:n]}, array_reader(bands), grid, settings,
+                   Sinks(write, write_uncertainty=write_sd, preview_size=None,
+                         krige_alone=False))
+        assert np.isfinite(sd[0]).mean() > 0.9 and (sd[0][np.isfinite(sd[0])] >= 0).all()
+        f, s = fused[0, r[n:], c[n:]], sd[0, r[n:], c[n:]]
+        if log:
+            share, _ = coverage(values[n:], np.log10(f), log_variance_from_sd(f, s), log=True)
+        else:
+            share, _ = coverage(values[n:], f, s**2)
+        shares.append(share)
+    assert 0.88 <= np.mean(shares) <= 0.98, shares
