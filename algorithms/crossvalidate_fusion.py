@@ -137,8 +137,8 @@ class CrossValidateFusion(GeochemAlgorithm):
             log_transform=log, random_state=self.parameterAsInt(parameters, self.SEED, context),
             band_names=image.descriptions, progress=progress.progress,
             cancel=progress.is_canceled,
-            variogram=variogram,
-            variogram_options=variogram_settings(self, parameters, context, variogram))
+            variogram_options={"variogram": variogram,
+                               **variogram_settings(self, parameters, context, variogram)})
         self.check_canceled(feedback)
         alone = results.get("kriging alone", {}).get("rmse")
         space = "log10" if log else "data units"

@@ -671,7 +671,7 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
 
 def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block=None, n_folds=5,
                          log_transform=False, random_state=0, band_names=None, progress=None,
-                         cancel=None, variogram="auto", variogram_options=None):
+                         cancel=None, variogram_options=None):
     """Spatial block cross-validation of the whole chain, method by method.
 
     The samples are grouped in square blocks (:func:`~.adaptive.spatial_folds`)
@@ -731,12 +731,11 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     band_names : list of str, optional
     progress, cancel : callables, optional
         See :mod:`~.progress`; polled before each method of each fold.
-    variogram : str
-        Variogram model of the kriging of "kriging alone" and of the residuals
-        of "regression kriging" (default ``"auto"``).
     variogram_options : dict, optional
-        Keywords of :class:`~.kriging.OrdinaryKrigingModel` (lags, cut-off,
-        anisotropy, given parameters) for the same krigings.
+        ``variogram`` (the model, default ``"auto"``) and the keywords of
+        :class:`~.kriging.OrdinaryKrigingModel` (lags, cut-off, anisotropy,
+        given parameters) for the kriging of "kriging alone" and the residual
+        kriging of "regression kriging" and "default".
 
     Returns
     -------
@@ -758,6 +757,9 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     fusion per method: about half a minute for the 300 x 200 pixel demo image and
     150 samples on a small machine, and minutes on a whole Sentinel-2 tile.
     """
+    kriging_options = dict(variogram_options or {})
+    variogram = kriging_options.pop("variogram", "auto")
+    variogram_options = kriging_options
     methods = list(METHODS if methods is None else methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
