@@ -3,6 +3,7 @@
 from qgis.core import (
     QgsProcessing,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -13,7 +14,10 @@ from qgis.core import (
 
 from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced
+from .params import DEFAULT_VARIOGRAM, VARIOGRAMS
 from .tables import write_table
+from .variogram import HELP as VARIOGRAM_HELP
+from .variogram import add_variogram_parameters, variogram_settings
 
 HELPS_MARGIN = 0.02
 """The image "helps" when the default fusion's RMSE is this much (relative) below kriging
@@ -60,8 +64,17 @@ class CrossValidateFusion(GeochemAlgorithm):
         "a held-out sample has no training sample next to it. <b>Folds</b>: 5 by default.<br>"
         "The errors are in data units (ppm), or in log10 with the log transform (the space "
         "the methods fit in, so that their different back-transforms do not decide).<br>"
+        "<b>95 % coverage</b>: for each method that gives a prediction uncertainty (kriging "
+        "alone: the kriging variance; regression kriging: the kriging variance of the residual "
+        "plus the regression's estimation variance; default: fusegeochemistry's prediction SD), "
+        "the share of held-out samples inside its "
+        "95 % prediction interval (0.95 = calibrated; below, the uncertainty is too narrow). "
+        "The paper and coherent modes give none (empty).<br>"
         "Cost: every fold redoes each method's image work, so a run takes about folds x "
         "methods fusions: clip large images to a representative area first.<br>"
+        "The variogram parameters below apply to the kriging of <i>kriging alone</i> and to the "
+        "residual kriging of <i>regression kriging</i> and of <i>default</i>.<br>" + VARIOGRAM_HELP
+        + "<br>"
     ) + sample_values.help_text()
 
     def initAlgorithm(self, config=None):
@@ -88,6 +101,10 @@ class CrossValidateFusion(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Cross-validation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "VARIOGRAM", "Variogram model (kriging alone, regression kriging)", VARIOGRAMS,
+            defaultValue=DEFAULT_VARIOGRAM)))
+        add_variogram_parameters(self)
         sample_values.add_parameters(self)
 
     def run_algorithm(self, parameters, context, feedback):
@@ -113,12 +130,15 @@ class CrossValidateFusion(GeochemAlgorithm):
             feedback.pushWarning(note)
         n_folds = self.parameterAsInt(parameters, self.N_FOLDS, context)
         progress = CoreFeedback(feedback, 5, 90)
+        variogram = VARIOGRAMS[self.parameterAsEnum(parameters, "VARIOGRAM", context)]
         results = cross_validate_chain(
             x, y, z, image.read, image.grid, n_folds=n_folds,
             block=self.parameterAsDouble(parameters, self.BLOCK_SIZE, context) or None,
             log_transform=log, random_state=self.parameterAsInt(parameters, self.SEED, context),
             band_names=image.descriptions, progress=progress.progress,
-            cancel=progress.is_canceled)
+            cancel=progress.is_canceled,
+            variogram_options={"variogram": variogram,
+                               **variogram_settings(self, parameters, context, variogram)})
         self.check_canceled(feedback)
         alone = results.get("kriging alone", {}).get("rmse")
         space = "log10" if log else "data units"
@@ -128,12 +148,14 @@ class CrossValidateFusion(GeochemAlgorithm):
                    "rmse": r["rmse"], "cc": r["cc"], "bias": r["bias"]}
             if alone:
                 row["rmse vs kriging alone (%)"] = 100.0 * (r["rmse"] / alone - 1.0)
+            row["95 % coverage"] = r.get("coverage95", float("nan"))
             rows.append(row)
         feedback.pushInfo(f"Spatial cross-validation of {field} ({n_folds} folds), errors in "
                           f"{space} at the held-out samples:")
         for row in rows:
             feedback.pushInfo(f"  {row['method']:<20} n={row['n']:<5} RMSE={row['rmse']:<10.4g} "
-                              f"CC={row['cc']:<8.3f} bias={row['bias']:.4g}")
+                              f"CC={row['cc']:<8.3f} bias={row['bias']:.4g} 95 % coverage="
+                              f"{row['95 % coverage']:.3f}")
         sentence = verdict(results)
         if sentence:
             feedback.pushInfo(sentence)

@@ -4,7 +4,9 @@ import html
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingOutputString,
     QgsProcessingParameterBand,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -25,6 +27,13 @@ NOTHING_TO_COMPARE = (
     "REFERENCE_FIELD), REFERENCE_RASTER, INPUT_SAMPLES (with INPUT_FIELD) or INPUT_GEOCHEM, "
     "OCCURRENCES."
 )
+
+
+#: How the image enters as a baseline (option order is API).
+BASELINES = ["each band", "first principal components"]
+BASELINE_PREFIX = "image only: "
+#: Fewer occurrences than this make the AUC too uncertain to rank layers.
+MIN_OCCURRENCES = 20
 
 
 def _given(parameters, key):
@@ -79,9 +88,20 @@ class EvaluateFusion(GeochemAlgorithm):
         "with the input; a fusion that keeps the measured geochemistry returns it.<br>"
         "<b>Occurrences</b> (known mineralisation): success-rate curve (fraction of the "
         "occurrences captured by the highest x % of the area) and its AUC (0.5 = random).<br>"
+        "<b>Image</b> (optional, the image the layers were fused with): its bands, or its first "
+        "principal components, are scored as layers of their own (\"image only: …\"), so a gain "
+        "that comes only from the image shows. Give the image the fusion used.<br>"
+        "Bootstrap 95 % intervals (1000 resamples) are given for the AUC (occurrences "
+        "resampled) and for the correlation with the reference samples (points resampled). "
+        "A warning is given for fewer than 20 occurrences and for any AUC below 0.5; a plain "
+        "verdict line (log, report and the VERDICT output) says whether the best evaluated layer "
+        "beats random and the image alone, within those intervals. An image-only layer counts "
+        "with either sign (1 − AUC when below 0.5): a fusion can use an image band upside "
+        "down.<br>"
         "Outputs: a table with one row per layer, and an HTML report with the table, scatter "
         "plots, the success-rate curves and small maps.<br>"
     ) + sample_values.help_text()
+    IMAGE, BASELINE, N_COMPONENTS = "IMAGE", "BASELINE", "N_COMPONENTS"
 
     def initAlgorithm(self, config=None):
         points = [QgsProcessing.TypeVectorPoint]
@@ -114,6 +134,13 @@ class EvaluateFusion(GeochemAlgorithm):
             parentLayerParameterName=self.INPUT_GEOCHEM, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.OCCURRENCES, "Known occurrences", points, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.IMAGE, "Image (scored alone as a baseline)", optional=True))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            self.BASELINE, "Image baseline layers", BASELINES, defaultValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            self.N_COMPONENTS, "Principal components of the image baseline",
+            QgsProcessingParameterNumber.Type.Integer, 3, minValue=1)))
         self.addParameter(advanced(QgsProcessingParameterString(
             self.PERCENTILES, "Anomaly percentiles for the IoU (e.g. 90,95)", "90,95")))
         self.addParameter(advanced(QgsProcessingParameterNumber(
@@ -125,6 +152,7 @@ class EvaluateFusion(GeochemAlgorithm):
             self.OUTPUT_REPORT, "Evaluation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
         sample_values.add_parameters(self)  # the sample values, as every algorithm reads them
+        self.addOutput(QgsProcessingOutputString("VERDICT", "Verdict"))
 
     def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
@@ -246,12 +274,50 @@ class EvaluateFusion(GeochemAlgorithm):
             raise ValueError(f"the layer '{source.sourceName()}' ({key}) has no point")
         return (x, y, values) if fields else (x, y)
 
+    def _baseline(self, parameters, context, feedback, grid, crs, wkt):
+        """The image's bands (or first principal components) on the evaluation grid."""
+        import numpy as np
+
+        layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
+        if layer is None:
+            return [], []
+        path = raster_io.layer_path(layer)
+        if layer.crs() == crs:
+            raster = raster_io.read_raster(path)
+            data, descriptions = raster.data, raster.descriptions
+            if raster.grid != grid:
+                from ..core.resample import resample_cubic
+
+                data = resample_cubic(data, raster.grid, grid)
+        else:
+            vrt = raster_io.warped_vrt(path, grid, wkt, resample="cubic", dst_nodata=float("nan"))
+            data = np.stack([vrt.GetRasterBand(i + 1).ReadAsArray().astype(float)
+                             for i in range(vrt.RasterCount)])
+            descriptions = [vrt.GetRasterBand(i + 1).GetDescription() or f"Band {i + 1}"
+                            for i in range(vrt.RasterCount)]
+        feedback.pushInfo(f"Image baseline: '{layer.name()}' ({data.shape[0]} bands) scored "
+                          "alone on the evaluation grid.")
+        descriptions = [f"{layer.name()} {d.lower()}" if d.startswith("Band ") else d
+                        for d in descriptions]
+        if self.parameterAsEnum(parameters, self.BASELINE, context) == 0:
+            return [f"{BASELINE_PREFIX}{d}" for d in descriptions], list(data)
+        from ..core.pca import PCA
+
+        n = min(self.parameterAsInt(parameters, self.N_COMPONENTS, context), data.shape[0])
+        pca = PCA(n, standardize=True).fit(data)
+        components = pca.transform(data)
+        return ([f"{BASELINE_PREFIX}PC{i + 1} ({100 * r:.0f} % of variance)"
+                 for i, r in enumerate(pca.explained_variance_ratio_)], list(components[:n]))
+
     # -- running ----------------------------------------------------------------------
     def run_algorithm(self, parameters, context, feedback):
         from ..core.evaluation import evaluate_layer
 
         self.step(feedback, 1, "Reading the layers to evaluate")
         names, arrays, grid, crs, wkt = self._layers(parameters, context, feedback)
+        n_evaluated = len(names)
+        base_names, base_arrays = self._baseline(parameters, context, feedback, grid, crs, wkt)
+        names, arrays = names + base_names, arrays + base_arrays
         inputs = {
             "reference_points": self._points(parameters, context, feedback,
                                              self.REFERENCE_SAMPLES, self.REFERENCE_FIELD, crs),
@@ -288,8 +354,13 @@ class EvaluateFusion(GeochemAlgorithm):
             rows.append({"layer": name, **scores})
             feedback.pushInfo(f"{name}: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()))
+        warned = evaluation_warnings(rows, n_evaluated)
+        for message in warned:
+            feedback.pushWarning(message)
+        verdict = evaluation_verdict(rows, n_evaluated)
+        feedback.pushInfo(f"Verdict: {verdict}")
         self.step(feedback, 85, "Writing the outputs")
-        outputs = {}
+        outputs = {"VERDICT": verdict}
         dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
@@ -312,17 +383,93 @@ class EvaluateFusion(GeochemAlgorithm):
                 if layer is not None:
                     described[label] = layer.name()
             described["anomaly percentiles"] = ", ".join(f"{p:g}" for p in percentiles)
-            evaluation_report(report, names, arrays, grid, rows, inputs, described)
+            evaluation_report(report, names, arrays, grid, rows, inputs, described,
+                              verdict=verdict, warned=warned)
             outputs[self.OUTPUT_REPORT] = report
         return outputs
 
 
-def evaluation_report(path, names, arrays, grid, rows, inputs, described):
+def _interval(row, key):
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None or low != low or high != high:
+        return ""
+    return f" [{low:.2f}, {high:.2f}]"
+
+
+def evaluation_warnings(rows, n_evaluated):
+    """Warnings about too few occurrences and AUCs below 0.5."""
+    messages = []
+    counts = {r.get("n_occurrences") for r in rows if r.get("n_occurrences") is not None}
+    if counts and min(counts) < MIN_OCCURRENCES:
+        messages.append(
+            f"Only {min(counts)} occurrence(s) on the layers (fewer than {MIN_OCCURRENCES}): the "
+            "AUC varies a lot with which occurrences happen to be known; read its bootstrap "
+            "interval, not the value, and do not rank layers by small differences.")
+    for i, row in enumerate(rows):
+        auc = row.get("auc")
+        if auc is not None and auc == auc and auc < 0.5:
+            what = ("an image-only layer: it ranks the occurrences upside down (its reverse "
+                    f"scores {1 - auc:.2f})") if i >= n_evaluated else \
+                ("the layer ranks the occurrences worse than random (its whole interval lies "
+                 "below 0.5)" if row.get("auc_high", 1.0) < 0.5 else
+                 "the layer ranks the occurrences no better than random")
+            messages.append(f"'{row['layer']}' has an AUC of {auc:.2f} < 0.5: {what}.")
+    return messages
+
+
+def evaluation_verdict(rows, n_evaluated):
+    """Say in one plain sentence whether the best evaluated layer beats random and the image."""
+    evaluated, baseline = rows[:n_evaluated], rows[n_evaluated:]
+    scored = [r for r in evaluated if r.get("auc") == r.get("auc") and "auc" in r]
+    parts = []
+    if scored:
+        best = max(scored, key=lambda r: r["auc"])
+        low = best.get("auc_low", float("nan"))
+        text = f"best evaluated layer '{best['layer']}': AUC {best['auc']:.2f}{_interval(best, 'auc')}"
+        if low == low:
+            text += (", better than random" if low > 0.5 else
+                     ", not distinguishable from random (the interval holds 0.5)")
+        base = [r for r in baseline if r.get("auc") == r.get("auc") and "auc" in r]
+        if base:
+            top = max(base, key=lambda r: max(r["auc"], 1 - r["auc"]))
+            flipped = top["auc"] < 0.5
+            top_auc = max(top["auc"], 1 - top["auc"])
+            top_low, top_high = top.get("auc_low", float("nan")), top.get("auc_high", float("nan"))
+            if flipped:
+                top_low, top_high = 1 - top_high, 1 - top_low
+            text += (f"; the image alone ('{top['layer']}'{', reversed' if flipped else ''}) "
+                     f"scores {top_auc:.2f} [{top_low:.2f}, {top_high:.2f}]")
+            if low == low and low > top_high:
+                text += ": the fused layer ranks the occurrences better than the image alone"
+            elif best["auc"] <= top_auc:
+                text += (": the image alone does at least as well, so the success rate of a "
+                         "fused layer here may come from the image, not from the geochemistry")
+            else:
+                text += ": no clear difference from the image alone (the intervals overlap)"
+        parts.append(text)
+    with_points = [r for r in evaluated if r.get("cc_points") == r.get("cc_points")
+                   and "cc_points" in r]
+    if with_points:
+        best = max(with_points, key=lambda r: r["cc_points"])
+        parts.append(f"best correlation with the reference samples: '{best['layer']}' "
+                     f"CC {best['cc_points']:.2f}{_interval(best, 'cc_points')}")
+    if not parts:
+        return "no occurrence or reference sample to rank the layers by; see the metrics table"
+    return "; ".join(parts) + "."
+
+
+def evaluation_report(path, names, arrays, grid, rows, inputs, described, *, verdict="",
+                      warned=()):
     """Write the HTML report of :class:`EvaluateFusion`."""
     from ..core.evaluation import METRIC_NAMES, sample_layer, success_rate
     from .report import curves_html, map_html, scatter_html, table_html, write_report
 
-    sections = [("Inputs", table_html([{"input": k, "value": v} for k, v in described.items()]))]
+    sections = []
+    if verdict:
+        sections.append(("Verdict", f"<p><b>{html.escape(verdict)}</b></p>"
+                         + "".join(f"<p>⚠ {html.escape(w)}</p>" for w in warned)))
+    sections.append(("Inputs", table_html([{"input": k, "value": v}
+                                           for k, v in described.items()])))
     keys = []
     for row in rows:
         keys += [k for k in row if k != "layer" and k not in keys]

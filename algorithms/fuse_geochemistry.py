@@ -39,6 +39,8 @@ from .params import (
 )
 from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
 from .tables import flatten_rows, write_table
+from .variogram import HELP as VARIOGRAM_HELP
+from .variogram import add_variogram_parameters, variogram_settings
 
 
 class FuseGeochemistry(GeochemAlgorithm):
@@ -60,6 +62,7 @@ class FuseGeochemistry(GeochemAlgorithm):
     OUTPUT, OUTPUT_KRIGED, OUTPUT_VARIANCE, OUTPUT_FEATURES, OUTPUT_UNITS = (
         "OUTPUT", "OUTPUT_KRIGED", "OUTPUT_VARIANCE", "OUTPUT_FEATURES", "OUTPUT_UNITS")
     OUTPUT_COEFFICIENTS, OUTPUT_REPORT = "OUTPUT_COEFFICIENTS", "OUTPUT_REPORT"
+    OUTPUT_UNCERTAINTY = "OUTPUT_UNCERTAINTY"
     HELP = (
         "Produces fine-resolution geochemical layers from a regional geochemical survey and a "
         "satellite image (Sentinel-2, ASTER or any co-registered stack), following 'Research on "
@@ -90,7 +93,15 @@ class FuseGeochemistry(GeochemAlgorithm):
         "<b>Random seed</b>: fixes the pixel subsamples (PCA, K-means, regression), so runs "
         "repeat exactly.<br>" + FUSION_HELP +
         "<br>Samples in another CRS are reprojected to the image CRS (the image must be in a "
-        "projected CRS, metres).<br>" + sample_values.help_text()
+        "projected CRS, metres).<br>"
+        "<b>Prediction uncertainty</b> (optional output, adaptive mode): the standard deviation "
+        "of the prediction, one band per element, in the units of the fused layer: the kriging "
+        "variance of the residual plus the estimation variance of the image trend "
+        "(regression-kriging form, Hengl et al. 2007), the kriging SD where kriging alone is "
+        "used; for log fits the SD of the lognormal (the 95 % interval is 10^(log10 value ± "
+        "1.96 SD in log10), see docs/geostatistics.md). Not available in the paper and "
+        "coherent modes (no file is written, with a warning). crossvalidatefusion reports its "
+        "coverage.<br>" + VARIOGRAM_HELP + "<br>" + sample_values.help_text()
     )
 
     def initAlgorithm(self, config=None):
@@ -141,6 +152,10 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_UNCERTAINTY, "Prediction uncertainty (SD, adaptive mode)", optional=True,
+            createByDefault=False))
+        add_variogram_parameters(self)
         sample_values.add_parameters(self)
         self.addParameter(advanced(QgsProcessingParameterBoolean(
             self.CLIP_NEGATIVE, "Clip negative concentrations to 0 (they are counted either way)",
@@ -182,6 +197,9 @@ class FuseGeochemistry(GeochemAlgorithm):
             levels=self.parameterAsInt(parameters, self.LEVELS, context),
             log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             variogram=VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)],
+            variogram_options=variogram_settings(
+                self, parameters, context,
+                VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)]),
             random_state=self.parameterAsInt(parameters, self.SEED, context),
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         wkt = image.crs_wkt or image_crs.toWkt()
@@ -200,6 +218,10 @@ class FuseGeochemistry(GeochemAlgorithm):
             + (f"{settings.regression}, " if mode != "adaptive" else "") + f"{mode})")
         self.load_styled(context, out, GEOCHEM, layer_name)
         outputs = {self.OUTPUT: out}
+        uncertainty = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context)
+        if uncertainty and os.path.exists(uncertainty):
+            self.load_styled(context, uncertainty, VARIANCE, f"{layer_name} prediction SD")
+            outputs[self.OUTPUT_UNCERTAINTY] = uncertainty
         for key, kind, label in ((self.OUTPUT_FEATURES, CONTINUOUS, "Fusion image features"),
                                  (self.OUTPUT_UNITS, UNITS, "Geological units (K-means)")):
             path = self.parameterAsOutputLayer(parameters, key, context)
@@ -230,6 +252,13 @@ class FuseGeochemistry(GeochemAlgorithm):
                 "REGRESSION": settings.regression, "FEATURES": settings.features}
         features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
         units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        sd_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context)
+        if sd_path and settings.mode != "adaptive":
+            progress.feedback.pushWarning(
+                f"The prediction uncertainty is not available in the {settings.mode} mode (the "
+                "pyramid regression has no prediction variance): no uncertainty layer is "
+                "written. Use the adaptive mode, or the kriging variance output.")
+            sd_path = None
         # kriging alone is only an output (kriged layer, variance, report): skip it otherwise
         krige_alone = any(self.parameterAsOutputLayer(parameters, key, context)
                           for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE)) or bool(
@@ -251,6 +280,12 @@ class FuseGeochemistry(GeochemAlgorithm):
                 for j in range(block.shape[0]):
                     w.write(j, row0, block[j])
 
+            def write_uncertainty(i, row0, block):
+                lazy("uncertainty", sd_path, len(names),
+                     descriptions=[f"{n} prediction SD" for n in names],
+                     metadata={**meta, "UNITS": "data units (the fused layer's)",
+                               "LOG_TRANSFORM": settings.log_transform}).write(i, row0, block)
+
             def write_units(row0, block):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
@@ -260,6 +295,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             sinks = Sinks(
                 guard.write, write_features=write_features if features_path else None,
                 write_units=write_units if units_path else None, krige_alone=krige_alone,
+                write_uncertainty=write_uncertainty if sd_path else None,
                 progress=progress.progress, cancel=progress.is_canceled)
             estimator = SceneFusion(settings).fit(
                 x, y, values, image.read, image.grid, krige_alone=krige_alone,

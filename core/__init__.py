@@ -29,6 +29,7 @@ Building blocks
 - :mod:`.indices` — ASTER and Sentinel-2 mineral band-ratio indices
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, anomaly IoU, success rate
 - :mod:`.thresholds` — anomaly thresholds: concentration-area fractal, MAD, percentiles
+- :mod:`.uncertainty` — prediction intervals, lognormal SD, coverage
 
 The method
 
@@ -56,7 +57,7 @@ __all__ = [
     "adaptive", "adaptive_scene", "aster", "blocks", "clustering", "evaluation", "features",
     "fusion", "grid", "guards", "indices", "kriging", "metrics", "pca", "pipeline", "progress",
     "pyramid", "pyramid_scene", "regression", "resample", "samples", "scene", "sentinel2",
-    "thresholds", "vocabulary",
+    "thresholds", "uncertainty", "vocabulary",
 ]
 
 

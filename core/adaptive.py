@@ -38,6 +38,17 @@ residual is kriged on the coarse grid and brought to the image grid by cubic
 convolution.  Everything is in the space the caller gives (log10 for
 log-transformed concentrations).
 
+Uncertainty: :meth:`AdaptiveFit.variance` is the prediction variance in the
+working space, the regression-kriging form of Hengl, Heuvelink & Rossiter
+(2007) with the trend and residual errors taken as independent: the ordinary
+kriging variance of the residual (brought to the image grid by cubic
+convolution, like the residual) plus the estimation variance of the shrunk
+trend, ``λ² (σ²/n + f' V f)``, with ``V = σ² M A'A M``, ``M = (A'A + αI)⁻¹``
+the covariance of the ridge gains, ``σ²`` the variance of the trend's
+residuals and ``f`` the standardized features of the pixel.  Local (per-unit)
+trends use the global trend's ``V`` (an approximation).  Where kriging alone
+is used it is the kriging variance.
+
 References: Hengl, Heuvelink & Rossiter (2007) "About regression-kriging",
 Computers & Geosciences 33; Golub, Heath & Wahba (1979) generalized
 cross-validation.
@@ -142,6 +153,16 @@ def _ridge_loo(A, z):
     return model.coef_.copy(), float(model.intercept_), alpha, fitted, loo
 
 
+def _ridge_covariance(As, z, coef, intercept, alpha):
+    """Covariance of ridge gains ``σ² M A'A M`` and intercept variance ``σ²/n`` (centred A)."""
+    n, q = As.shape
+    Ac = As - As.mean(axis=0)
+    resid = z - (intercept + As @ coef)
+    sigma2 = float(resid @ resid) / max(n - q - 1, 1)
+    M = np.linalg.inv(Ac.T @ Ac + alpha * np.eye(q))
+    return sigma2 * M @ (Ac.T @ Ac) @ M, sigma2 / n
+
+
 def _fit_trend(As, z, labels, min_unit, *, return_loo=False):
     """Global ridge trend, plus one per unit (label >= 0) with at least ``min_unit`` samples.
 
@@ -217,6 +238,10 @@ class AdaptiveFit:
     regression: str = "global"
     support_errors: dict = field(default_factory=dict)
     validation: tuple = ("loo", {})
+    #: Covariance of the global ridge gains (standardized features) and variance of the
+    #: intercept: the trend's estimation variance (:meth:`variance`); None = no trend.
+    trend_covariance: np.ndarray = None
+    intercept_variance: float = 0.0
 
     @property
     def halo(self):
@@ -260,6 +285,27 @@ class AdaptiveFit:
             t += offsets[which]
         t *= self.shrink
         return t.reshape(F.shape[1:])
+
+    def trend_variance_from_features(self, F):
+        """Estimation variance of the shrunk trend at each pixel of a :func:`feature_stack`."""
+        F = np.asarray(F)
+        if self.shrink == 0 or self.trend_covariance is None:
+            return np.where(np.isfinite(F).all(axis=0), 0.0, np.nan)
+        f = (F.reshape(F.shape[0], -1) - self.mean[:, None]) / self.scale[:, None]
+        v = self.intercept_variance + np.einsum("ip,ij,jp->p", f, self.trend_covariance, f)
+        return (self.shrink**2 * v).reshape(F.shape[1:])
+
+    def variance(self, image, grid, *, band_names=None):
+        """Prediction variance (working space) on ``grid``: residual kriging + trend estimation.
+
+        ``image`` and ``grid`` as for :meth:`predict`.  See the module notes.
+        """
+        kriged = np.maximum(resample_cubic(self.kriging.variance, self.kriging.grid, grid), 0.0)
+        image = np.asarray(image, dtype=np.float64)
+        if self.shrink == 0:
+            return np.where(np.isfinite(image).all(axis=0), kriged, np.nan)
+        F, _ = feature_stack(image, self.feature_set, window=self.window, band_names=band_names)
+        return kriged + self.trend_variance_from_features(F)
 
     def predict(self, image, grid, *, labels=None, band_names=None):
         """Fused values (working space) on ``grid``: trend of ``image`` + kriged residual.
@@ -456,6 +502,11 @@ class AdaptiveOptions:
         of them whatever the design.
         Either way the image is used only if the chosen λ also beats kriging
         alone in the spatial CV by ``margin``.
+    variogram_options : dict, optional
+        Keywords of :class:`~.kriging.OrdinaryKrigingModel` for the final
+        residual kriging (lags, cut-off, anisotropy, given parameters); an
+        ``anisotropy="auto"`` is kept only when it lowers the residual's
+        leave-one-out error.
     """
 
     feature_sets: tuple = None
@@ -469,6 +520,7 @@ class AdaptiveOptions:
     min_unit_samples: int = 15
     support_selection: str = "gcv"
     shrink_selection: str = "matched"
+    variogram_options: dict = None
 
 
 def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, labels=None,
@@ -677,12 +729,15 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
                           regression="local" if labels is not None else "global")
         A, _ = sample_features(chips[use], fs, w, band_names)
         rx, ry = x[use], y[use]
-        rz = z[use] - lam * _apply_trend((A - mean) / scale,
-                                         None if labels is None else labels[use], full_fits)
+        As = (A - mean) / scale
+        fit.trend_covariance, fit.intercept_variance = _ridge_covariance(
+            As, z[use], coef, intercept, alpha)
+        rz = z[use] - lam * _apply_trend(As, None if labels is None else labels[use], full_fits)
         logger.info("adaptive fusion: %s, window %d px, shrink %.2f, CV RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
     fit.support_errors = support_errors
     fit.validation = (matched, distances)
-    model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
+    model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points,
+                                 **(options.variogram_options or {}))
     fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)
     return fit

@@ -35,6 +35,7 @@ from .kriging import OrdinaryKrigingModel, load_pykrige
 from .progress import step
 from .resample import resample_cubic
 from .samples import scene_samples
+from .uncertainty import lognormal_sd
 from .vocabulary import SceneResult
 
 __all__ = ["AdaptiveSceneModel", "ImagePart", "describe", "element_inputs", "fit_adaptive_scene",
@@ -69,6 +70,7 @@ class AdaptiveSceneModel:
         fits = [self.fits[name] for name in self.names]
         self.halo = max(f.halo for f in fits)
         self._estimates = np.stack([f.kriging.estimate for f in fits])
+        self._variances = np.stack([np.maximum(f.kriging.variance, 0.0) for f in fits])
         # the features of all the trends from one computation per block: the unfiltered
         # features of the widest set once, then one window mean per window, as many features
         # as the trends on that window use (the bands come first in every feature set)
@@ -85,7 +87,7 @@ class AdaptiveSceneModel:
         return self.kmeans is not None and (
             write_units or any(f.shrink > 0 and f.unit_fits for f in self.fits.values()))
 
-    def predict_window(self, read, row0, col0, nrows, ncols, *, units=False):
+    def predict_window(self, read, row0, col0, nrows, ncols, *, units=False, uncertainty=False):
         """Fused elements, features and units of a window of the image.
 
         ``read`` reaches the whole image; the window is read with :attr:`halo`
@@ -95,6 +97,8 @@ class AdaptiveSceneModel:
         the units on every pixel (else only where a local trend needs them).
         Returns ``(fused, features, units)``: one ``(nrows, ncols)`` array per
         element in data units, ``(q, nrows, ncols)`` and ``(nrows, ncols)`` or None.
+        ``uncertainty``: also return, fourth, the prediction SD per element
+        (data units; :meth:`~.adaptive.AdaptiveFit.variance`).
         """
         rows, cols = self.image_grid.shape
         r0, r1 = row0, min(row0 + nrows, rows)
@@ -117,23 +121,40 @@ class AdaptiveSceneModel:
                             feature_stack(raw[:k], "bands", window=w)[0])[(slice(None), *core)]
                         for w, k in self._needed.items()}
         fused = []
+        sds = []
         valid = None
+        spread = (np.maximum(resample_cubic(self._variances, self.kriging_grid,
+                                            self.image_grid.window(r0, c0, r1 - r0, c1 - c0)),
+                             0.0) if uncertainty else None)
         for i, name in enumerate(self.names):
             fit = self.fits[name]
             if fit.shrink > 0:
-                out = fit.trend_from_features(windowed[fit.window][:len(fit.feature_names)],
-                                              labels=labels)
+                F = windowed[fit.window][:len(fit.feature_names)]
+                out = fit.trend_from_features(F, labels=labels)
                 out += residuals[i]
+                if uncertainty:
+                    variance = spread[i] + fit.trend_variance_from_features(F)
             else:
                 if valid is None:
                     valid = np.isfinite(features).all(axis=0)
                 out = np.where(valid, residuals[i], np.nan)
+                if uncertainty:
+                    variance = np.where(valid, spread[i], np.nan)
+            if uncertainty:
+                sds.append(lognormal_sd(out, variance) if self.log_transform
+                           else np.sqrt(variance))
             fused.append(np.power(10.0, out) if self.log_transform else out)
+        if uncertainty:
+            return fused, features, labels, sds
         return fused, features, labels
 
-    def predict_block(self, read, row0, nrows, *, units=False):
-        """:meth:`predict_window` of rows ``row0 : row0 + nrows``, full width."""
-        return self.predict_window(read, row0, 0, nrows, self.image_grid.ncols, units=units)
+    def predict_block(self, read, row0, nrows, *, units=False, uncertainty=False):
+        """:meth:`predict_window` of rows ``row0 : row0 + nrows``, full width.
+
+        With ``uncertainty`` returns ``(fused, features, units, sd)``.
+        """
+        return self.predict_window(read, row0, 0, nrows, self.image_grid.ncols, units=units,
+                                   uncertainty=uncertainty)
 
     def predict(self, read, sinks):
         """Every row block of the scene, computed in worker threads, written in order.
@@ -155,9 +176,13 @@ class AdaptiveSceneModel:
         def compute(block):
             """Everything on one row block (in a worker thread)."""
             r0, nrows = block
-            fused, features, labels = self.predict_block(
-                locked_read, r0, nrows, units=sinks.write_units is not None)
+            wanted = sinks.write_uncertainty is not None
+            out = self.predict_block(locked_read, r0, nrows, units=sinks.write_units is not None,
+                                     uncertainty=wanted)
+            fused, features, labels = out[:3]
             result = {"r0": r0, "fused": fused, "units": labels}
+            if wanted:
+                result["sd"] = out[3]
             if sinks.write_features is not None:
                 result["features"] = features
             if previews is not None:
@@ -173,6 +198,8 @@ class AdaptiveSceneModel:
             r0 = result["r0"]
             for i, block in enumerate(result["fused"]):
                 sinks.write(i, r0, block)
+            for i, block in enumerate(result.get("sd", ())):
+                sinks.write_uncertainty(i, r0, block)
             if sinks.write_features is not None:
                 sinks.write_features(r0, result["features"])
             if sinks.write_units is not None and result["units"] is not None:
@@ -266,7 +293,9 @@ def fit_element(inputs, kriging_grid, band_names, settings):
     x, y, z, chips, labels = inputs
     fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
                                labels=labels, variogram=settings.variogram,
-                               options=AdaptiveOptions(windows=settings.windows),
+                               options=AdaptiveOptions(
+                                   windows=settings.windows,
+                                   variogram_options=settings.variogram_options),
                                random_state=settings.random_state)
     fit.mode = "adaptive"
     return fit
@@ -326,7 +355,8 @@ def fit_adaptive_scene(x, y, values, read, image_grid, settings, *, krige_alone=
             ok = part.near & np.isfinite(vals)
             tasks[("kriging", name)] = (
                 lambda ok=ok, vals=vals: OrdinaryKrigingModel(
-                    settings.variogram, log_transform=settings.log_transform).fit(
+                    settings.variogram, log_transform=settings.log_transform,
+                    **(settings.variogram_options or {})).fit(
                     x[ok], y[ok], vals[ok]).krige_grid(kgrid))
     done = run_tasks(
         tasks, progress, cancel, CHIPS, FITTED - CHIPS,

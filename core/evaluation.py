@@ -48,6 +48,7 @@ from .progress import step as _step
 from .resample import resample_cubic
 from .samples import median_nn_spacing
 from .scene import fuse_scene
+from .uncertainty import coverage, log_variance_from_sd
 from .vocabulary import FusionSettings, Sinks, kriging_grid
 
 __all__ = [
@@ -85,6 +86,10 @@ METRIC_NAMES = {
     "wald_bias": "mean error of the block-averaged layer against the input survey",
     "n_occurrences": "occurrences on valid pixels of the layer",
     "auc": "area under the success-rate curve (0.5 = no better than random)",
+    "auc_low": "lower end of the bootstrap 95 % interval of the AUC (occurrences resampled)",
+    "auc_high": "upper end of the bootstrap 95 % interval of the AUC",
+    "cc_points_low": "lower end of the bootstrap 95 % interval of cc_points (points resampled)",
+    "cc_points_high": "upper end of the bootstrap 95 % interval of cc_points",
 }
 """Every key :func:`evaluate_layer` may return, with its meaning (``<P>`` = each percentile)."""
 
@@ -350,9 +355,47 @@ def success_rate(layer, grid, occ_x, occ_y):
 # ---------------------------------------------------------------------------
 # evaluation of one layer
 # ---------------------------------------------------------------------------
+def occurrence_scores(layer, rows, cols):
+    """Share of the valid pixels below each occurrence's value (ties count one half).
+
+    The success-rate AUC is their mean (:func:`~.metrics.success_rate_auc`),
+    so resampling the occurrences resamples the AUC.
+    """
+    values = np.sort(layer[np.isfinite(layer)])
+    v = layer[rows, cols]
+    less = np.searchsorted(values, v, side="left")
+    leq = np.searchsorted(values, v, side="right")
+    return (less + 0.5 * (leq - less)) / values.size
+
+
+def bootstrap_interval(statistic, n, *, n_resamples=1000, random_state=0, level=0.95):
+    """Percentile bootstrap interval of ``statistic(index)`` over ``n`` resampled items.
+
+    ``statistic`` takes an ``(n_resamples, n)`` index array and returns one
+    value per row; resamples giving NaN are dropped.
+    """
+    if n < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(random_state)
+    stats = np.asarray(statistic(rng.integers(0, n, size=(int(n_resamples), n))), dtype=float)
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return float("nan"), float("nan")
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(stats, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _rowwise_correlation(a, b):
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a * b).sum(axis=1) / np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+
 def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
                    input_points=None, input_geochem=None, occurrences=None,
-                   percentiles=(90, 95), support=None):
+                   percentiles=(90, 95), support=None, bootstrap=1000, random_state=0):
     """Score one layer against everything available to compare with.
 
     Each group of metrics is computed only when its input is given, and then
@@ -402,6 +445,14 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
     support : float, optional
         Block side (map units) for ``input_points``; default the median
         nearest-neighbour spacing of the input points.
+    bootstrap : int
+        Resamples of the percentile bootstrap 95 % intervals of ``auc``
+        (occurrences resampled: keys ``auc_low``, ``auc_high``) and of
+        ``cc_points`` (points resampled: ``cc_points_low``,
+        ``cc_points_high``); 0 = none.  The pixels of a raster are not
+        independent, so no interval is given for the raster metrics.
+    random_state : int
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -429,6 +480,12 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
         est = sample_layer(layer, grid, rx, ry)
         out["n_points"] = int(np.sum(np.isfinite(est)))
         out.update(_pair_metrics(est, rv, "", "points"))
+        if bootstrap:
+            ok = np.isfinite(est) & np.isfinite(rv)
+            a, b = est[ok], rv[ok]
+            out["cc_points_low"], out["cc_points_high"] = bootstrap_interval(
+                lambda i: _rowwise_correlation(a[i], b[i]), a.size, n_resamples=bootstrap,
+                random_state=random_state)
 
     if reference_raster is not None:
         ref, ref_grid = reference_raster
@@ -488,6 +545,12 @@ def evaluate_layer(layer, grid, *, reference_points=None, reference_raster=None,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # counted in n_occurrences
                 out["auc"] = success_rate(layer, grid, ox[valid], oy[valid])[2]
+            if bootstrap:
+                r, c, _ = _occurrence_pixels(grid, ox[valid], oy[valid])
+                scores = occurrence_scores(layer, r, c)
+                out["auc_low"], out["auc_high"] = bootstrap_interval(
+                    lambda i: scores[i].mean(axis=1), scores.size, n_resamples=bootstrap,
+                    random_state=random_state)
         else:
             warnings.warn("no occurrence lies on a valid pixel of the layer: AUC is NaN",
                           UserWarning, stacklevel=2)
@@ -512,8 +575,14 @@ def _pixel_bands(read, image_grid, x, y):
     return bands
 
 
-def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture):
-    """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals."""
+def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture,
+                        variance_capture=None, variogram_options=None, variogram="auto"):
+    """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals.
+
+    ``variance_capture`` receives the prediction variance (working space): the
+    kriging variance of the residual plus the regression's estimation
+    variance ``σ² x0' (X'X)⁻¹ x0`` (Hengl et al. 2007, errors independent).
+    """
     from sklearn.linear_model import LinearRegression
 
     bands = _pixel_bands(read, image_grid, x, y)
@@ -525,56 +594,84 @@ def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture
                          f"for a regression on {n_bands} bands")
     trend_model = LinearRegression().fit(bands[use], target[use])
     residual = target[use] - trend_model.predict(bands[use])
-    kres = OrdinaryKrigingModel("auto").fit(x[use], y[use], residual).krige_grid(kgrid)
-    for r in capture.needed:
+    kres = OrdinaryKrigingModel(variogram, **(variogram_options or {})).fit(
+        x[use], y[use], residual).krige_grid(kgrid)
+    design = np.column_stack([np.ones(int(use.sum())), bands[use]])
+    sigma2 = float(residual @ residual) / max(design.shape[0] - design.shape[1], 1)
+    xtx_inv = np.linalg.pinv(design.T @ design)
+    rows = sorted(set(capture.needed) | (set(variance_capture.needed)
+                                         if variance_capture is not None else set()))
+    for r in rows:
         flat = read(int(r), 0, 1, image_grid.ncols).reshape(n_bands, -1)
         valid = np.isfinite(flat).all(axis=0)
         trend = np.full(flat.shape[1], np.nan)
         trend[valid] = trend_model.predict(flat[:, valid].T)
-        layer = trend + resample_cubic(kres.estimate, kgrid,
-                                       image_grid.window(int(r), 0, 1, image_grid.ncols))[0]
+        window = image_grid.window(int(r), 0, 1, image_grid.ncols)
+        layer = trend + resample_cubic(kres.estimate, kgrid, window)[0]
         capture.write(int(r), (np.power(10.0, layer) if log_transform else layer)[None])
+        if variance_capture is not None:
+            x0 = np.vstack([np.ones(flat.shape[1]), np.where(valid, flat, 0.0)])
+            trend_var = sigma2 * np.einsum("ip,ij,jp->p", x0, xtx_inv, x0)
+            variance = np.maximum(resample_cubic(kres.variance, kgrid, window)[0], 0.0)
+            variance_capture.write(int(r), np.where(valid, variance + trend_var, np.nan)[None])
 
 
 def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, random_state,
-                band_names):
+                band_names, variogram_options=None, variogram="auto"):
     """``method``'s layer (image grid, data units) from these samples, at ``(xq, yq)``.
 
     The layer is made block by block (the fusions' scene functions) or row by row
     (kriging, regression kriging), and only the rows bilinear sampling needs are kept.
+    Returns ``(prediction, variance)``: the prediction variance in the working space
+    (log10 with ``log_transform``) at the points, or None for a method without one.
     """
     capture = _RowCapture(image_grid, xq, yq)
+    spread = _RowCapture(image_grid, xq, yq)
     if method in ("kriging alone", "regression kriging"):
         kgrid = kriging_grid(image_grid, median_nn_spacing(x, y))
         if method == "regression kriging":
-            _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture)
-            return capture.sample()  # median back-transform
+            _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture,
+                                spread, variogram_options, variogram)
+            return capture.sample(), spread.sample()  # median back-transform
         # kriged (and resampled) in the working space, back-transformed by 10 ** x like the
         # other methods: the scores in log10 then compare the estimates themselves
-        estimate = OrdinaryKrigingModel("auto").fit(
-            x, y, np.log10(z) if log_transform else z).krige_grid(kgrid).estimate
+        kriged = OrdinaryKrigingModel(variogram, **(variogram_options or {})).fit(
+            x, y, np.log10(z) if log_transform else z).krige_grid(kgrid)
         for r in capture.needed:
-            layer = resample_cubic(estimate, kgrid, image_grid.window(int(r), 0, 1,
-                                                                      image_grid.ncols))
+            layer = resample_cubic(kriged.estimate, kgrid, image_grid.window(int(r), 0, 1,
+                                                                             image_grid.ncols))
             capture.write(int(r), np.power(10.0, layer) if log_transform else layer)
-        return capture.sample()
+            spread.write(int(r), np.maximum(resample_cubic(
+                kriged.variance, kgrid, image_grid.window(int(r), 0, 1, image_grid.ncols)), 0.0))
+        return capture.sample(), spread.sample()
     # "default": the product's defaults (adaptive); "paper global", "coherent global": that
     # mode with the other defaults
-    settings = FusionSettings(mode="adaptive" if method == "default" else method.split()[0],
+    default = method == "default"
+    settings = FusionSettings(mode="adaptive" if default else method.split()[0],
                               log_transform=log_transform, band_names=band_names,
-                              random_state=random_state)
+                              random_state=random_state,
+                              variogram_options=variogram_options if default else None)
 
     def write(_element, row0, block):
         capture.write(row0, block)
 
+    def write_sd(_element, row0, block):
+        spread.write(row0, block)
+
     fuse_scene(x, y, {"value": z}, read, image_grid, settings,
-               Sinks(write, preview_size=None, krige_alone=False))
-    return capture.sample()
+               Sinks(write, preview_size=None, krige_alone=False,
+                     write_uncertainty=write_sd if default else None))
+    if not default:
+        return capture.sample(), None
+    prediction, sd = capture.sample(), spread.sample()
+    if log_transform:
+        return prediction, log_variance_from_sd(prediction, sd)
+    return prediction, sd**2
 
 
 def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block=None, n_folds=5,
                          log_transform=False, random_state=0, band_names=None, progress=None,
-                         cancel=None):
+                         cancel=None, variogram_options=None):
     """Spatial block cross-validation of the whole chain, method by method.
 
     The samples are grouped in square blocks (:func:`~.adaptive.spatial_folds`)
@@ -634,16 +731,24 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     band_names : list of str, optional
     progress, cancel : callables, optional
         See :mod:`~.progress`; polled before each method of each fold.
+    variogram_options : dict, optional
+        ``variogram`` (the model, default ``"auto"``) and the keywords of
+        :class:`~.kriging.OrdinaryKrigingModel` (lags, cut-off, anisotropy,
+        given parameters) for the kriging of "kriging alone" and the residual
+        kriging of "regression kriging" and "default".
 
     Returns
     -------
     dict
-        ``method -> {"rmse", "cc", "bias", "n", "predictions"}``: the errors
-        of the predictions (estimate - value; log10 with ``log_transform``)
-        over the ``n`` held-out samples it predicted, and ``predictions``
-        ``(n_samples,)`` in data units (NaN where a sample was left out or not
-        predicted). A fold whose refit fails (too few samples) is skipped with
-        a warning.
+        ``method -> {"rmse", "cc", "bias", "n", "coverage95", "n_coverage",
+        "predictions"}``: the errors of the predictions (estimate - value;
+        log10 with ``log_transform``) over the ``n`` held-out samples it
+        predicted, the share of them inside the method's 95 % prediction
+        interval (:func:`~.uncertainty.coverage`; in log10 with
+        ``log_transform``; NaN for a method without a prediction variance:
+        the paper and coherent modes), and ``predictions`` ``(n_samples,)``
+        in data units (NaN where a sample was left out or not predicted). A
+        fold whose refit fails (too few samples) is skipped with a warning.
 
     Notes
     -----
@@ -652,6 +757,9 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     fusion per method: about half a minute for the 300 x 200 pixel demo image and
     150 samples on a small machine, and minutes on a whole Sentinel-2 tile.
     """
+    kriging_options = dict(variogram_options or {})
+    variogram = kriging_options.pop("variogram", "auto")
+    variogram_options = kriging_options
     methods = list(METHODS if methods is None else methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -689,6 +797,7 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     logger.info("spatial cross-validation: %d samples, %d folds of %g map unit blocks, "
                 "methods %s", idx.size, fold_ids.size, block, methods)
     predictions = {m: np.full(x.size, np.nan) for m in methods}
+    variances = {m: np.full(x.size, np.nan) for m in methods}
     total = fold_ids.size * len(methods)
     for k, f in enumerate(fold_ids):
         test, train = folds == f, folds != f
@@ -696,16 +805,19 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
             _step(progress, cancel, (k * len(methods) + j) / total,
                   f"fold {k + 1}/{fold_ids.size}: {method}")
             try:
-                predicted = _predict_at(method, xs[train], ys[train], vs[train], read,
-                                        image_grid, xs[test], ys[test],
-                                        log_transform=log_transform,
-                                        random_state=random_state, band_names=band_names)
+                predicted, variance = _predict_at(
+                    method, xs[train], ys[train], vs[train], read, image_grid, xs[test],
+                    ys[test], log_transform=log_transform, random_state=random_state,
+                    band_names=band_names, variogram=variogram,
+                    variogram_options=variogram_options)
             except ValueError as exc:
                 warnings.warn(f"cross-validation fold {k + 1}: {method} could not be fitted "
                               f"({exc}); its {int(test.sum())} held-out samples are not scored",
                               UserWarning, stacklevel=2)
                 continue
             predictions[method][idx[test]] = predicted
+            if variance is not None:
+                variances[method][idx[test]] = variance
     _step(progress, cancel, 1.0, "cross-validation done")
     results = {}
     for method in methods:
@@ -717,9 +829,12 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
         if log_transform:
             estimate, value = np.log10(estimate), np.log10(value)
         row = {"rmse": float("nan"), "cc": float("nan"), "bias": float("nan"),
-               "n": int(scored.sum()), "predictions": pred}
+               "n": int(scored.sum()), "coverage95": float("nan"), "n_coverage": 0,
+               "predictions": pred}
         if scored.sum() >= 2:
             row.update(rmse=metrics.rmse(estimate, value), cc=metrics.pearson_cc(estimate, value),
                        bias=metrics.bias(estimate, value))
+            share, n_cov = coverage(value, estimate, variances[method][scored])
+            row.update(coverage95=share, n_coverage=n_cov)
         results[method] = row
     return results

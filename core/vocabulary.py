@@ -113,6 +113,11 @@ class FusionSettings:
         Seed of every pixel sample and of K-means: a run repeats exactly.
     windows : tuple of int
         Support windows the adaptive mode chooses from.
+    variogram_options : dict, optional
+        ``variogram_parameters``, ``nlags``, ``lag_width``, ``max_lag``,
+        ``anisotropy`` of every kriging of the run
+        (:class:`~.kriging.OrdinaryKrigingModel`); default: none of them
+        (fitted variogram up to gstat's cut-off, isotropic).
     block_rows : int, optional
         Rows per block (default :func:`~.blocks.block_rows_for`).
 
@@ -137,6 +142,7 @@ class FusionSettings:
     random_state: int = 0
     windows: tuple = DEFAULT_WINDOWS
     block_rows: int = None
+    variogram_options: dict = None
 
     def __post_init__(self):
         check_choice("mode", self.mode, MODES)
@@ -262,6 +268,11 @@ class Sinks:
     write_features, write_units : callable, optional
         ``write_x(row0, block)`` for the features ``(q, rows, cols)`` and the
         units ``(rows, cols)``.
+    write_uncertainty : callable, optional
+        ``write_uncertainty(element_index, row0, sd_block)``: the standard
+        deviation of each fused element's prediction, in data units (the
+        ``adaptive`` mode only; :meth:`~.adaptive.AdaptiveFit.variance`, the
+        lognormal SD for log fits, :func:`~.uncertainty.lognormal_sd`).
     preview_size : int or None
         Longest side of the decimated previews kept in the result (None: none).
     krige_alone : bool
@@ -276,6 +287,7 @@ class Sinks:
     write: object = None
     write_features: object = None
     write_units: object = None
+    write_uncertainty: object = None
     preview_size: int = 600
     krige_alone: bool = True
     progress: object = None

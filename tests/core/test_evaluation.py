@@ -188,7 +188,7 @@ def test_occurrences_on_the_maxima_give_an_auc_near_one():
     rows, cols = np.unravel_index(top, layer.shape)
     x, y = centres(GRID, rows, cols)
     out = ev.evaluate_layer(layer, GRID, occurrences=(x, y))
-    assert set(out) == {"n_occurrences", "auc"}
+    assert set(out) == {"n_occurrences", "auc", "auc_low", "auc_high"}
     # the k highest of N distinct values give 1 - k / (2N) (metrics.success_rate_auc)
     assert out["auc"] == pytest.approx(1 - 5 / (2 * layer.size), abs=1e-12)
     area, captured, auc = ev.success_rate(layer, GRID, x, y)
@@ -314,3 +314,41 @@ def test_cross_validation_refuses_bad_settings(scene):
             ev.cross_validate_chain(x, y, values, image, grid, block=bad)
     with pytest.raises(ValueError, match="does not match its grid"):
         ev.cross_validate_chain(x, y, values, image[:, :10], grid)
+
+
+# -- bootstrap intervals (issue 13) ------------------------------------------------------
+def test_auc_is_the_mean_occurrence_score_and_its_interval_covers_it():
+    rng = np.random.default_rng(21)
+    layer = smooth_field(seed=21)
+    layer[layer < np.percentile(layer, 3)] = np.nan
+    rows, cols = rng.integers(0, layer.shape[0], 40), rng.integers(0, layer.shape[1], 40)
+    keep = np.isfinite(layer[rows, cols])
+    rows, cols = rows[keep], cols[keep]
+    x, y = centres(GRID, rows, cols)
+    out = ev.evaluate_layer(layer, GRID, occurrences=(x, y))
+    assert ev.occurrence_scores(layer, rows, cols).mean() == pytest.approx(out["auc"], abs=1e-12)
+    assert out["auc_low"] < out["auc"] < out["auc_high"]
+    # random occurrences: the interval is wide and holds 0.5
+    assert out["auc_low"] < 0.5 < out["auc_high"]
+    assert out["auc_high"] - out["auc_low"] > 0.1
+
+
+def test_bootstrap_interval_of_a_mean_matches_the_normal_interval():
+    rng = np.random.default_rng(22)
+    values = rng.normal(3.0, 2.0, 400)
+    low, high = ev.bootstrap_interval(lambda i: values[i].mean(axis=1), values.size,
+                                      n_resamples=4000)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(values.size)
+    assert low == pytest.approx(values.mean() - half, abs=0.03)
+    assert high == pytest.approx(values.mean() + half, abs=0.03)
+
+
+def test_cc_points_interval_holds_the_true_correlation():
+    layer = smooth_field(seed=23)
+    rng = np.random.default_rng(23)
+    rows, cols = rng.integers(0, layer.shape[0], 300), rng.integers(0, layer.shape[1], 300)
+    x, y = centres(GRID, rows, cols)
+    values = layer[rows, cols] + rng.normal(0, layer.std(), 300)  # true correlation 0.71
+    out = ev.evaluate_layer(layer, GRID, reference_points=(x, y, values))
+    assert out["cc_points_low"] < out["cc_points"] < out["cc_points_high"]
+    assert out["cc_points_low"] < 1 / np.sqrt(2) < out["cc_points_high"]

@@ -176,3 +176,45 @@ def test_crossvalidate_fusion_on_the_demo_data(run_alg, demo, tmp_path):
     assert any(sentence in line for line in log.infos)
     text = report.read_text(encoding="utf-8")
     assert "Does the image help?" in text and "<img" in text
+
+
+def test_evaluate_fusion_scores_the_image_alone_and_says_so(run_alg, make_raster, make_points,
+                                                            tmp_path):
+    """A "fused" layer that is the image relabelled does not beat the image alone (issue 13)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    magnetics = ndimage.gaussian_filter(rng.normal(size=(40, 50)), 2.0)
+    other = ndimage.gaussian_filter(rng.normal(size=(40, 50)), 2.0)
+    image = make_raster("image.tif", np.stack([other, -magnetics]),
+                        descriptions=["radiometrics", "magnetics (sign flipped)"])
+    fused = make_raster("fused.tif", 20 + 5 * magnetics + rng.normal(0, 0.5, (40, 50)),
+                        descriptions=["Ni fused"])
+    top = np.argsort(magnetics, axis=None)[-30:]
+    rows, cols = np.unravel_index(top, magnetics.shape)
+    occ = make_points("occ.gpkg", np.column_stack([GRID.x_centers()[cols],
+                                                   GRID.y_centers()[rows]]), {})
+    report = tmp_path / "e.html"
+    result = run_alg("evaluatefusion", {
+        "FUSED": [fused], "IMAGE": image, "OCCURRENCES": occ,
+        "OUTPUT_TABLE": str(tmp_path / "t.gpkg"), "OUTPUT_REPORT": str(report)})
+    table = {r["layer"]: r for r in table_rows(result["OUTPUT_TABLE"])}
+    assert set(table) == {"Ni fused", "image only: radiometrics",
+                          "image only: magnetics (sign flipped)"}
+    flipped = table["image only: magnetics (sign flipped)"]
+    assert flipped["auc"] < 0.05  # the image band ranks the occurrences upside down
+    fused_row = table["Ni fused"]
+    assert fused_row["auc_low"] <= fused_row["auc"] <= fused_row["auc_high"]
+    verdict = result["VERDICT"]
+    assert "the image alone does at least as well" in verdict or "no clear difference" in verdict
+    assert "reversed" in verdict
+    text = report.read_text(encoding="utf-8")
+    assert "Verdict" in text and "upside down" in text
+
+    few = make_points("few.gpkg", np.column_stack([GRID.x_centers()[cols[:5]],
+                                                   GRID.y_centers()[rows[:5]]]), {})
+    log = Log()
+    warnings_seen = []
+    log.pushWarning = lambda message: warnings_seen.append(message)
+    run_alg("evaluatefusion", {"FUSED": [fused], "OCCURRENCES": few}, feedback=log)
+    assert any("fewer than 20" in w for w in warnings_seen)

@@ -5,6 +5,8 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
+from geochem_fusion.core.grid import Grid
+
 from .conftest import X0, Y0
 
 
@@ -92,3 +94,44 @@ def test_anomaly_thresholds_classifies_and_reports(run_alg, make_raster, read_ra
                                            "OUTPUT": str(tmp_path / "mad.tif")})
     mad = gdal.Open(by_mad["OUTPUT"]).ReadAsArray()
     assert set(np.unique(mad)) == {0, 1, 255}
+
+
+def test_fuse_geochemistry_writes_the_prediction_sd_in_the_adaptive_mode_only(
+        run_alg, make_raster, make_points, read_raster, tmp_path):
+    from geochem_fusion.core.blocks import array_reader
+    from geochem_fusion.core.scene import fuse_scene
+    from geochem_fusion.core.vocabulary import FusionSettings, Sinks
+
+    from .conftest import smooth_stack
+
+    image = smooth_stack(3, 60, 80, seed=3, hole=False)
+    src = make_raster("img.tif", image, descriptions=["B4", "B8", "B11"])
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.uniform(X0 + 20, X0 + 780, 80), rng.uniform(Y0 - 580, Y0 - 20, 80)])
+    cu = 40 + 10 * np.sin((xy[:, 0] - X0) / 120) + rng.normal(0, 1, 80)
+    samples = make_points("s.gpkg", xy, {"Cu": cu})
+    result = run_alg("fusegeochemistry", {
+        "SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": src, "OUTPUT": str(tmp_path / "f.tif"),
+        "OUTPUT_UNCERTAINTY": str(tmp_path / "sd.tif"), "ANISOTROPY": 0})
+    sd = read_raster(result["OUTPUT_UNCERTAINTY"])
+    assert sd.descriptions == ["Cu prediction SD"]
+    written = read_raster(src)
+    grid = Grid.from_gdal(written.geotransform, written.data.shape[1:])
+    expected = np.full((1,) + grid.shape, np.nan)
+
+    def write_sd(i, row0, block):
+        expected[i, row0:row0 + block.shape[0]] = block
+
+    x, y = xy[:, 0], xy[:, 1]
+    fuse_scene(x, y, {"Cu": cu}, array_reader(written.data), grid,
+               FusionSettings(band_names=tuple(written.descriptions),
+                              variogram_options={"anisotropy": "none", "nlags": 15,
+                                                 "max_lag": None, "lag_width": None}),
+               Sinks(lambda *a: None, write_uncertainty=write_sd, preview_size=None,
+                     krige_alone=False))
+    np.testing.assert_allclose(sd.data, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
+    paper = run_alg("fusegeochemistry", {
+        "SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": src, "MODE": 0,
+        "OUTPUT": str(tmp_path / "p.tif"), "OUTPUT_UNCERTAINTY": str(tmp_path / "psd.tif")})
+    assert "OUTPUT_UNCERTAINTY" not in paper or not paper["OUTPUT_UNCERTAINTY"]
+    assert not (tmp_path / "psd.tif").exists()
