@@ -17,13 +17,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import compat, raster_io
+from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
-    BELOW_DETECTION_KEYS,
-    BELOW_DETECTION_OPTIONS,
-    DEFAULT_BELOW_DETECTION,
     DEFAULT_FEATURES,
     DEFAULT_FUSE_MODE,
     DEFAULT_N_CLUSTERS,
@@ -52,6 +49,7 @@ class FuseGeochemistry(GeochemAlgorithm):
     SAMPLES, FIELD, IMAGE, FEATURES, PCS, SENSOR, BAND_MAP = (
         "SAMPLES", "FIELD", "IMAGE", "FEATURES", "PCS", "SENSOR", "BAND_MAP")
     BELOW_DETECTION = "BELOW_DETECTION"
+    CLIP_NEGATIVE = "CLIP_NEGATIVE"
     LEVELS_RASTER = IMAGE
     REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
         "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
@@ -89,7 +87,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         "<b>Random seed</b>: fixes the pixel subsamples (PCA, K-means, regression), so runs "
         "repeat exactly.<br>" + FUSION_HELP +
         "<br>Samples in another CRS are reprojected to the image CRS (the image must be in a "
-        "projected CRS, metres)."
+        "projected CRS, metres).<br>" + sample_values.help_text()
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -97,7 +95,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element fields (concentrations)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Numeric, allowMultiple=True))
+            type=QgsProcessingParameterField.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
@@ -140,24 +138,26 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
-            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
+        sample_values.add_parameters(self)
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            self.CLIP_NEGATIVE, "Clip negative concentrations to 0 (they are counted either way)",
+            True)))
 
     def run_algorithm(self, parameters, context, feedback):
         fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
-        image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, fields)
+        image_layer, x, y, values, marks = self.image_and_samples(parameters, context, feedback,
+                                                                  fields)
         image_crs = image_layer.crs()
         image = raster_io.open_blocks(raster_io.layer_path(image_layer))
         from ..core.samples import check_overlap, check_sample_table
 
         x, y, values, notes = check_sample_table(
             x, y, values, log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
-            below_detection=BELOW_DETECTION_KEYS[
-                self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)])
-        for note in notes + check_overlap(x, y, image.grid.extent):
+            qualifiers=marks, **sample_values.conventions(self, parameters, context))
+        for note in (notes + check_overlap(x, y, image.grid.extent)
+                     + sample_values.coverage_messages(image, x, y)):
             feedback.pushWarning(note)
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
@@ -186,10 +186,13 @@ class FuseGeochemistry(GeochemAlgorithm):
         wkt = image.crs_wkt or image_crs.toWkt()
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 0, 90)
-        result = self._fuse_windowed(parameters, context, image, wkt, x, y, values, settings,
-                                     mode, out, descriptions, meta, progress)
+        result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
+                                               settings, mode, out, descriptions, meta, progress)
         for note in result.notes:
             feedback.pushInfo(note)
+        for warning in warnings:  # holes filled, negative values: in the log and the report
+            feedback.pushWarning(warning)
+            result.notes.append(warning)
         layer_name = descriptions[0] if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
             + (f"{regression}, " if mode != "adaptive" else "") + f"{mode})")
@@ -211,7 +214,12 @@ class FuseGeochemistry(GeochemAlgorithm):
 
     def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, mode, out,
                        descriptions, meta, progress):
-        """Every mode: the image is read and the outputs written block by block."""
+        """Every mode: the image is read and the outputs written block by block.
+
+        Returns the result and the warnings of the last checks of the fused
+        blocks (:class:`~geochem_fusion.core.guards.FusedGuard`).
+        """
+        from ..core.guards import FusedGuard
         from ..core.pyramid_scene import fuse_pyramid_scene
         from ..core.scene import fuse_scene
 
@@ -242,7 +250,9 @@ class FuseGeochemistry(GeochemAlgorithm):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
 
-            args = (x, y, values, image.read, image.grid, writer.write)
+            guard = FusedGuard(list(values), writer.write, image.grid, clip_negative=(
+                self.parameterAsBool(parameters, self.CLIP_NEGATIVE, context)))
+            args = (x, y, values, image.read, image.grid, guard.write)
             common = dict(write_features=write_features if features_path else None,
                           write_units=write_units if units_path else None,
                           progress=progress.progress, cancel=progress.is_canceled, **settings)
@@ -258,7 +268,10 @@ class FuseGeochemistry(GeochemAlgorithm):
             if "features" in extra:
                 for j, name in enumerate(scene.transform.names_):
                     extra["features"].ds.GetRasterBand(j + 1).SetDescription(name)
-        return scene.as_pipeline_result()
+            for key, value in guard.metadata().items():
+                writer.ds.SetMetadataItem(key, value)
+        warnings, _ = guard.notes(log_transform=settings["log_transform"], mode=mode)
+        return scene.as_pipeline_result(), warnings
 
     def _write_common(self, parameters, context, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""

@@ -322,6 +322,29 @@ def test_sentinel2_l1c_before_baseline_04_has_no_offset(run_alg, read_raster, tm
     assert out.metadata["QUANTITY"] == "TOA reflectance"
 
 
+def test_sentinel2_coarse_bands_resampled_by_cubic_convolution(run_alg, read_raster, tmp_path):
+    # Keys (1981) cubic convolution (a = -1/2) reproduces quadratics exactly, bilinear does
+    # not: a 20 m band DN = 3000 + 4 (i - 6)^2 + 3 (j - 5)^2 must come out at the 10 m cell
+    # centres (i = r/2 - 0.25, j = c/2 - 0.25) as that quadratic; bilinear interpolation would
+    # be off by 0.1875 * (4 + 3) = 1.3 DN (1.3e-4 in reflectance) at every such cell.
+    i, j = np.mgrid[0:12, 0:12]
+    b11 = (3000 + 4 * (i - 6) ** 2 + 3 * (j - 5) ** 2).astype(np.uint16)
+    bands = {"B02": np.full((24, 24), 1000, np.uint16), "B11": b11}
+    safe = make_safe(tmp_path, bands, level="L1C", baseline="02.05")
+    out = read_raster(run_alg("preparesentinel2", {"INPUT": str(safe), "BANDS": [1, 11],
+                                                   "OUTPUT": str(tmp_path / "q.tif")})["OUTPUT"])
+    assert out.data.shape == (2, 24, 24)
+    r, c = np.mgrid[6:18, 6:18]  # cells whose 4 x 4 kernel of 20 m cells lies inside
+    ii, jj = r / 2 - 0.25, c / 2 - 0.25
+    quadratic = (3000 + 4 * (ii - 6) ** 2 + 3 * (jj - 5) ** 2) / 10000.0
+    np.testing.assert_allclose(out.data[1, 6:18, 6:18], quadratic, rtol=0, atol=1e-5)
+    # the same cells by bilinear interpolation of the 20 m grid: clearly different
+    from scipy import ndimage
+
+    bilinear = ndimage.map_coordinates(b11 / 10000.0, [ii, jj], order=1)
+    assert np.abs(bilinear - quadratic).min() > 1e-4
+
+
 def test_sentinel2_l1c_baseline_04_offset(run_alg, read_raster, tmp_path):
     bands = {"B04": np.full((6, 6), 1234, np.uint16)}
     safe = make_safe(tmp_path, bands, level="L1C", baseline="05.09",
@@ -719,3 +742,23 @@ def test_aster_product_to_fused_cu(run_alg, make_points, read_raster, tmp_path):
     assert os.path.isfile(fused["OUTPUT"]) and out.data.shape == (1, AST_ROWS, AST_COLS)
     assert np.isfinite(out.data).mean() > 0.9
     assert 20 < np.nanmean(out.data) < 80
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 300])  # empty, or cut inside the code-stream
+def test_sentinel2_damaged_band_file_names_band_and_file(run_alg, tmp_path, partial_files,
+                                                          keep_bytes):
+    """Issue 12: a truncated JP2 gave a raw traceback (RuntimeError: No code-stream in JP2 file)
+    without saying which file is broken."""
+    bands = {"B02": np.full((8, 8), 1200, np.uint16), "B04": np.full((8, 8), 900, np.uint16)}
+    safe = make_safe(tmp_path / "damaged", bands, scl=np.full((4, 4), 4, np.uint8),
+                     offsets=L2A_OFFSETS)
+    jp2 = next(safe.rglob("*B04_10m.jp2"))
+    data = jp2.read_bytes()
+    jp2.write_bytes(data[:keep_bytes])
+    out = tmp_path / "out" / "s2.tif"
+    with pytest.raises(QgsProcessingException) as info:
+        run_alg("preparesentinel2", {"INPUT": str(safe), "BANDS": [1, 3], "OUTPUT": str(out)})
+    message = str(info.value)
+    assert "Band B04" in message and jp2.name in message
+    assert "download the product again" in message
+    assert not out.exists() and partial_files(tmp_path / "out") == []
