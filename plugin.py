@@ -56,13 +56,13 @@ class GeochemFusionPlugin:
         self.offer_item = None
         self.task = None
 
-    def initProcessing(self):  # noqa: N802 (QGIS API name)
+    def initProcessing(self):
         from .provider import GeochemFusionProvider
 
         self.provider = GeochemFusionProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self):  # noqa: N802 (QGIS API name)
+    def initGui(self):
         self.initProcessing()
         deps.set_offer(self.offer_install)
         missing = deps.missing_modules(self.required_modules(), quick=True)
