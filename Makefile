@@ -12,7 +12,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: QGIS and the scientific stack QGIS's own Python uses.
 APT_PACKAGES := qgis python3-qgis qgis-providers xvfb python3-venv python3-pip \
 	python3-numpy python3-scipy python3-sklearn python3-matplotlib python3-gdal gdal-bin \
-	python3-hdf4
+	python3-hdf4 git
 # The QGIS profile that qgis_process and QGIS desktop read plugins from.
 QGIS_PROFILE ?= $(HOME)/.local/share/QGIS/QGIS3/profiles/default
 PLUGIN_NAME := geochem_fusion

@@ -106,10 +106,10 @@ class FuseGeochemistry(GeochemAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
+            self.SAMPLES, "Geochemical samples", [QgsProcessing.SourceType.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element fields (concentrations)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Any, allowMultiple=True))  # text such as "<5" too
+            type=QgsProcessingParameterField.DataType.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
@@ -124,11 +124,11 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.REGRESSION, "Regression", REGRESSIONS, defaultValue=DEFAULT_REGRESSION))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_CLUSTERS, "Number of geological units (local regression)",
-            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+            QgsProcessingParameterNumber.Type.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
         self.addParameter(QgsProcessingParameterNumber(
-            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Integer,
+            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Type.Integer,
             0, minValue=0, maxValue=16))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
@@ -136,7 +136,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (pixel subsampling, K-means)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0)))
         self.addParameter(sample_size_parameter(self.SAMPLE_SIZE))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Fused geochemistry"))
