@@ -13,7 +13,7 @@ from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, sample_size_parameter
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
 from .principal_components import write_loading_table
-from .styles import GEOCHEM
+from .styles import FUSED
 
 FUSION_HELP = (
     "<b>Mode</b>: <i>paper</i> = eq. 3 of the paper exactly, Geo_f = Geo_Lre + Geo_H + Σ ai·MS_Hi "
@@ -149,7 +149,7 @@ class RegressionFusion(GeochemAlgorithm):
         for note in notes:
             feedback.pushInfo(note)
         feedback.pushInfo(f"Pyramid depth: {results[0].levels} levels")
-        self.load_styled(context, out, GEOCHEM, name)
+        self.load_styled(context, out, FUSED, name)
         outputs = {self.OUTPUT: out}
         table = results[0].coefficient_table(feats.descriptions)
         dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
