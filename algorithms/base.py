@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProperty,
 )
+from qgis.PyQt.QtGui import QIcon
 
 from . import deps
 from .raster_io import check_geotiff_name
@@ -129,6 +130,10 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
 
     def svgIconPath(self):  # noqa: N802 (QGIS API name)
         return str(ICON)
+
+    def icon(self):
+        # the toolbox and the dialog use icon(); without it they show Processing's gear
+        return QIcon(str(ICON))
 
     def createInstance(self):  # noqa: N802 (QGIS API name)
         return type(self)()
@@ -245,7 +250,7 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         if image_layer is None:
             raise ValueError("no image given")
         crs = image_layer.crs()
-        check_projected(crs, f"Image '{image_layer.name()}'")
+        check_projected(crs, f"Image '{image_layer.name()}'", "raster")
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
         x, y, values, messages = read_points(source, fields, crs, context, feedback,
                                              report_missing=False)

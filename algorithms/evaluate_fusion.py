@@ -159,7 +159,7 @@ class EvaluateFusion(GeochemAlgorithm):
             rasters.append((layer, raster_io.read_raster(raster_io.layer_path(layer))))
         target_layer, target = min(rasters, key=lambda r: r[1].grid.cell_x * r[1].grid.cell_y)
         crs = target_layer.crs()
-        check_projected(crs, f"Layer '{target_layer.name()}'")
+        check_projected(crs, f"Layer '{target_layer.name()}'", "raster")
         grid, wkt = target.grid, target.crs_wkt or crs.toWkt()
         wanted = (self.parameterAsString(parameters, self.BAND_FILTER, context) or "").strip()
         names, arrays, seen = [], [], set()
