@@ -18,6 +18,7 @@ from qgis.core import (
 from . import raster_io
 from .base import GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
+from .report import format_value as report_value
 from .vector_io import check_projected, read_points
 
 NOTHING_TO_COMPARE = (
@@ -273,7 +274,9 @@ class EvaluateFusion(GeochemAlgorithm):
             scores = evaluate_layer(arr, grid, percentiles=percentiles, support=support, **inputs)
             rows.append({"layer": name, **scores})
             feedback.pushInfo(f"{name}: " + ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()))
+                f"{metric_label(k)} {report_value(v)}" for k, v in scores.items()))
+        for sentence in evaluation_verdict(rows):
+            feedback.pushInfo(sentence)
         self.step(feedback, 85, "Writing the outputs")
         outputs = {}
         dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
@@ -303,19 +306,86 @@ class EvaluateFusion(GeochemAlgorithm):
         return outputs
 
 
+METRIC_LABELS = {
+    "n_points": "reference points", "cc_points": "CC at the points",
+    "rmse_points": "RMSE at the points", "bias_points": "bias at the points",
+    "n_pixels": "pixels compared", "cc_raster": "CC with the reference raster",
+    "rmse_raster": "RMSE against the reference raster", "bias_raster": "bias against the raster",
+    "uiqi": "UIQI", "ssim": "SSIM", "scc": "SCC (detail correlation)",
+    "wald_support": "survey support (map units)", "wald_n": "support blocks",
+    "wald_cc": "CC with the survey (block means)", "wald_rmse": "RMSE against the survey",
+    "wald_bias": "bias against the survey", "n_occurrences": "occurrences", "auc": "AUC (occurrences)",
+}
+"""Column headings of the report for the keys of ``core.evaluation.METRIC_NAMES`` (the CSV keeps
+the keys)."""
+
+
+def metric_label(key):
+    """The report's heading for a metric key (``iou_p90`` -> "anomaly overlap, top 10 % (IoU)")."""
+    if key.startswith("iou_p"):
+        return f"anomaly overlap above the {key[5:]}th percentile (IoU)"
+    return METRIC_LABELS.get(key, key.replace("_", " "))
+
+
+def evaluation_verdict(rows):
+    """Plain sentences saying which layer scores best on each kind of evidence (or [])."""
+    import math
+
+    def number(value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    def best(key, lowest=True):
+        scored = [{**r, key: number(r.get(key))} for r in rows]
+        scored = [r for r in scored if r[key] is not None]
+        if not scored:
+            return None
+        return sorted(scored, key=lambda r: r[key] if lowest else -r[key])
+
+    sentences = []
+    for key, what in (("rmse_raster", "the reference raster"), ("rmse_points", "the reference "
+                      "samples"), ("wald_rmse", "the input survey (block means)")):
+        ranked = best(key)
+        if ranked is None:
+            continue
+        top = ranked[0]
+        text = (f"Closest to {what}: {top['layer']} (RMSE {top[key]:.4g}")
+        if len(ranked) > 1:
+            text += "; then " + ", ".join(f"{r['layer']} {r[key]:.4g}" for r in ranked[1:])
+        sentences.append(text + ").")
+    ranked = best("auc", lowest=False)
+    if ranked is not None:
+        top = ranked[0]
+        sentences.append(f"Best at ranking the occurrences: {top['layer']} (AUC {top['auc']:.2f}; "
+                         "0.5 is random).")
+    return sentences
+
+
 def evaluation_report(path, names, arrays, grid, rows, inputs, described):
     """Write the HTML report of :class:`EvaluateFusion`."""
     from ..core.evaluation import METRIC_NAMES, sample_layer, success_rate
     from .report import curves_html, map_html, scatter_html, table_html, write_report
 
-    sections = [("Inputs", table_html([{"input": k, "value": v} for k, v in described.items()]))]
+    sections = []
+    verdict = evaluation_verdict(rows)
+    if verdict:
+        sections.append(("Verdict", "".join(f'<p class="verdict">{html.escape(t)}</p>'
+                                            for t in verdict)
+                         + "<p>Errors are in the layers' units (ppm for concentrations).</p>"))
+    sections.append(("Inputs", table_html([{"input": k, "value": v}
+                                           for k, v in described.items()])))
     keys = []
     for row in rows:
         keys += [k for k in row if k != "layer" and k not in keys]
-    legend = [{"metric": k, "meaning": METRIC_NAMES.get(k) or METRIC_NAMES["iou_p<P>"].replace(
-        "P-th", f"{k[5:]}th")} for k in keys]
+    legend = [{"metric": metric_label(k),
+               "meaning": METRIC_NAMES.get(k) or METRIC_NAMES["iou_p<P>"].replace(
+                   "P-th", f"{k[5:]}th"),
+               "CSV column": k} for k in keys]
     sections.append(("Metrics", table_html(
-        [{"layer": r["layer"], **{k: r.get(k, "") for k in keys}} for r in rows],
+        [{"layer": r["layer"], **{metric_label(k): r.get(k) for k in keys}} for r in rows],
         "One row per layer") + table_html(legend, "What the columns mean")))
     if inputs["reference_points"] is not None:
         rx, ry, rv = inputs["reference_points"]
