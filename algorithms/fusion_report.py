@@ -3,7 +3,7 @@
 import html
 
 from .krige_samples import UNIT, kriging_sections, working_unit
-from .params import FEATURE_KEYS, FEATURES, SENSOR_KEYS, SENSORS
+from .params import FEATURE_KEYS, FEATURES, SENSOR_KEYS, SENSORS, format_band_map
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
 
 
@@ -46,7 +46,7 @@ def parameter_rows(settings):
         add("sensor", SENSORS[SENSOR_KEYS.index(sensor)] if sensor in SENSOR_KEYS else sensor)
         if band_map:
             add("band map (sensor band = image band)",
-                ", ".join(f"{k}={int(v) + 1}" for k, v in band_map.items()))
+                format_band_map(band_map))
     if mode != "adaptive":
         if regression is not None:
             add("regression", regression)

@@ -93,3 +93,11 @@ def test_the_log_has_no_python_dicts(run_alg, demo, tmp_path):
     assert variogram and "sill (ppm²)" in variogram[0]
     ours = [line for line in lines if not line.startswith("Results:")]  # Processing's own line
     assert not [line for line in ours if "{'" in line or "':" in line]
+
+
+def test_band_map_is_logged_as_the_user_types_it():
+    from geochem_fusion.algorithms.params import format_band_map, parse_band_map
+
+    band_map = {"B2": 0, "B3": 1, "B11": 4}
+    assert format_band_map(band_map) == "B2=1, B3=2, B11=5"
+    assert parse_band_map(format_band_map(band_map)) == band_map
