@@ -138,6 +138,14 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS API name)
         return type(self)()
 
+    def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 (QGIS API names)
+        """Declare ``definition`` with its help text (:mod:`.param_help`): the dialog's tooltip."""
+        from .param_help import parameter_help
+
+        if not definition.help():
+            definition.setHelp(parameter_help(self.NAME, definition.name()))
+        return super().addParameter(definition, createOutput)
+
     # -- dependencies ---------------------------------------------------
     def canExecute(self):  # noqa: N802 (QGIS API name)
         message = deps.missing_message(self.REQUIRES)

@@ -232,7 +232,14 @@ def score(outputs):
     return table
 
 
-def main():
+def main(argv=None):
+    import argparse
+
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default "
+                        "demo_output/ in the repository; emptied first)")
+    OUT = parser.parse_args(argv).out.resolve()
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)

@@ -224,7 +224,7 @@ def test_package_excludes_development_files(package_zip):
 def test_package_has_the_gpl_licence(package_path, metadata):
     assert metadata["license"] == "GPL-2.0-or-later"
     with zipfile.ZipFile(package_path) as zf:
-        text = zf.read("geochem_fusion/LICENSE").decode("utf-8")
+        text = " ".join(zf.read("geochem_fusion/LICENSE").decode("utf-8").split())
     assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 2, June 1991" in text
     assert "or (at your option) any later version" in text
 
