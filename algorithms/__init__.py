@@ -5,6 +5,7 @@ optional dependencies scikit-learn and pykrige) is imported when an algorithm
 runs, so the plugin loads even where those packages are missing.
 """
 
+from .anomaly_thresholds import AnomalyThresholds
 from .crossvalidate_fusion import CrossValidateFusion
 from .evaluate_fusion import EvaluateFusion
 from .fuse_geochemistry import FuseGeochemistry
@@ -29,4 +30,5 @@ ALGORITHM_CLASSES = (
     PrepareAster,
     EvaluateFusion,
     CrossValidateFusion,
+    AnomalyThresholds,
 )

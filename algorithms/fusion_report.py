@@ -2,9 +2,10 @@
 
 import html
 
-from .krige_samples import UNIT, kriging_sections, working_unit
+from .krige_samples import kriging_sections
 from .params import FEATURE_KEYS, FEATURES, SENSOR_KEYS, SENSORS, format_band_map
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
+from .variogram import UNIT, working_unit
 
 
 def adaptive_margin():

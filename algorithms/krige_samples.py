@@ -2,6 +2,8 @@
 
 from qgis.core import (
     QgsProcessing,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -12,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from . import raster_io
+from . import compat, raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .params import (
     BELOW_DETECTION_KEYS,
@@ -22,45 +24,17 @@ from .params import (
     VARIOGRAMS,
 )
 from .styles import GEOCHEM, VARIANCE
+from .variogram import HELP as VARIOGRAM_HELP
+from .variogram import (
+    UNIT,
+    add_variogram_parameters,
+    loo_row,
+    variogram_report_html,
+    variogram_row,
+    variogram_settings,
+    working_unit,
+)
 from .vector_io import check_projected, read_points
-
-UNIT = "ppm"
-"""The unit of the concentrations (the element fields hold ppm)."""
-
-
-def working_unit(log_transform):
-    """The unit of kriged values, errors and variances: ppm, or log10 ppm with the log transform."""
-    return f"log10 {UNIT}" if log_transform else UNIT
-
-
-def variogram_row(result):
-    """The fitted variogram as readable ``{label (unit): value}``.
-
-    A nugget or sill below a millionth of the total sill is fitting round-off and shows as 0.
-    """
-    unit = working_unit(result.log_transform)
-    squared = f"({unit})²" if " " in unit else f"{unit}²"
-    params = dict(result.variogram_parameters)
-    scale = abs(params.get("sill", 0.0)) + abs(params.get("nugget", 0.0))
-    labels = {"sill": f"sill ({squared})", "psill": f"partial sill ({squared})",
-              "range": "range (map units)", "nugget": f"nugget ({squared})",
-              "slope": f"slope ({squared} per map unit)"}
-    row = {"model": result.variogram_model}
-    for key, value in params.items():
-        value = float(value)
-        if key in ("sill", "psill", "nugget") and abs(value) < 1e-6 * scale:
-            value = 0.0
-        row[labels.get(key, key)] = value
-    return row
-
-
-def loo_row(result):
-    """The leave-one-out statistics as readable ``{label (unit): value}``."""
-    unit = working_unit(result.log_transform)
-    labels = {"n": "samples", "mean_error": f"mean error ({unit})", "rmse": f"RMSE ({unit})",
-              "mean_standardized_error": "mean standardized error",
-              "rmse_standardized": "standardized RMSE"}
-    return {labels.get(k, k.replace("_", " ")): v for k, v in dict(result.loo).items()}
 
 
 def describe_row(row):
@@ -76,7 +50,7 @@ def kriging_sections(element, result):
 
     unit = working_unit(result.log_transform)
     sections = [
-        ("Variogram", table_html([variogram_row(result)], "Fitted variogram parameters")
+        ("Variogram", variogram_report_html(result, element)
          + (table_html([{"model": k, f"LOO RMSE ({unit})": v}
                         for k, v in result.candidates.items()],
                        "Automatic model choice: the model with the lowest leave-one-out RMSE")
@@ -113,9 +87,15 @@ class KrigeSamples(GeochemAlgorithm):
         "<b>Extent</b>: default the samples' bounding box.<br>"
         "Samples without a value are left out, samples at identical coordinates are merged (mean) "
         "and extreme outliers and isolated samples are reported in the log.<br>"
-        "Outputs: estimate (data units) and kriging variance; the report shows the variogram and "
-        "the leave-one-out statistics (mean error, RMSE, standardized error)."
+        "Outputs: estimate (data units) and kriging variance; the report shows the variogram "
+        "(pairs per lag), the directional variograms, the anisotropy ellipse and the "
+        "leave-one-out statistics (mean error, RMSE, standardized error). The variogram used is "
+        "also returned as outputs for models and scripts: VARIOGRAM_MODEL, NUGGET, SILL (total; "
+        "the slope for linear), RANGE (major axis; 0 for linear), ANISOTROPY_ANGLE (azimuth, "
+        "degrees from north), ANISOTROPY_RATIO (1 = isotropic), all in the kriged units, and "
+        "LOO_RMSE (leave-one-out RMSE in data units).<br>" + VARIOGRAM_HELP
     )
+    OUTPUT_NUMBERS = ("NUGGET", "SILL", "RANGE", "ANISOTROPY_ANGLE", "ANISOTROPY_RATIO", "LOO_RMSE")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -141,6 +121,10 @@ class KrigeSamples(GeochemAlgorithm):
             self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
         self.addParameter(advanced(below))
+        add_variogram_parameters(self)
+        self.addOutput(QgsProcessingOutputString("VARIOGRAM_MODEL", "Variogram model"))
+        for name in self.OUTPUT_NUMBERS:
+            self.addOutput(QgsProcessingOutputNumber(name, name.replace("_", " ").capitalize()))
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.grid import Grid
@@ -148,7 +132,7 @@ class KrigeSamples(GeochemAlgorithm):
         from ..core.samples import check_overlap, check_samples
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        field = self.parameterAsFields(parameters, self.FIELD, context)[0]
+        field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
         crs = source.sourceCrs()
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
         self.step(feedback, 1, f"Reading the samples of {field}")
@@ -184,13 +168,16 @@ class KrigeSamples(GeochemAlgorithm):
                                remedy="Use a larger cell size (0 = a quarter of the sample "
                                "spacing) or a smaller extent.")
         variogram = VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)]
+        settings = variogram_settings(self, parameters, context, variogram)
         feedback.pushInfo(f"Kriging {x.size} samples of {field} ({variogram} variogram) on "
                           f"{grid.nrows} x {grid.ncols} cells of {cell:g} map units")
         progress = CoreFeedback(feedback, 2, 90)
         result = krige(x, y, z, grid=grid, variogram=variogram, log_transform=log,
-                       progress=progress.progress, cancel=progress.is_canceled)
+                       progress=progress.progress, cancel=progress.is_canceled, **settings)
         self.check_canceled(feedback)
         feedback.pushInfo(f"Variogram: {describe_row(variogram_row(result))}")
+        if result.anisotropy_note:
+            feedback.pushInfo(f"Anisotropy: {result.anisotropy_note}")
         feedback.pushInfo(f"Leave-one-out: {describe_row(loo_row(result))}")
         wkt = crs.toWkt()
         meta = {"ELEMENT": field, "VARIOGRAM": result.variogram_model,
@@ -213,4 +200,21 @@ class KrigeSamples(GeochemAlgorithm):
 
             write_report(report, f"Kriging of {field}", kriging_sections(field, result))
             outputs[self.OUTPUT_REPORT] = report
+        outputs.update(variogram_outputs(result))
         return outputs
+
+
+def variogram_outputs(result):
+    """The ``VARIOGRAM_MODEL`` ... ``LOO_RMSE`` outputs of a ``KrigingResult``."""
+    p = result.variogram_parameters
+    linear = result.variogram_model == "linear"
+    loo = result.loo
+    return {
+        "VARIOGRAM_MODEL": result.variogram_model,
+        "NUGGET": float(p["nugget"]),
+        "SILL": float(p["slope"] if linear else p["sill"]),
+        "RANGE": 0.0 if linear else float(p["range"]),
+        "ANISOTROPY_ANGLE": float(result.anisotropy.azimuth) if result.anisotropy else 0.0,
+        "ANISOTROPY_RATIO": float(result.anisotropy.ratio) if result.anisotropy else 1.0,
+        "LOO_RMSE": float(loo.get("rmse_data_units", loo.get("rmse", float("nan")))),
+    }

@@ -50,3 +50,10 @@ def parse_int_list(text, what):
         return [int(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
     except ValueError as exc:
         raise ValueError(f"{what}: expected comma-separated integers, got '{text}'") from exc
+
+
+def parse_float_list(text, what):
+    try:
+        return [float(v) for v in str(text).replace(";", ",").split(",") if v.strip()]
+    except ValueError as exc:
+        raise ValueError(f"{what}: expected comma-separated numbers, got '{text}'") from exc

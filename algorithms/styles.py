@@ -36,10 +36,14 @@ CUMULATIVE_PERCENTILES = (1.5, 4, 8, 15, 25, 40, 60, 75, 85, 92, 96, 98.5)
 """Class limits (cumulative frequency, %) used by geochemical atlases."""
 
 GEOCHEM, VARIANCE, UNITS, CONTINUOUS = "geochem", "variance", "units", "continuous"
+ANOMALY = "anomaly"
+
+#: Background grey, then anomaly classes from yellow to dark red.
+_ANOMALY_COLORS = ("#d9d9d9", "#fed976", "#fd8d3c", "#e31a1c", "#800026", "#49000f")
 FUSED = "fused"
 """A fused geochemical layer: styled as :data:`GEOCHEM`, placed above every other output."""
 
-LAYER_ORDER = (FUSED, GEOCHEM, UNITS, CONTINUOUS, VARIANCE)
+LAYER_ORDER = (FUSED, GEOCHEM, ANOMALY, UNITS, CONTINUOUS, VARIANCE)
 """Top-to-bottom order of the outputs in the Layers panel (the fused map on top, the kriging
 variance, which would hide everything, at the bottom; the input image stays below them)."""
 
@@ -143,8 +147,60 @@ def style_continuous(layer, band=1):
     layer.setRenderer(renderer)
 
 
+def anomaly_class_labels(thresholds):
+    """Labels of the classes cut by ``thresholds``: background, then anomaly classes."""
+    t = sorted(thresholds)
+    if not t:
+        return ["background (no threshold)"]
+    labels = [f"background (< {t[0]:.4g})"]
+    for i, low in enumerate(t):
+        high = f" to < {t[i + 1]:.4g}" if i + 1 < len(t) else ""
+        labels.append(f"anomaly class {i + 1} (≥ {low:.4g}{high})")
+    return labels
+
+
+def _anomaly_color(i, n):
+    """Colour of class ``i`` (of ``n``): grey background, then yellow to dark red."""
+    del n
+    return QColor(_ANOMALY_COLORS[min(i, len(_ANOMALY_COLORS) - 1)])
+
+
+def style_anomaly(layer, band=1):
+    """Paletted classes of an anomaly-classes raster (labels from its ``CLASS_LABELS``)."""
+    ds = gdal.Open(layer.source())
+    labels = (ds.GetMetadataItem("CLASS_LABELS") or "").split("|") if ds else []
+    ds = None
+    labels = [label for label in labels if label] or ["background"]
+    classes = [QgsPalettedRasterRenderer.Class(i, _anomaly_color(i, len(labels)), label)
+               for i, label in enumerate(labels)]
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), band, classes))
+
+
+def style_by_thresholds(layer, thresholds, band=1):
+    """Style a concentration layer in discrete classes cut at ``thresholds``."""
+    t = sorted(float(v) for v in thresholds)
+    labels = anomaly_class_labels(t)
+    values = _sample_values(layer, band)
+    top = float(max(values.max(), t[-1])) if values.size else t[-1]
+    bottom = float(min(values.min(), t[0])) if values.size else t[0]
+    uppers = t + [top]
+    items = [QgsColorRampShader.ColorRampItem(
+        float(u) if i < len(t) else float("inf"), _anomaly_color(i, len(labels)), labels[i])
+        for i, u in enumerate(uppers)]
+    shader_fn = QgsColorRampShader(bottom, top)
+    shader_fn.setColorRampType(QgsColorRampShader.Discrete)
+    shader_fn.setColorRampItemList(items)
+    shader = QgsRasterShader()
+    shader.setRasterShaderFunction(shader_fn)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), band, shader)
+    renderer.setClassificationMin(bottom)
+    renderer.setClassificationMax(top)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
 STYLERS = {GEOCHEM: style_geochem, FUSED: style_geochem, VARIANCE: style_variance,
-           UNITS: style_units, CONTINUOUS: style_continuous}
+           UNITS: style_units, CONTINUOUS: style_continuous, ANOMALY: style_anomaly}
 
 
 def band_descriptions(layer):

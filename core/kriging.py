@@ -58,6 +58,14 @@ from .progress import step as _step
 
 __all__ = [
     "MIN_SAMPLES",
+    "Anisotropy",
+    "ExperimentalVariogram",
+    "default_max_lag",
+    "directional_variograms",
+    "experimental_variogram",
+    "fit_anisotropy",
+    "fit_variogram",
+    "semivariance",
     "VARIOGRAM_MODELS",
     "KrigingResult",
     "OrdinaryKrigingModel",
@@ -152,6 +160,341 @@ def default_cell_size(x, y) -> float:
 
 
 # ---------------------------------------------------------------------------
+# experimental variogram, its fit and geometric anisotropy
+# ---------------------------------------------------------------------------
+#: Default number of lag bins up to the cut-off (gstat: width = cutoff / 15).
+DEFAULT_NLAGS = 15
+#: Samples used for the experimental variogram at most (a fixed random subset beyond).
+_MAX_VARIOGRAM_SAMPLES = 3000
+#: Directions of the directional variograms (azimuth, degrees clockwise from north).
+DIRECTIONS = (0.0, 45.0, 90.0, 135.0)
+#: Half-width of each direction's angular tolerance (degrees).
+DIRECTION_TOLERANCE = 22.5
+#: Smallest ratio worth an anisotropic model; below it the field is called isotropic.
+MIN_ANISOTROPY_RATIO = 1.2
+#: Relative leave-one-out RMSE gain an estimated anisotropy must bring to be kept.
+MIN_ANISOTROPY_GAIN = 0.01
+#: Largest ratio estimated automatically (beyond, the data rarely support it).
+MAX_ANISOTROPY_RATIO = 10.0
+
+
+@dataclass(frozen=True)
+class Anisotropy:
+    """Geometric anisotropy: an elliptical range.
+
+    Attributes
+    ----------
+    azimuth : float
+        Direction of the major axis (longest range), degrees clockwise from
+        north, in [0, 180).
+    ratio : float
+        Major range / minor range (>= 1).  The variogram ``range`` is the
+        major-axis range; the minor range is ``range / ratio``.
+
+    PyKrige takes the same ellipse as ``anisotropy_angle`` (counter-clockwise
+    from the x axis, :attr:`pykrige_angle`) and ``anisotropy_scaling`` (the
+    ratio).
+    """
+
+    azimuth: float
+    ratio: float
+
+    def __post_init__(self):
+        if not (np.isfinite(self.azimuth) and np.isfinite(self.ratio)):
+            raise ValueError(f"anisotropy azimuth and ratio must be finite, got {self}")
+        if self.ratio < 1.0:
+            raise ValueError(
+                f"the anisotropy ratio is major/minor range and must be >= 1, got {self.ratio}: "
+                "to describe the other axis, turn the azimuth by 90 degrees"
+            )
+        object.__setattr__(self, "azimuth", float(self.azimuth) % 180.0)
+        object.__setattr__(self, "ratio", float(self.ratio))
+
+    @property
+    def pykrige_angle(self):
+        """The major axis as PyKrige's ``anisotropy_angle``: degrees counter-clockwise from x."""
+        return (90.0 - self.azimuth) % 180.0
+
+    def transform(self, x, y):
+        """Coordinates in the isotropic space (PyKrige's rotation then stretch), origin kept."""
+        theta = math.radians(self.pykrige_angle)
+        c, s = math.cos(theta), math.sin(theta)
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        return c * x + s * y, self.ratio * (-s * x + c * y)
+
+    def range_along(self, azimuth, major_range):
+        """Range in the direction ``azimuth`` (degrees from north) of an ellipse with ``major_range``."""
+        return major_range / _stretch(np.radians(np.asarray(azimuth, dtype=float) - self.azimuth),
+                                      self.ratio)
+
+
+def _stretch(delta, ratio):
+    """Factor by which distances at angle ``delta`` (radians) from the major axis grow."""
+    return np.sqrt(np.cos(delta) ** 2 + (ratio * np.sin(delta)) ** 2)
+
+
+@dataclass
+class ExperimentalVariogram:
+    """Binned semivariance of sample pairs.
+
+    Attributes
+    ----------
+    lags : ndarray
+        Mean pair distance of each non-empty bin (map units).
+    semivariance : ndarray
+        Half the mean squared difference of the pairs of each bin.
+    pairs : ndarray of int
+        Number of pairs in each bin.
+    max_lag, lag_width : float
+        Cut-off and bin width used.
+    azimuth : float or None
+        Direction (degrees clockwise from north) for a directional variogram,
+        ``None`` for the omnidirectional one.
+    pair_azimuth : ndarray or None
+        Mean azimuth of the pairs of each bin (directional variograms).
+    """
+
+    lags: np.ndarray
+    semivariance: np.ndarray
+    pairs: np.ndarray
+    max_lag: float
+    lag_width: float
+    azimuth: float = None
+    pair_azimuth: np.ndarray = None
+
+
+def default_max_lag(x, y):
+    """gstat's default cut-off: a third of the diagonal of the samples' bounding box."""
+    x, y = _as_coordinates(x, y)
+    return float(math.hypot(np.ptp(x), np.ptp(y)) / 3.0)
+
+
+def _lag_settings(x, y, lag_width, nlags, max_lag):
+    """(max_lag, lag_width, nlags) from the user's settings, gstat's defaults for the rest."""
+    if max_lag is None:
+        if lag_width is not None and nlags is not None:
+            max_lag = float(lag_width) * int(nlags)
+        else:
+            max_lag = default_max_lag(x, y)
+    max_lag = float(max_lag)
+    if not (np.isfinite(max_lag) and max_lag > 0):
+        raise ValueError(f"the maximum lag must be a positive distance (map units), got {max_lag}")
+    if lag_width is not None:
+        lag_width = float(lag_width)
+        if not (np.isfinite(lag_width) and lag_width > 0):
+            raise ValueError(f"the lag width must be a positive distance, got {lag_width}")
+        nlags = max(1, int(math.ceil(max_lag / lag_width - 1e-9)))
+        max_lag = nlags * lag_width
+    else:
+        nlags = DEFAULT_NLAGS if nlags is None else nlags
+        if int(nlags) != nlags or nlags < 1:
+            raise ValueError(f"the number of lags must be an integer >= 1, got {nlags!r}")
+        nlags = int(nlags)
+        lag_width = max_lag / nlags
+    return max_lag, lag_width, nlags
+
+
+def _pairs(x, y, max_lag, seed=0):
+    """Index pairs (i, j) of samples closer than ``max_lag`` (a fixed subset of samples if many)."""
+    n = x.size
+    keep = np.arange(n)
+    if n > _MAX_VARIOGRAM_SAMPLES:
+        keep = np.sort(np.random.default_rng(seed).choice(n, _MAX_VARIOGRAM_SAMPLES, replace=False))
+    xy = np.column_stack([x[keep], y[keep]])
+    pairs = cKDTree(xy).query_pairs(max_lag, output_type="ndarray")
+    return keep[pairs[:, 0]], keep[pairs[:, 1]]
+
+
+def experimental_variogram(x, y, values, *, lag_width=None, nlags=None, max_lag=None,
+                           azimuth=None, tolerance=DIRECTION_TOLERANCE, anisotropy=None):
+    """Experimental (semi)variogram with a cut-off and the number of pairs per lag.
+
+    Parameters
+    ----------
+    x, y, values : array_like, shape (n,)
+        Samples (map units; values in the kriged space).
+    lag_width, nlags, max_lag : optional
+        Bins: ``nlags`` bins of ``lag_width`` up to ``max_lag``.  Defaults as
+        in gstat: cut-off a third of the bounding-box diagonal, 15 bins.
+        Given a lag width, the number of lags follows from the cut-off.
+    azimuth : float, optional
+        Only pairs whose direction is within ``tolerance`` degrees of this
+        azimuth (clockwise from north): a directional variogram.
+    anisotropy : Anisotropy, optional
+        Distances measured in its isotropic space (major-axis units).
+
+    Returns
+    -------
+    ExperimentalVariogram
+        Empty bins are dropped.
+    """
+    x, y = _as_coordinates(x, y)
+    z = np.asarray(values, dtype=float).ravel()
+    max_lag, lag_width, nlags = _lag_settings(x, y, lag_width, nlags, max_lag)
+    xs, ys = x - x.mean(), y - y.mean()
+    if anisotropy is not None:
+        xs, ys = anisotropy.transform(xs, ys)
+    i, j = _pairs(xs, ys, max_lag)
+    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+    h = np.hypot(dx, dy)
+    pair_azimuth = np.degrees(np.arctan2(dx, dy)) % 180.0
+    keep = (h > 0) & (h <= max_lag)
+    if azimuth is not None:
+        off = np.abs((pair_azimuth - azimuth + 90.0) % 180.0 - 90.0)
+        keep &= off <= tolerance
+    h, g, a = h[keep], 0.5 * (z[j] - z[i])[keep] ** 2, pair_azimuth[keep]
+    bins = np.minimum((h / lag_width).astype(int), nlags - 1)
+    count = np.bincount(bins, minlength=nlags)
+    full = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lags = np.bincount(bins, weights=h, minlength=nlags)[full] / count[full]
+        gamma = np.bincount(bins, weights=g, minlength=nlags)[full] / count[full]
+        mean_azimuth = None
+        if azimuth is not None:
+            # circular mean of the axial directions (angles doubled)
+            rad = np.radians(2.0 * a)
+            c = np.bincount(bins, weights=np.cos(rad), minlength=nlags)[full]
+            s = np.bincount(bins, weights=np.sin(rad), minlength=nlags)[full]
+            mean_azimuth = (np.degrees(np.arctan2(s, c)) / 2.0) % 180.0
+    return ExperimentalVariogram(lags, gamma, count[full], max_lag, lag_width,
+                                 None if azimuth is None else float(azimuth), mean_azimuth)
+
+
+def _initial_parameters(model, lags, gamma):
+    """Starting values as PyKrige's: partial sill, a quarter of the largest lag, smallest gamma."""
+    if model == "linear":
+        slope = (gamma[-1] - gamma[0]) / max(lags[-1] - lags[0], 1e-12)
+        return [max(slope, 0.0), max(float(gamma.min()), 0.0)]
+    return [max(float(gamma.max() - gamma.min()), 1e-12), 0.25 * float(lags.max()),
+            max(float(gamma.min()), 0.0)]
+
+
+def fit_variogram(model, variogram):
+    """Weighted least-squares fit of a variogram model to an experimental variogram.
+
+    The weights are gstat's default (``fit.method = 7``): pairs per bin over
+    the squared lag, ``N_j / h_j**2``, so short, well-populated lags -- those
+    that matter for kriging -- drive the fit, and the cut-off keeps the far,
+    sparse lags out.  PyKrige's robust ``soft_l1`` loss is kept.
+
+    Parameters
+    ----------
+    model : {'spherical', 'exponential', 'gaussian', 'linear'}
+    variogram : ExperimentalVariogram
+
+    Returns
+    -------
+    dict
+        Our parameter dict (total ``sill``, ``range``, ``nugget``; or
+        ``slope``, ``nugget``).
+    """
+    from scipy.optimize import least_squares
+
+    lags = np.asarray(variogram.lags, dtype=float)
+    gamma = np.asarray(variogram.semivariance, dtype=float)
+    if lags.size < 2:
+        raise ValueError(
+            f"the experimental variogram has {lags.size} non-empty lag(s) below the cut-off "
+            f"{variogram.max_lag:g}: use a larger maximum lag or fewer, wider lags"
+        )
+    weight = np.sqrt(variogram.pairs / np.maximum(lags, 1e-12 * lags.max()) ** 2)
+    weight = weight / weight.mean()
+    function = _VARIOGRAM_FUNCTIONS[model]
+    x0 = np.array(_initial_parameters(model, lags, gamma))
+    if model == "linear":
+        lower, upper = [0.0, 0.0], [np.inf, max(float(gamma.max()), 1e-12)]
+    else:
+        lower = [0.0, 1e-6 * lags.max(), 0.0]
+        upper = [10.0 * max(float(gamma.max()), 1e-12), 10.0 * variogram.max_lag,
+                 max(float(gamma.max()), 1e-12)]
+    x0 = np.clip(x0, lower, np.asarray(upper) * 0.999)
+
+    def residuals(p):
+        return (function(p, lags) - gamma) * weight
+
+    solution = least_squares(residuals, x0, bounds=(lower, upper), loss="soft_l1")
+    return _from_pykrige(model, solution.x)
+
+
+def directional_variograms(x, y, values, *, lag_width=None, nlags=None, max_lag=None,
+                           directions=DIRECTIONS, tolerance=DIRECTION_TOLERANCE):
+    """Experimental variograms along ``directions`` (azimuths, degrees clockwise from north)."""
+    return [experimental_variogram(x, y, values, lag_width=lag_width, nlags=nlags,
+                                   max_lag=max_lag, azimuth=a, tolerance=tolerance)
+            for a in directions]
+
+
+def fit_anisotropy(model, directional, *, fixed=None):
+    """Geometric anisotropy fitted jointly to directional variograms.
+
+    ``fixed`` (a full parameter dict) holds the variogram and fits only the
+    azimuth and ratio.
+
+    One model -- nugget, sill, major range, azimuth, ratio -- is fitted by
+    weighted least squares (weights as in :func:`fit_variogram`) to all the
+    directional variograms at once: each bin is compared with the model at
+    its mean pair distance stretched by the ellipse in its mean pair
+    direction.  Several starting azimuths avoid local minima.
+
+    Returns
+    -------
+    parameters : dict
+        Variogram parameters (``range`` along the major axis).
+    anisotropy : Anisotropy
+    cost : float
+        Weighted residual sum of squares.
+    """
+    from scipy.optimize import least_squares
+
+    if model == "linear":
+        raise ValueError("geometric anisotropy needs a model with a range (not linear)")
+    lags = np.concatenate([v.lags for v in directional])
+    gamma = np.concatenate([v.semivariance for v in directional])
+    pairs = np.concatenate([v.pairs for v in directional])
+    azimuth = np.radians(np.concatenate([v.pair_azimuth for v in directional]))
+    if lags.size < 4:
+        raise ValueError("too few populated directional lags to estimate an anisotropy")
+    max_lag = max(v.max_lag for v in directional)
+    weight = np.sqrt(pairs / np.maximum(lags, 1e-12 * lags.max()) ** 2)
+    weight = weight / weight.mean()
+    function = _VARIOGRAM_FUNCTIONS[model]
+    top = max(float(gamma.max()), 1e-12)
+    base = _to_pykrige(model, _check_parameters(model, fixed)) if fixed else None
+
+    def unpack(p):
+        if base is not None:
+            return base, p[0], p[1]
+        return p[:3], p[3], p[4]
+
+    def residuals(p):
+        vparams, phi, log_ratio = unpack(p)
+        h = lags * _stretch(azimuth - phi, math.exp(log_ratio))
+        return (function(vparams, h) - gamma) * weight
+
+    best = None
+    for start_azimuth in (0.0, 45.0, 90.0, 135.0):
+        for ratio in (1.5, 3.0):
+            angle = [math.radians(start_azimuth), math.log(ratio)]
+            bounds_angle = ([-10.0, 0.0], [10.0, math.log(MAX_ANISOTROPY_RATIO)])
+            if base is None:
+                p0 = _initial_parameters(model, lags, gamma)
+                p0[1] = min(p0[1], max_lag)
+                start = p0 + angle
+                lower = [0.0, 1e-6 * max_lag, 0.0] + bounds_angle[0]
+                upper = [10.0 * top, 10.0 * max_lag, top] + bounds_angle[1]
+                start = list(np.clip(start, lower, np.asarray(upper) * 0.999))
+            else:
+                start, lower, upper = angle, bounds_angle[0], bounds_angle[1]
+            solution = least_squares(residuals, start, bounds=(lower, upper), loss="soft_l1")
+            if best is None or solution.cost < best.cost:
+                best = solution
+    vparams, phi, log_ratio = unpack(best.x)
+    parameters = _from_pykrige(model, vparams)
+    return parameters, Anisotropy(math.degrees(phi) % 180.0, math.exp(log_ratio)), float(best.cost)
+
+
+# ---------------------------------------------------------------------------
 # result
 # ---------------------------------------------------------------------------
 @dataclass
@@ -193,9 +536,26 @@ class KrigingResult:
     log_transform: bool = False
     sample_spacing: float = float("nan")
     experimental_variogram: tuple = None
+    #: Omnidirectional :class:`ExperimentalVariogram` (pairs per lag) the model was fitted to.
+    experimental: object = None
+    #: Directional :class:`ExperimentalVariogram` list (with ``anisotropy='auto'``), else empty.
+    directional: list = field(default_factory=list)
+    #: :class:`Anisotropy` used, ``None`` when isotropic.
+    anisotropy: object = None
+    #: Why the anisotropy is used or not (estimate and leave-one-out figures).
+    anisotropy_note: str = ""
+    #: Estimated anisotropy and its parameters, kept or not (``anisotropy='auto'``), else ``None``.
+    anisotropy_estimate: tuple = None
 
-    def variogram_function(self, h):
-        """Semivariance of the fitted model at lag distances ``h`` (kriged space)."""
+    def variogram_function(self, h, azimuth=None):
+        """Semivariance of the fitted model at lag distances ``h`` (kriged space).
+
+        With an anisotropy, ``azimuth`` (degrees from north) gives the
+        direction of the lags; ``None`` means along the major axis.
+        """
+        h = np.asarray(h, dtype=float)
+        if self.anisotropy is not None and azimuth is not None:
+            h = h * _stretch(math.radians(azimuth - self.anisotropy.azimuth), self.anisotropy.ratio)
         return _model_semivariance(self.variogram_model, self.variogram_parameters, h)
 
 
@@ -222,9 +582,27 @@ class OrdinaryKrigingModel:
     n_closest_points : int
         Samples used by the moving-window kriging of each point (>= 2).  When
         there are no more samples than this, every point uses all of them.
-    nlags : int
-        Number of lag bins of the experimental variogram used by the
-        automatic fit (PyKrige's equal-width bins up to the largest distance).
+    nlags : int, optional
+        Number of lag bins of the experimental variogram up to ``max_lag``
+        (default 15, as gstat).  Ignored when ``lag_width`` is given.
+    lag_width : float, optional
+        Width of the lag bins (map units); the number of lags follows.
+    max_lag : float, optional
+        Cut-off: pairs farther apart are left out of the experimental
+        variogram and the fit.  Default a third of the diagonal of the
+        samples' bounding box (gstat's convention), so far lags with few
+        pairs do not drive the fit.  The experimental variogram and its
+        weighted least-squares fit (:func:`fit_variogram`) are computed here
+        because PyKrige has no cut-off; PyKrige is then given the fitted
+        parameters (``variogram_parameters``) unchanged.
+    anisotropy : {'none', 'auto'} or Anisotropy or (azimuth, ratio)
+        Geometric anisotropy.  ``'auto'`` estimates the azimuth and ratio from
+        directional variograms (:func:`fit_anisotropy`) and keeps them only
+        when the ratio is at least :data:`MIN_ANISOTROPY_RATIO` and the
+        leave-one-out RMSE is at least :data:`MIN_ANISOTROPY_GAIN` lower than
+        the isotropic model's.  A given ``(azimuth, ratio)``: azimuth of the
+        major axis in degrees clockwise from north, ratio major/minor range
+        (>= 1); the ``range`` is then the major-axis range.
     back_transform : {'mean', 'median'}
         How log-space estimates return to data units: lognormal mean
         ``10 ** (est + ln(10) * var / 2)`` or median ``10 ** est``.  Only used
@@ -276,8 +654,11 @@ class OrdinaryKrigingModel:
         variogram_parameters=None,
         log_transform=False,
         n_closest_points=32,
-        nlags=12,
+        nlags=None,
         back_transform="mean",
+        lag_width=None,
+        max_lag=None,
+        anisotropy="none",
     ):
         self.variogram = variogram
         self.variogram_parameters = variogram_parameters
@@ -285,6 +666,9 @@ class OrdinaryKrigingModel:
         self.n_closest_points = n_closest_points
         self.nlags = nlags
         self.back_transform = back_transform
+        self.lag_width = lag_width
+        self.max_lag = max_lag
+        self.anisotropy = anisotropy
 
     # -- fitting ------------------------------------------------------------
     def fit(self, x, y, values, *, cross_validate=True):
@@ -320,12 +704,21 @@ class OrdinaryKrigingModel:
         if np.ptp(z) == 0:
             raise ValueError("all sample values are equal after merging duplicates")
         self.x_, self.y_, self.z_ = x, y, z
+        manual = self._manual_anisotropy()
+        self.experimental_ = experimental_variogram(
+            x, y, z, lag_width=self.lag_width, nlags=self.nlags, max_lag=self.max_lag,
+            anisotropy=manual)
+        self.directional_ = []
+        self.anisotropy_estimate_ = None
+        self.anisotropy_note_ = (
+            "" if manual is None else
+            f"anisotropy given: major axis azimuth {manual.azimuth:g} deg, ratio {manual.ratio:g}")
 
         models = VARIOGRAM_MODELS if self.variogram == "auto" else (self.variogram,)
         fits = {}
         for model in models:
             try:
-                fits[model] = self._fit_one(model, cross_validate=cross_validate)
+                fits[model] = self._fit_one(model, manual, cross_validate=cross_validate)
             except (ValueError, np.linalg.LinAlgError) as exc:
                 if self.variogram != "auto":
                     raise
@@ -337,10 +730,13 @@ class OrdinaryKrigingModel:
             raise ValueError(f"no variogram model could be fitted to the samples (tried {models})")
         best = min(fits, key=lambda m: fits[m][2]["rmse"])
         self._kriger, self.variogram_parameters_, self.loo_ = fits[best]
+        self.anisotropy_ = manual
+        self.candidates_ = {m: fits[m][2]["rmse"] for m in fits} if self.variogram == "auto" else {}
+        if self.anisotropy == "auto":
+            self._auto_anisotropy(best, cross_validate)
         if not cross_validate:
             self.loo_ = {}
         self.variogram_model_ = best
-        self.candidates_ = {m: fits[m][2]["rmse"] for m in fits} if self.variogram == "auto" else {}
         logger.info(
             "ordinary kriging: %d samples, %s variogram %s, LOO %s%s",
             x.size,
@@ -351,19 +747,83 @@ class OrdinaryKrigingModel:
         )
         return self
 
-    def _fit_one(self, model, *, cross_validate=True):
-        """PyKrige object, parameters and LOO statistics of one variogram model."""
-        user = None
+    def _manual_anisotropy(self):
+        """The user's :class:`Anisotropy`, or ``None`` for 'none' and 'auto'."""
+        a = self.anisotropy
+        if isinstance(a, str):
+            if a not in ("none", "auto"):
+                raise ValueError(
+                    f"unknown anisotropy {a!r}: use 'none', 'auto' or (azimuth, ratio)")
+            return None
+        if isinstance(a, Anisotropy):
+            return None if a.ratio == 1.0 else a
+        try:
+            azimuth, ratio = a
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"anisotropy must be 'none', 'auto' or (azimuth, ratio), got {a!r}") from None
+        result = Anisotropy(float(azimuth), float(ratio))
+        return None if result.ratio == 1.0 else result
+
+    def _auto_anisotropy(self, model, cross_validate):
+        """Estimate an anisotropy for ``model``; keep it only when leave-one-out improves."""
+        if model == "linear":
+            self.anisotropy_note_ = "anisotropy not estimated: the linear model has no range"
+            return
+        if not cross_validate:
+            raise ValueError("anisotropy='auto' is kept by leave-one-out: keep cross_validate=True")
+        self.directional_ = directional_variograms(
+            self.x_, self.y_, self.z_, lag_width=self.lag_width, nlags=self.nlags,
+            max_lag=self.experimental_.max_lag)
+        fixed = None
         if self.variogram_parameters is not None:
-            # PyKrige's dict form has our keys (a *list* would mean a different order).
-            user = _check_parameters(model, self.variogram_parameters)
+            fixed = _check_parameters(model, self.variogram_parameters)
+        try:
+            parameters, estimate, _ = fit_anisotropy(model, self.directional_, fixed=fixed)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            self.anisotropy_note_ = f"anisotropy not estimated: {exc}"
+            return
+        iso_rmse = self.loo_["rmse"]
+        self.anisotropy_estimate_ = (estimate, parameters, float("nan"))
+        if estimate.ratio < MIN_ANISOTROPY_RATIO:
+            self.anisotropy_note_ = (
+                f"isotropic: the directional variograms give a ratio of only {estimate.ratio:.2f} "
+                f"(azimuth {estimate.azimuth:.0f} deg; below {MIN_ANISOTROPY_RATIO})")
+            return
+        kriger, parameters, stats = self._fit_one(model, estimate, parameters=parameters)
+        self.anisotropy_estimate_ = (estimate, parameters, stats["rmse"])
+        gain = 1.0 - stats["rmse"] / iso_rmse if iso_rmse > 0 else 0.0
+        described = (f"azimuth {estimate.azimuth:.0f} deg, ratio {estimate.ratio:.2f}: "
+                     f"leave-one-out RMSE {stats['rmse']:.4g} against {iso_rmse:.4g} isotropic")
+        if gain >= MIN_ANISOTROPY_GAIN:
+            self._kriger, self.variogram_parameters_, self.loo_ = kriger, parameters, stats
+            self.anisotropy_ = estimate
+            self.anisotropy_note_ = f"anisotropy kept ({gain:.1%} better): {described}"
+        else:
+            self.anisotropy_note_ = (
+                f"isotropic: the estimated anisotropy does not pay for itself "
+                f"(gain {gain:.1%} < {MIN_ANISOTROPY_GAIN:.0%}; {described})")
+
+    def _fit_one(self, model, anisotropy=None, *, parameters=None, cross_validate=True):
+        """PyKrige object, parameters and LOO statistics of one variogram model."""
+        if parameters is None and self.variogram_parameters is not None:
+            parameters = _check_parameters(model, self.variogram_parameters)
+        elif parameters is None:
+            parameters = fit_variogram(model, self.experimental_)
+        # PyKrige's dict form has our keys (a *list* would mean a different order); it
+        # is given the parameters unchanged and only computes its own (unused) bins.
+        options = {}
+        if anisotropy is not None:
+            options = {"anisotropy_scaling": anisotropy.ratio,
+                       "anisotropy_angle": anisotropy.pykrige_angle}
         kriger = OrdinaryKriging(
             self.x_,
             self.y_,
             self.z_,
             variogram_model=model,
-            variogram_parameters=user,
-            nlags=int(self.nlags),
+            variogram_parameters=dict(parameters),
+            nlags=int(self.experimental_.lags.size) or 1,
+            **options,
         )
         parameters = _from_pykrige(model, kriger.variogram_model_parameters)
         if not cross_validate:
@@ -375,6 +835,7 @@ class OrdinaryKrigingModel:
             variogram_model=model,
             variogram_parameters=parameters,
             n_closest_points=self.n_closest_points,
+            anisotropy=anisotropy,
         )
         stats = _loo_statistics(self.z_, estimate, variance)
         if self.log_transform:
@@ -402,8 +863,9 @@ class OrdinaryKrigingModel:
             raise ValueError(
                 f"n_closest_points must be an integer >= 2, got {self.n_closest_points!r}"
             )
-        if int(self.nlags) != self.nlags or self.nlags < 1:
+        if self.nlags is not None and (int(self.nlags) != self.nlags or self.nlags < 1):
             raise ValueError(f"nlags must be an integer >= 1, got {self.nlags!r}")
+        self._manual_anisotropy()
 
     # -- prediction ---------------------------------------------------------
     def predict(self, x, y, *, chunk_size=None):
@@ -456,8 +918,13 @@ class OrdinaryKrigingModel:
             candidates=dict(self.candidates_),
             log_transform=bool(self.log_transform),
             sample_spacing=median_nn_spacing(self.x_, self.y_),
-            experimental_variogram=(np.asarray(self._kriger.lags),
-                                    np.asarray(self._kriger.semivariance)),
+            experimental_variogram=(np.asarray(self.experimental_.lags),
+                                    np.asarray(self.experimental_.semivariance)),
+            experimental=self.experimental_,
+            directional=list(self.directional_),
+            anisotropy=self.anisotropy_,
+            anisotropy_note=self.anisotropy_note_,
+            anisotropy_estimate=self.anisotropy_estimate_,
         )
 
     def predict_grid(self, grid, *, chunk_size=None, progress=None, cancel=None):
@@ -536,7 +1003,8 @@ class OrdinaryKrigingModel:
 # ---------------------------------------------------------------------------
 # leave-one-out
 # ---------------------------------------------------------------------------
-def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_closest_points=32):
+def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_closest_points=32,
+                  anisotropy=None):
     """Leave-one-out ordinary kriging of every sample from its neighbours.
 
     Each sample is estimated by ordinary kriging from its ``n_closest_points``
@@ -557,6 +1025,8 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         Keys as for :class:`OrdinaryKrigingModel`.
     n_closest_points : int
         Neighbours per system (>= 2).
+    anisotropy : Anisotropy, optional
+        Distances (and the neighbour search) in its isotropic space, as PyKrige.
 
     Returns
     -------
@@ -580,7 +1050,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         raise ValueError(f"n_closest_points must be an integer >= 2, got {n_closest_points!r}")
 
     # Centre the coordinates: distances are unchanged and round-off smaller.
-    xy = np.column_stack([x - x.mean(), y - y.mean()])
+    xy = _isotropic_xy(x - x.mean(), y - y.mean(), anisotropy)
     _, neighbours = cKDTree(xy).query(xy, k=k + 1)
     # Drop each sample from its own neighbour list (it is normally first, but
     # coincident samples may tie with it); drop the farthest if it is absent.
@@ -625,7 +1095,7 @@ def _solve_batched(xy, values, targets, neighbours, gamma, parameters):
 
 
 def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
-             n_closest_points=32):
+             n_closest_points=32, anisotropy=None):
     """Ordinary kriging at points ``(xq, yq)`` from samples with a *given* variogram.
 
     The batched moving-window solver of :func:`leave_one_out`, for held-out
@@ -644,9 +1114,9 @@ def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
     x, y, values = _validate_samples(x, y, values, log_transform=False, minimum=2)
     xq, yq = _as_coordinates(xq, yq)
     k = min(int(n_closest_points), x.size)
-    centre = np.array([x.mean(), y.mean()])
-    xy = np.column_stack([x, y]) - centre
-    targets = np.column_stack([xq, yq]) - centre
+    cx, cy = x.mean(), y.mean()
+    xy = _isotropic_xy(x - cx, y - cy, anisotropy)
+    targets = _isotropic_xy(xq - cx, yq - cy, anisotropy)
     if targets.shape[0] == 0:
         return np.empty(0), np.empty(0)
     _, neighbours = cKDTree(xy).query(targets, k=k)
@@ -654,6 +1124,13 @@ def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
     with _single_threaded_blas():
         return _solve_batched(xy, values, targets, neighbours,
                               _VARIOGRAM_FUNCTIONS[variogram_model], parameters)
+
+
+def _isotropic_xy(x, y, anisotropy):
+    """(n, 2) coordinates, in the isotropic space of ``anisotropy`` when given."""
+    if anisotropy is not None:
+        x, y = anisotropy.transform(x, y)
+    return np.column_stack([x, y])
 
 
 def _loo_statistics(values, estimate, variance):
@@ -696,6 +1173,7 @@ def krige(
     n_closest_points=32,
     progress=None,
     cancel=None,
+    **variogram_options,
 ) -> KrigingResult:
     """Krige point samples onto a grid in one call.
 
@@ -722,6 +1200,9 @@ def krige(
     cancel : callable() -> bool, optional
         Polled after the fit and before each chunk of grid points; raises
         :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
+    **variogram_options
+        ``nlags``, ``lag_width``, ``max_lag``, ``anisotropy`` of
+        :class:`OrdinaryKrigingModel`.
 
     Returns
     -------
@@ -735,6 +1216,7 @@ def krige(
         variogram_parameters=variogram_parameters,
         log_transform=log_transform,
         n_closest_points=n_closest_points,
+        **variogram_options,
     ).fit(x, y, values)
     if grid is None:
         if cell_size is None:
@@ -903,6 +1385,18 @@ def _find_backend():
 
 
 _BACKEND = _find_backend()  # imported here, not in the worker threads that krige (see above)
+
+
+def semivariance(model, parameters, h, *, anisotropy=None, azimuth=None):
+    """Semivariance of ``model`` with our ``parameters`` dict at lags ``h`` (map units).
+
+    With an :class:`Anisotropy`, the lags point at ``azimuth`` (degrees from
+    north); the range in ``parameters`` is the major-axis range.
+    """
+    h = np.asarray(h, dtype=float)
+    if anisotropy is not None and azimuth is not None:
+        h = h * _stretch(math.radians(azimuth - anisotropy.azimuth), anisotropy.ratio)
+    return _model_semivariance(model, parameters, h)
 
 
 def _model_semivariance(model, parameters, h):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qgis_env  # noqa: E402
 from qgis_env import REPO, link_package, qgis_process  # noqa: E402
 
 sys.path.insert(0, str(link_package()))
@@ -178,7 +179,7 @@ def build_project_and_map(outputs):
         job.waitForFinished()
         img = job.renderedImage()
         painter = QPainter(img)
-        painter.setFont(QFont("Sans", 14, QFont.Bold))
+        painter.setFont(QFont("Sans", 14, QFont.Weight.Bold))
         painter.fillRect(0, 0, 600, 28, QColor(255, 255, 255, 200))
         painter.drawText(8, 20, title)
         painter.end()
@@ -186,7 +187,7 @@ def build_project_and_map(outputs):
 
     kriged = render(layers["Cu, Zn kriged (coarse grid)"], "Cu kriged from 150 samples")
     fused = render(layers["Cu, Zn fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
-    picture = QImage(1210, 400, QImage.Format_ARGB32)
+    picture = QImage(1210, 400, QImage.Format.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
     painter.drawImage(0, 0, kriged)
@@ -201,6 +202,8 @@ def build_project_and_map(outputs):
 def score(outputs):
     import numpy as np
     from osgeo import gdal
+
+    gdal.UseExceptions()
 
     from geochem_fusion.core import metrics
     from geochem_fusion.core.grid import Grid
@@ -239,7 +242,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT, help="output folder (default "
                         "demo_output/ in the repository; emptied first)")
-    OUT = parser.parse_args(argv).out.resolve()
+    parser.add_argument("--plugin-zip", type=Path, help="run the plugin installed from this "
+                        "zip (dist/geochem_fusion-VERSION.zip) instead of the work tree")
+    args = parser.parse_args(argv)
+    OUT = args.out.resolve()
+    if args.plugin_zip:
+        installed = qgis_env.install_plugin_zip(str(args.plugin_zip))
+        print(f"Plugin installed from {args.plugin_zip} into {installed}")
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)

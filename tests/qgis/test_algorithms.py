@@ -196,7 +196,7 @@ def test_krige_samples(run_alg, demo_samples, read_raster, check_output, tmp_pat
         "SAMPLES": source, "FIELD": "Cu", "OUTPUT": str(tmp_path / "cu.tif"),
         "OUTPUT_VARIANCE": str(tmp_path / "cu_var.tif"), "OUTPUT_REPORT": str(report)})
     # defaults: automatic variogram, a quarter of the spacing, the samples' bounding box
-    expected = krige(x, y, values["Cu"], variogram="auto", log_transform=False)
+    expected = krige(x, y, values["Cu"], variogram="auto", log_transform=False, anisotropy="auto")
     est, var = read_raster(result["OUTPUT"]), read_raster(result["OUTPUT_VARIANCE"])
     assert_matches(est.data[0], expected.estimate)
     assert_matches(var.data[0], expected.variance)
