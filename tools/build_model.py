@@ -32,6 +32,7 @@ def build():
         QgsProcessingModelChildParameterSource,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
+        QgsProcessingParameterDefinition,
         QgsProcessingParameterFeatureSource,
         QgsProcessingParameterField,
         QgsProcessingParameterNumber,
@@ -76,7 +77,7 @@ def build():
         c.setDescription(alg.displayName())
         for definition in alg.parameterDefinitions():  # the rest of the mandatory ones: defaults
             if (definition.name() not in params and not definition.isDestination()
-                    and not definition.flags() & definition.FlagOptional):
+                    and not definition.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional):
                 params[definition.name()] = S.fromStaticValue(definition.defaultValue())
         for key, src in params.items():
             c.addParameterSources(key, [src])

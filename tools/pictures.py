@@ -38,7 +38,7 @@ def render_html(html, png, size=REPORT_SIZE, timeout=60):
     QTimer.singleShot(timeout * 1000, loop.quit)
     page.mainFrame().load(QUrl.fromLocalFile(str(html)))
     loop.exec_()
-    image = QImage(QSize(*size), QImage.Format_ARGB32)
+    image = QImage(QSize(*size), QImage.Format.Format_ARGB32)
     image.fill(QColor("white"))
     painter = QPainter(image)
     page.mainFrame().render(painter)

@@ -37,8 +37,11 @@ def _plain(value):
 
 def dialog_record(algorithm):
     """What the dialog of ``algorithm`` shows, as JSON-ready dicts in dialog order."""
+    from qgis.core import QgsProcessingParameterDefinition
+
+    advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
     return [{"name": d.name(), "label": d.description(), "default": _plain(d.defaultValue()),
-             "advanced": bool(d.flags() & d.FlagAdvanced)}
+             "advanced": bool(d.flags() & advanced)}
             for d in algorithm.parameterDefinitions()]
 
 
