@@ -32,7 +32,9 @@ def format_value(v):
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, (float, np.floating)):
-        return "–" if not np.isfinite(v) else f"{v:.4g}"
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.0f}" if 1e4 <= abs(v) < 1e12 else f"{v:.4g}"  # 22260, not 2.226e+04
     if isinstance(v, (list, tuple, np.ndarray)):
         return ", ".join(format_value(x) for x in v)
     return str(v)
