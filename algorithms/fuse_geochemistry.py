@@ -33,11 +33,12 @@ from .params import (
     SENSOR_KEYS,
     SENSORS,
     VARIOGRAMS,
+    format_band_map,
     parse_int_list,
 )
 from .principal_components import write_loading_table
 from .regression_fusion import FUSION_HELP, flatten_rows, fused_name
-from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
+from .styles import CONTINUOUS, FUSED, GEOCHEM, UNITS, VARIANCE
 
 
 class FuseGeochemistry(GeochemAlgorithm):
@@ -71,8 +72,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         "(bands and, for reflectance, their normalized differences; ridge penalty by "
         "cross-validation), kriges what the image does not explain, and chooses the support "
         "window and how much to trust the image by leave-one-out cross-validation at the samples. "
-        "When the image does not help, it returns kriging alone. Regression, units and pyramid "
-        "levels do not apply to it. On real Sentinel-2 and till data it beats kriging alone, the "
+        "When the image does not help, it returns kriging alone. Pyramid levels do not apply to "
+        "it; with <i>Regression</i> local each K-means unit gets its own trend (K-means runs "
+        "only then). On real Sentinel-2 and till data it beats kriging alone, the "
         "paper's modes and regression kriging (see the README's accuracy table).<br>"
         "<b>Element fields</b>: one or several concentration fields (ppm); the image work is done "
         "once and each element becomes one band of the output.<br>"
@@ -98,26 +100,27 @@ class FuseGeochemistry(GeochemAlgorithm):
             type=QgsProcessingParameterField.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
+            self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
+        self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.REGRESSION, "Regression (local: one trend per K-means unit)", REGRESSIONS,
+            defaultValue=DEFAULT_REGRESSION))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.N_CLUSTERS, "Number of geological units (local regression only)",
+            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LEVELS, "Pyramid levels (paper and coherent modes only; 0 = automatic)",
+            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=16))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(advanced(QgsProcessingParameterString(
             self.PCS, "Principal components (for 'chosen PCs', e.g. 2,3)", "2", optional=True)))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1)))
         self.addParameter(advanced(QgsProcessingParameterString(
             self.BAND_MAP, "Band map (sensor band=raster band, e.g. B2=1,B3=2)", "",
             optional=True)))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.REGRESSION, "Regression", REGRESSIONS, defaultValue=DEFAULT_REGRESSION))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.N_CLUSTERS, "Number of geological units (local regression)",
-            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Integer,
-            0, minValue=0, maxValue=16))
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(advanced(QgsProcessingParameterEnum(
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
@@ -166,7 +169,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             band_map, how = resolve_band_map(
                 image, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
             sensor = sensor_of(band_map, sensor)
-            feedback.pushInfo(f"Band map ({how}): {band_map}")
+            feedback.pushInfo(f"Band map ({how}): {format_band_map(band_map)}")
         regression = REGRESSIONS[self.parameterAsEnum(parameters, self.REGRESSION, context)]
         mode = FUSE_MODES[self.parameterAsEnum(parameters, self.MODE, context)]
         settings = dict(
@@ -184,10 +187,12 @@ class FuseGeochemistry(GeochemAlgorithm):
         meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": regression,
                 "FEATURES": feature_key}
         wkt = image.crs_wkt or image_crs.toWkt()
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        paths = self.destinations(parameters, context)
+        out = paths[self.OUTPUT]
         progress = CoreFeedback(feedback, 0, 90)
-        result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
-                                               settings, mode, out, descriptions, meta, progress)
+        result, warnings = self._fuse_windowed(parameters, context, paths, image, wkt, x, y,
+                                               values, settings, mode, out, descriptions, meta,
+                                               progress)
         for note in result.notes:
             feedback.pushInfo(note)
         for warning in warnings:  # holes filled, negative values: in the log and the report
@@ -196,24 +201,42 @@ class FuseGeochemistry(GeochemAlgorithm):
         layer_name = descriptions[0] if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
             + (f"{regression}, " if mode != "adaptive" else "") + f"{mode})")
-        self.load_styled(context, out, GEOCHEM, layer_name)
+        self.load_styled(context, out, FUSED, layer_name)
         outputs = {self.OUTPUT: out}
         for key, kind, label in ((self.OUTPUT_FEATURES, CONTINUOUS, "Fusion image features"),
                                  (self.OUTPUT_UNITS, UNITS, "Geological units (K-means)")):
-            path = self.parameterAsOutputLayer(parameters, key, context)
+            path = paths[key]
             if path and os.path.exists(path):
                 self.load_styled(context, path, kind, label)
                 outputs[key] = path
-            elif path:
-                feedback.pushInfo("No unit raster: units are only made for local regression.")
+            elif path:  # asked for, but this run made no units: nothing to load either
+                feedback.pushInfo("No unit raster: the K-means units are made only with "
+                                  "Regression = local.")
+                loads = context.layersToLoadOnCompletion()
+                loads.pop(path, None)
+                context.setLayersToLoadOnCompletion(loads)
         feedback.setProgress(92)
         settings["mode"] = mode
-        outputs.update(self._write_common(parameters, context, image, wkt, result, settings))
+        outputs.update(self._write_common(parameters, context, paths, image, wkt, result,
+                                           settings))
         feedback.setProgress(100)
         return outputs
 
-    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, mode, out,
-                       descriptions, meta, progress):
+    def destinations(self, parameters, context):
+        """Every output's file name, asked for once.
+
+        Each request for a temporary output ("Save to temporary file") makes a new
+        file name: asking twice writes one file and loads another.
+        """
+        paths = {key: self.parameterAsOutputLayer(parameters, key, context)
+                 for key in (self.OUTPUT, self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE,
+                             self.OUTPUT_FEATURES, self.OUTPUT_UNITS)}
+        paths[self.OUTPUT_REPORT] = self.parameterAsFileOutput(
+            parameters, self.OUTPUT_REPORT, context)
+        return paths
+
+    def _fuse_windowed(self, parameters, context, paths, image, wkt, x, y, values, settings,
+                       mode, out, descriptions, meta, progress):
         """Every mode: the image is read and the outputs written block by block.
 
         Returns the result and the warnings of the last checks of the fused
@@ -223,12 +246,10 @@ class FuseGeochemistry(GeochemAlgorithm):
         from ..core.pyramid_scene import fuse_pyramid_scene
         from ..core.scene import fuse_scene
 
-        features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
-        units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
+        features_path, units_path = paths[self.OUTPUT_FEATURES], paths[self.OUTPUT_UNITS]
         # kriging alone is only an output (kriged layer, variance, report): skip it otherwise
-        krige_alone = any(self.parameterAsOutputLayer(parameters, key, context)
-                          for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE)) or bool(
-            self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context))
+        krige_alone = any(paths[key] for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE,
+                                                 self.OUTPUT_REPORT))
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(raster_io.WindowedWriter(
                 out, image.grid, wkt, len(descriptions), descriptions=descriptions,
@@ -273,7 +294,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         warnings, _ = guard.notes(log_transform=settings["log_transform"], mode=mode)
         return scene.as_pipeline_result(), warnings
 
-    def _write_common(self, parameters, context, image, wkt, result, settings):
+    def _write_common(self, parameters, context, paths, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""
         import numpy as np
 
@@ -284,7 +305,7 @@ class FuseGeochemistry(GeochemAlgorithm):
                 (self.OUTPUT_KRIGED, "estimate", "kriged", GEOCHEM, "kriged"),
                 (self.OUTPUT_VARIANCE, "variance", "kriging variance", VARIANCE,
                  "kriging variance")):
-            path = self.parameterAsOutputLayer(parameters, key, context)
+            path = paths[key]
             if path:
                 data = np.stack([getattr(result.elements[n].kriging, attr) for n in names])
                 raster_io.write_raster(path, data, kgrid, wkt,
@@ -300,7 +321,10 @@ class FuseGeochemistry(GeochemAlgorithm):
         dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
-        report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+            if context.willLoadLayerOnCompletion(dest):
+                context.layerToLoadOnCompletionDetails(dest).name = (
+                    f"{', '.join(names)} regression coefficients")
+        report = paths[self.OUTPUT_REPORT]
         if report:
             from .fusion_report import fusion_report
 

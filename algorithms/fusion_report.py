@@ -25,12 +25,13 @@ def parameter_rows(settings):
     and band map for the index features, regression and units for the paper's
     modes; keys it does not know are listed as they are (spaces for underscores).
     """
-    s = dict(settings)
+    s = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
+    for key in ("band_names", "levels", "cell_size", "blend_sigma", "windows", "block_rows"):
+        s.pop(key, None)  # not parameters of the algorithm (the depth used has its own row)
     mode = s.pop("mode", None)
     features = s.pop("features", None)
     sensor, band_map, pcs = s.pop("sensor", None), s.pop("band_map", None), s.pop("pcs", None)
     regression, n_clusters = s.pop("regression", None), s.pop("n_clusters", None)
-    s.pop("band_names", None)
     rows = []
 
     def add(label, value):
@@ -155,9 +156,10 @@ def image_help_section(name, fit):
 def fusion_report(path, result, settings, band_names, coefficient_rows):
     """Write the report of a :class:`~geochem_fusion.core.pipeline.PipelineResult`."""
     names = list(result.elements)
-    unit = working_unit(settings.get("log_transform", False))
+    plain = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
+    unit = working_unit(plain.get("log_transform", False))
     params = parameter_rows(settings)
-    if settings.get("mode") != "adaptive":
+    if plain.get("mode") != "adaptive":
         params.append({"parameter": "pyramid levels used", "value": result.levels})
     params += [{"parameter": "concentrations", "value": f"{', '.join(names)} ({UNIT})"},
                {"parameter": "median sample spacing (map units)", "value": result.sample_spacing},

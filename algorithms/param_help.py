@@ -24,10 +24,6 @@ SHARED = {
     "LOG_TRANSFORM": "Work on log10 of the concentrations (recommended for right-skewed "
                      "geochemical data); results are back-transformed to ppm. Every value "
                      "must then be positive (see Below detection).",
-    "BELOW_DETECTION": "What to do with values that are not measurements: ≤ 0 with the log "
-                       "transform, or codes such as −1 or −9999. 'refuse' stops and names "
-                       "them; 'replace by half the smallest positive value' replaces them "
-                       "and counts them in the log.",
     "VARIOGRAM": "Variogram model of the ordinary kriging. 'auto' fits the spherical, "
                  "exponential, gaussian and linear models and keeps the one with the lowest "
                  "leave-one-out error; its parameters are fitted to the samples either way.",
@@ -63,6 +59,35 @@ SHARED = {
                 "'B2=1,B3=2,B4=3,B8=4,B11=5,B12=6'. Empty = guessed from the band "
                 "descriptions, else the sensor's usual band order.",
     "INPUT": "The raster to process.",
+    "BELOW_DETECTION": "What to do with values that are not measurements: ≤ 0 with the log "
+                       "transform, '<5' texts, or codes such as −1 or −9999. 'refuse' stops and "
+                       "names them; the replacements (half the smallest positive value, or a "
+                       "fraction of each sample's detection limit) are counted in the log.",
+    "DL_FRACTION": "With 'replace by a fraction of each sample's detection limit': the "
+                   "fraction used (0.5 = half the limit, the usual choice).",
+    "NEGATIVE_BELOW": "Read a negative value as 'below the detection limit |value|' (the "
+                      "laboratory convention −5 = <5) instead of a missing value.",
+    "MISSING_CODES": "Values that mean 'not analysed' (e.g. −9999, −99), comma-separated: "
+                     "those samples are left out and counted in the log.",
+    "QUALIFIERS": "Read a qualifier column next to the element field (e.g. Cu_T holding '<' "
+                  "or '>') when there is one: '<' marks a value below detection.",
+    "CLIP_NEGATIVE": "A fused concentration below 0 is impossible: clip it to 0 (default). "
+                     "Either way the negative pixels are counted per element in the log, the "
+                     "report and the layer's metadata.",
+    "NUGGET": "Fix the variogram nugget (kriged-space units squared); empty = fitted to the "
+              "experimental variogram.",
+    "SILL": "Fix the total sill (or the slope of the linear model); empty = fitted.",
+    "RANGE": "Fix the variogram range in map units; empty = fitted.",
+    "MAX_LAG": "Largest distance between sample pairs used for the experimental variogram, "
+               "map units; 0 = a third of the diagonal of the samples' extent.",
+    "NLAGS": "Number of distance classes of the experimental variogram.",
+    "LAG_WIDTH": "Width of a distance class, map units; 0 = maximum lag / number of lags.",
+    "ANISOTROPY": "Geometric anisotropy: none, auto (estimated from directional variograms "
+                  "and kept only when leave-one-out improves), or manual (azimuth and ratio "
+                  "below).",
+    "ANISOTROPY_ANGLE": "Manual anisotropy: azimuth of the major axis, degrees clockwise from "
+                        "north.",
+    "ANISOTROPY_RATIO": "Manual anisotropy: major range / minor range (1 = isotropic).",
 }
 """Help of a parameter that means the same in every algorithm that has it."""
 
@@ -213,6 +238,23 @@ BY_ALGORITHM = {
                                     "grid.",
     ("preparesentinel2", "OUTPUT"): "Float32 reflectance stack (0–1), bands named with "
                                     "their central wavelength.",
+    # anomalythresholds
+    ("anomalythresholds", "INPUT"): "A geochemical raster (fused or kriged, ppm) whose "
+                                    "anomalies are to be separated from the background.",
+    ("anomalythresholds", "BAND"): "Band (element) of the raster to classify, 1-based.",
+    ("anomalythresholds", "CLASSIFY"): "Which thresholds cut the classes: the "
+                                       "concentration-area fractal breaks, median + 2 MAD "
+                                       "(log10), mean + 2 SD (log10), or the percentiles.",
+    ("anomalythresholds", "N_SEGMENTS"): "Number of straight segments fitted to the log-log "
+                                         "concentration-area curve; 0 = chosen by the "
+                                         "information criterion (BIC).",
+    ("anomalythresholds", "PERCENTILES"): "Percentiles used as thresholds with 'percentiles', "
+                                          "e.g. '95, 98'.",
+    ("anomalythresholds", "STYLE_INPUT"): "Also style the input layer in these classes (its "
+                                          "values are not changed).",
+    ("anomalythresholds", "OUTPUT"): "Class of each pixel: 0 = background, then anomaly "
+                                     "classes from low to high.",
+    ("anomalythresholds", "OUTPUT_TABLE"): "The thresholds of every method, side by side.",
     # prepareaster
     ("prepareaster", "INPUT"): "The ASTER L1T scene as downloaded (AST_L1T_*.hdf).",
     ("prepareaster", "TIR"): "Thermal bands 10–14 (radiance): not included, a separate "

@@ -288,12 +288,12 @@ def place_in_layer_tree(node, kind):
     else:
         return node
     current = parent.children().index(node)
-    index_after_removal = target  # ``siblings`` indices are those without the node
-    if index_after_removal == current:
+    if target == current:  # ``target`` counts the siblings without the node
         return node
+    # the copy goes in first: a layer without a node in the tree leaves the project
     clone = node.clone()
+    parent.insertChildNode(target + 1 if target > current else target, clone)
     parent.removeChildNode(node)
-    parent.insertChildNode(index_after_removal, clone)
     return clone
 
 

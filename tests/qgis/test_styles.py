@@ -281,3 +281,41 @@ def test_outputs_are_ordered_fused_on_top_above_the_image(make_raster, stack):
         styles.LayerStyler(kind, name).postProcessLayer(layer, context, QgsProcessingFeedback())
     order = [node.layer().name() for node in project.layerTreeRoot().findLayers()]
     assert order == ["fused", "kriged", "units", "features", "variance", "image"]
+
+
+def test_temporary_intermediates_load_named_and_styled(run_alg, demo):
+    """"Save to temporary file" for every intermediate (issue 15): each output path must be
+    asked for once; asking again makes a new temporary name, and the layer is lost."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import QgsProcessing
+
+    project = QgsProject()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    params = {"SAMPLES": f"{demo}/samples.gpkg|layername=samples", "FIELD": ["Cu"],
+              "IMAGE": str(demo / "sentinel2.tif"), "MODE": 0, "REGRESSION": 1, "N_CLUSTERS": 3}
+    for key in ("OUTPUT", "OUTPUT_KRIGED", "OUTPUT_VARIANCE", "OUTPUT_FEATURES", "OUTPUT_UNITS"):
+        params[key] = QgsProcessingOutputLayerDefinition(QgsProcessing.TEMPORARY_OUTPUT, project)
+    lines = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+            lines.append(info)
+
+        def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS API names)
+            lines.append(f"ERROR {error}")
+
+    feedback = Log()
+    loaded = {}
+
+    def on_finish(alg, ctx, fb):
+        loaded["ok"] = handleAlgorithmResults(alg, ctx, fb)
+
+    run_alg("fusegeochemistry", params, onFinish=on_finish, context=context, feedback=feedback)
+    assert loaded["ok"], lines
+    assert not [line for line in lines if "No unit raster" in line or line.startswith("ERROR")]
+    layers = layers_by_name(project)
+    assert set(layers) == {"Cu fused (local, paper)", "Cu kriged", "Cu kriging variance",
+                           "Fusion image features", "Geological units (K-means)"}
+    assert isinstance(layers["Geological units (K-means)"].renderer(), QgsPalettedRasterRenderer)
+    assert isinstance(layers["Fusion image features"].renderer(), QgsSingleBandGrayRenderer)
