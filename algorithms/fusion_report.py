@@ -2,32 +2,33 @@
 
 import html
 
-from .krige_samples import kriging_sections
 from .params import FEATURE_KEYS, FEATURES, SENSOR_KEYS, SENSORS, format_band_map
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
-from .variogram import UNIT, working_unit
+from .variogram import UNIT, kriging_sections, working_unit
 
 
 def adaptive_margin():
-    """How much (relative RMSE) the chosen use of the image must beat kriging alone in the
-    spatial cross-validation: ``core.adaptive.fit_adaptive_samples``' ``margin``."""
-    import inspect
+    """Return the margin the adaptive mode's image use must beat kriging alone by.
 
-    from ..core.adaptive import fit_adaptive_samples
+    The relative RMSE of the spatial cross-validation: ``margin`` of
+    :class:`~geochem_fusion.core.adaptive.AdaptiveOptions`.
+    """
+    from ..core.adaptive import AdaptiveOptions
 
-    return inspect.signature(fit_adaptive_samples).parameters["margin"].default
+    return AdaptiveOptions().margin
 
 
 def parameter_rows(settings):
     """The run's settings as ``[{"parameter", "value"}]`` a geochemist reads.
 
     Only what applies is listed: principal components for *chosen PCs*, sensor
-    and band map for the index features, regression and units for the paper's
-    modes; keys it does not know are listed as they are (spaces for underscores).
+    and band map for the index features, the number of units for the local
+    regression; keys it does not know are listed as they are (spaces for
+    underscores); :data:`NOT_REPORTED` are left out.
     """
     s = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
-    for key in ("band_names", "levels", "cell_size", "blend_sigma", "windows", "block_rows"):
-        s.pop(key, None)  # not parameters of the algorithm (the depth used has its own row)
+    for key in NOT_REPORTED:
+        s.pop(key, None)
     mode = s.pop("mode", None)
     features = s.pop("features", None)
     sensor, band_map, pcs = s.pop("sensor", None), s.pop("band_map", None), s.pop("pcs", None)
@@ -49,11 +50,10 @@ def parameter_rows(settings):
         if band_map:
             add("band map (sensor band = image band)",
                 format_band_map(band_map))
-    if mode != "adaptive":
-        if regression is not None:
-            add("regression", regression)
-        if regression == "local" and n_clusters is not None:
-            add("geological units (K-means)", n_clusters)
+    if regression is not None:
+        add("regression", regression)
+    if regression == "local" and n_clusters is not None:
+        add("geological units (K-means)", n_clusters)
     labels = {"log_transform": "log-transform concentrations (log10)",
               "variogram": "variogram model", "random_state": "random seed",
               "sample_size": "pixel sample for the fits (pixels)"}
@@ -153,8 +153,16 @@ def image_help_section(name, fit):
     return body
 
 
+NOT_REPORTED = ("band_names", "levels", "cell_size", "blend_sigma", "windows", "block_rows")
+"""Settings the report does not list (the bands and the depth used have their own rows; the
+others are not parameters of the algorithm)."""
+
+
 def fusion_report(path, result, settings, band_names, coefficient_rows):
-    """Write the report of a :class:`~geochem_fusion.core.pipeline.PipelineResult`."""
+    """Write the report of a :class:`~geochem_fusion.core.vocabulary.PipelineResult`.
+
+    ``settings``: the run's :class:`~geochem_fusion.core.vocabulary.FusionSettings`.
+    """
     names = list(result.elements)
     plain = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
     unit = working_unit(plain.get("log_transform", False))

@@ -18,6 +18,7 @@ def _pyplot():
 
 
 def figure_html(fig, alt):
+    """A matplotlib figure as an inline PNG ``<img>`` (``alt`` text), the figure closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     _pyplot().close(fig)
@@ -82,6 +83,7 @@ def map_html(array, title, cmap="RdYlBu_r", categorical=False, points=None):
 
 
 def variogram_html(lags, semivariance, model_function, title):
+    """The experimental variogram and the fitted model as an inline figure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     ax.plot(lags, semivariance, "o", label="experimental")

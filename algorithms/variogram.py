@@ -144,8 +144,11 @@ def loo_row(result):
 
 
 def variogram_report_html(result, title):
-    """Figures of a ``KrigingResult``: the variogram with pairs per lag, the directional
-    variograms with the fitted model, and the anisotropy ellipse; plus the choice made."""
+    """Figures of a ``KrigingResult`` and the choice made.
+
+    The variogram with pairs per lag, the directional variograms with the
+    fitted model, and the anisotropy ellipse.
+    """
     import html
 
     import numpy as np
@@ -224,3 +227,22 @@ def variogram_report_html(result, title):
     if result.anisotropy_note:
         text += f"<p>{html.escape(result.anisotropy_note)}</p>"
     return text + "".join(parts)
+
+
+def kriging_sections(element, result):
+    """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
+    from .report import map_html, table_html
+
+    unit = working_unit(result.log_transform)
+    sections = [
+        ("Variogram", variogram_report_html(result, element)
+         + (table_html([{"model": k, f"LOO RMSE ({unit})": v}
+                        for k, v in result.candidates.items()],
+                       "Automatic model choice: the model with the lowest leave-one-out RMSE")
+            if result.candidates else "")),
+        ("Leave-one-out cross-validation", table_html([loo_row(result)],
+         "mean error ≈ 0 and standardized RMSE ≈ 1 indicate a good variogram fit")),
+        ("Maps", map_html(result.estimate, f"{element} kriged ({UNIT})")
+         + map_html(result.variance, f"{element} kriging variance ({unit})²", cmap="viridis")),
+    ]
+    return sections

@@ -24,6 +24,7 @@ MODEL_NAME = "Paper fusion (krige, PC2, K-means, local regression)"
 
 
 def build():
+    """Build the model from the provider's algorithms and save it."""
     from qgis.core import (
         QgsApplication,
         QgsProcessing,

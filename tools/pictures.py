@@ -48,6 +48,7 @@ def render_html(html, png, size=REPORT_SIZE, timeout=60):
 
 
 def main():
+    """Make every picture: the demo map, the report page, the dialog and its record."""
     demo_output = REPO / "demo_output"
     subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--out", str(demo_output)],
                    check=True)
