@@ -22,7 +22,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed mutation
+.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy pictures bench-scale bench-distributed mutation
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -35,7 +35,7 @@ help:
 	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
 	@echo "make bench-distributed  four 5490² tiles fused on Dask: single process, 1 and 2 workers"
 	@echo "make mutation        mutation testing of the core (slow; ARGS=\"--modules pyramid --sample 40\")"
-	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
+	@echo "make pictures        the documentation's pictures (docs/): demo map, report page, dialog"
 
 setup: $(STAMP)
 
@@ -141,8 +141,9 @@ matrix-leg: setup
 demo: setup
 	$(PY) tools/demo.py
 
-screenshot: setup
-	$(PY) tools/screenshot_dialog.py
+# Every picture of the README from the code as it stands (the dialog: QGIS desktop under Xvfb).
+pictures: setup
+	$(PY) tools/pictures.py
 
 install-plugin: setup
 	mkdir -p "$(QGIS_PROFILE)/python/plugins"

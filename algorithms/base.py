@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProperty,
 )
+from qgis.PyQt.QtGui import QIcon
 
 from . import deps
 from .raster_io import check_geotiff_name
@@ -132,8 +133,20 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def svgIconPath(self):
         return str(ICON)
 
+    def icon(self):
+        # the toolbox and the dialog use icon(); without it they show Processing's gear
+        return QIcon(str(ICON))
+
     def createInstance(self):
         return type(self)()
+
+    def addParameter(self, definition, createOutput=True):
+        """Declare ``definition`` with its help text (:mod:`.param_help`): the dialog's tooltip."""
+        from .param_help import parameter_help
+
+        if not definition.help():
+            definition.setHelp(parameter_help(self.NAME, definition.name()))
+        return super().addParameter(definition, createOutput)
 
     # -- dependencies ---------------------------------------------------
     def canExecute(self):
@@ -247,7 +260,7 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         if image_layer is None:
             raise ValueError("no image given")
         crs = image_layer.crs()
-        check_projected(crs, f"Image '{image_layer.name()}'")
+        check_projected(crs, f"Image '{image_layer.name()}'", "raster")
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
         x, y, values, marks = sample_values.read_samples(self, parameters, context, feedback,
                                                          source, fields, crs)

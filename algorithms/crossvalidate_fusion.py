@@ -178,6 +178,14 @@ class CrossValidateFusion(GeochemAlgorithm):
         return outputs
 
 
+def _readable(rows, unit):
+    """The table rows with headings a reader understands (the output table keeps the keys)."""
+    labels = {"n": "samples scored", "rmse": f"RMSE ({unit})", "cc": "CC",
+              "bias": f"bias ({unit})", "errors in": None}
+    return [{labels.get(k, k): v for k, v in row.items() if labels.get(k, k) is not None}
+            for row in rows]
+
+
 def crossvalidation_report(path, field, observed, results, rows, settings, sentence,
                            space="data units"):
     """Write the HTML report of :class:`CrossValidateFusion`."""
@@ -187,6 +195,7 @@ def crossvalidation_report(path, field, observed, results, rows, settings, sente
 
     methods = list(results)
     alone = results.get("kriging alone", {}).get("rmse")
+    unit = "log10 ppm" if space == "log10" else "ppm"
     sections = [
         ("Inputs and parameters", table_html(
             [{"parameter": k, "value": v} for k, v in settings.items()])),
@@ -195,7 +204,8 @@ def crossvalidation_report(path, field, observed, results, rows, settings, sente
             f"{field}: RMSE at the held-out samples", f"RMSE ({space})",
             highlight=methods.index("default") if "default" in methods else None,
             reference=alone, reference_label="kriging alone")
-         + table_html(rows, "Errors of each method at the held-out samples (estimate − value)")),
+         + table_html(_readable(rows, unit), "Errors of each method at the held-out samples "
+                      "(estimate − value); every method is scored on the same samples")),
         ("Predicted against measured", "".join(
             scatter_html(observed, results[m]["predictions"], m, f"{field} measured",
                          f"{field} predicted (held out)", log=space == "log10")

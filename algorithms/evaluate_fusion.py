@@ -19,6 +19,7 @@ from qgis.core import (
 
 from . import compat, raster_io, sample_values
 from .base import GeochemAlgorithm, advanced
+from .report import format_value as report_value
 from .tables import write_table
 from .vector_io import check_projected, read_points
 
@@ -190,7 +191,7 @@ class EvaluateFusion(GeochemAlgorithm):
             rasters.append((layer, raster_io.read_raster(raster_io.layer_path(layer))))
         target_layer, target = min(rasters, key=lambda r: r[1].grid.cell_x * r[1].grid.cell_y)
         crs = target_layer.crs()
-        check_projected(crs, f"Layer '{target_layer.name()}'")
+        check_projected(crs, f"Layer '{target_layer.name()}'", "raster")
         grid, wkt = target.grid, target.crs_wkt or crs.toWkt()
         wanted = (self.parameterAsString(parameters, self.BAND_FILTER, context) or "").strip()
         names, arrays, seen = [], [], set()
@@ -353,12 +354,14 @@ class EvaluateFusion(GeochemAlgorithm):
             scores = evaluate_layer(arr, grid, percentiles=percentiles, support=support, **inputs)
             rows.append({"layer": name, **scores})
             feedback.pushInfo(f"{name}: " + ", ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()))
+                f"{metric_label(k)} {report_value(v)}" for k, v in scores.items()))
         warned = evaluation_warnings(rows, n_evaluated)
         for message in warned:
             feedback.pushWarning(message)
         verdict = evaluation_verdict(rows, n_evaluated)
         feedback.pushInfo(f"Verdict: {verdict}")
+        for sentence in evaluation_rankings(rows):
+            feedback.pushInfo(sentence)
         self.step(feedback, 85, "Writing the outputs")
         outputs = {"VERDICT": verdict}
         dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
@@ -458,6 +461,64 @@ def evaluation_verdict(rows, n_evaluated):
     return "; ".join(parts) + "."
 
 
+METRIC_LABELS = {
+    "n_points": "reference points", "cc_points": "CC at the points",
+    "rmse_points": "RMSE at the points", "bias_points": "bias at the points",
+    "n_pixels": "pixels compared", "cc_raster": "CC with the reference raster",
+    "rmse_raster": "RMSE against the reference raster", "bias_raster": "bias against the raster",
+    "uiqi": "UIQI", "ssim": "SSIM", "scc": "SCC (detail correlation)",
+    "wald_support": "survey support (map units)", "wald_n": "support blocks",
+    "wald_cc": "CC with the survey (block means)", "wald_rmse": "RMSE against the survey",
+    "wald_bias": "bias against the survey", "n_occurrences": "occurrences", "auc": "AUC (occurrences)",
+}
+"""Column headings of the report for the keys of ``core.evaluation.METRIC_NAMES`` (the CSV keeps
+the keys)."""
+
+
+def metric_label(key):
+    """The report's heading for a metric key (``iou_p90`` -> "anomaly overlap, top 10 % (IoU)")."""
+    if key.startswith("iou_p"):
+        return f"anomaly overlap above the {key[5:]}th percentile (IoU)"
+    return METRIC_LABELS.get(key, key.replace("_", " "))
+
+
+def evaluation_rankings(rows):
+    """Plain sentences saying which layer scores best on each kind of evidence (or [])."""
+    import math
+
+    def number(value):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+    def best(key, lowest=True):
+        scored = [{**r, key: number(r.get(key))} for r in rows]
+        scored = [r for r in scored if r[key] is not None]
+        if not scored:
+            return None
+        return sorted(scored, key=lambda r: r[key] if lowest else -r[key])
+
+    sentences = []
+    for key, what in (("rmse_raster", "the reference raster"), ("rmse_points", "the reference "
+                      "samples"), ("wald_rmse", "the input survey (block means)")):
+        ranked = best(key)
+        if ranked is None:
+            continue
+        top = ranked[0]
+        text = (f"Closest to {what}: {top['layer']} (RMSE {top[key]:.4g}")
+        if len(ranked) > 1:
+            text += "; then " + ", ".join(f"{r['layer']} {r[key]:.4g}" for r in ranked[1:])
+        sentences.append(text + ").")
+    ranked = best("auc", lowest=False)
+    if ranked is not None:
+        top = ranked[0]
+        sentences.append(f"Best at ranking the occurrences: {top['layer']} (AUC {top['auc']:.2f}; "
+                         "0.5 is random).")
+    return sentences
+
+
 def evaluation_report(path, names, arrays, grid, rows, inputs, described, *, verdict="",
                       warned=()):
     """Write the HTML report of :class:`EvaluateFusion`."""
@@ -465,18 +526,23 @@ def evaluation_report(path, names, arrays, grid, rows, inputs, described, *, ver
     from .report import curves_html, map_html, scatter_html, table_html, write_report
 
     sections = []
-    if verdict:
-        sections.append(("Verdict", f"<p><b>{html.escape(verdict)}</b></p>"
-                         + "".join(f"<p>⚠ {html.escape(w)}</p>" for w in warned)))
+    rankings = evaluation_rankings(rows)
+    if verdict or rankings:
+        sections.append(("Verdict", "".join(f'<p class="verdict">{html.escape(t)}</p>'
+                                            for t in ([verdict] if verdict else []) + rankings)
+                         + "".join(f"<p>⚠ {html.escape(w)}</p>" for w in warned)
+                         + "<p>Errors are in the layers' units (ppm for concentrations).</p>"))
     sections.append(("Inputs", table_html([{"input": k, "value": v}
                                            for k, v in described.items()])))
     keys = []
     for row in rows:
         keys += [k for k in row if k != "layer" and k not in keys]
-    legend = [{"metric": k, "meaning": METRIC_NAMES.get(k) or METRIC_NAMES["iou_p<P>"].replace(
-        "P-th", f"{k[5:]}th")} for k in keys]
+    legend = [{"metric": metric_label(k),
+               "meaning": METRIC_NAMES.get(k) or METRIC_NAMES["iou_p<P>"].replace(
+                   "P-th", f"{k[5:]}th"),
+               "CSV column": k} for k in keys]
     sections.append(("Metrics", table_html(
-        [{"layer": r["layer"], **{k: r.get(k, "") for k in keys}} for r in rows],
+        [{"layer": r["layer"], **{metric_label(k): r.get(k) for k in keys}} for r in rows],
         "One row per layer") + table_html(legend, "What the columns mean")))
     if inputs["reference_points"] is not None:
         rx, ry, rv = inputs["reference_points"]

@@ -35,9 +35,10 @@ from .params import (
     SENSOR_KEYS,
     SENSORS,
     VARIOGRAMS,
+    format_band_map,
     parse_int_list,
 )
-from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
+from .styles import CONTINUOUS, FUSED, GEOCHEM, UNITS, VARIANCE
 from .tables import flatten_rows, write_table
 from .variogram import HELP as VARIOGRAM_HELP
 from .variogram import add_variogram_parameters, variogram_settings
@@ -77,8 +78,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         "(bands and, for reflectance, their normalized differences; ridge penalty by "
         "cross-validation), kriges what the image does not explain, and chooses the support "
         "window and how much to trust the image by leave-one-out cross-validation at the samples. "
-        "When the image does not help, it returns kriging alone. Regression, units and pyramid "
-        "levels do not apply to it. On real Sentinel-2 and till data it beats kriging alone, the "
+        "When the image does not help, it returns kriging alone. Pyramid levels do not apply to "
+        "it; with <i>Regression</i> local each K-means unit gets its own trend (K-means runs "
+        "only then). On real Sentinel-2 and till data it beats kriging alone, the "
         "paper's modes and regression kriging (see the README's accuracy table).<br>"
         "<b>Element fields</b>: one or several concentration fields (ppm); the image work is done "
         "once and each element becomes one band of the output.<br>"
@@ -112,26 +114,27 @@ class FuseGeochemistry(GeochemAlgorithm):
             type=QgsProcessingParameterField.DataType.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
+            self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
+        self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.REGRESSION, "Regression (local: one trend per K-means unit)", REGRESSIONS,
+            defaultValue=DEFAULT_REGRESSION))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.N_CLUSTERS, "Number of geological units (local regression only)",
+            QgsProcessingParameterNumber.Type.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.LEVELS, "Pyramid levels (paper and coherent modes only; 0 = automatic)",
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=16))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(advanced(QgsProcessingParameterString(
             self.PCS, "Principal components (for 'chosen PCs', e.g. 2,3)", "2", optional=True)))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1))
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            self.SENSOR, "Sensor (for indices-PC2)", SENSORS, defaultValue=1)))
         self.addParameter(advanced(QgsProcessingParameterString(
             self.BAND_MAP, "Band map (sensor band=raster band, e.g. B2=1,B3=2)", "",
             optional=True)))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.REGRESSION, "Regression", REGRESSIONS, defaultValue=DEFAULT_REGRESSION))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.N_CLUSTERS, "Number of geological units (local regression)",
-            QgsProcessingParameterNumber.Type.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Type.Integer,
-            0, minValue=0, maxValue=16))
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(advanced(QgsProcessingParameterEnum(
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
@@ -185,7 +188,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             band_map, how = resolve_band_map(
                 image, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
             sensor = sensor_of(band_map, sensor)
-            feedback.pushInfo(f"Band map ({how}): {band_map}")
+            feedback.pushInfo(f"Band map ({how}): {format_band_map(band_map)}")
         settings = FusionSettings(
             mode=FUSE_MODES[self.parameterAsEnum(parameters, self.MODE, context)],
             features=feature_key, sensor=sensor, band_map=band_map,
@@ -203,9 +206,11 @@ class FuseGeochemistry(GeochemAlgorithm):
             random_state=self.parameterAsInt(parameters, self.SEED, context),
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         wkt = image.crs_wkt or image_crs.toWkt()
-        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
-                                               settings, out, CoreFeedback(feedback, 0, 90))
+        paths = self.destinations(parameters, context)
+        out = paths[self.OUTPUT]
+        result, warnings = self._fuse_windowed(parameters, context, paths, image, wkt, x, y,
+                                               values, settings, out,
+                                               CoreFeedback(feedback, 0, 90))
         for note in result.notes:
             feedback.pushInfo(note)
         for warning in warnings:  # holes filled, negative values: in the log and the report
@@ -216,27 +221,45 @@ class FuseGeochemistry(GeochemAlgorithm):
         layer_name = fused_name(names[0], settings.regression, mode) if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
             + (f"{settings.regression}, " if mode != "adaptive" else "") + f"{mode})")
-        self.load_styled(context, out, GEOCHEM, layer_name)
+        self.load_styled(context, out, FUSED, layer_name)
         outputs = {self.OUTPUT: out}
-        uncertainty = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context)
+        uncertainty = paths[self.OUTPUT_UNCERTAINTY]
         if uncertainty and os.path.exists(uncertainty):
             self.load_styled(context, uncertainty, VARIANCE, f"{layer_name} prediction SD")
             outputs[self.OUTPUT_UNCERTAINTY] = uncertainty
         for key, kind, label in ((self.OUTPUT_FEATURES, CONTINUOUS, "Fusion image features"),
                                  (self.OUTPUT_UNITS, UNITS, "Geological units (K-means)")):
-            path = self.parameterAsOutputLayer(parameters, key, context)
+            path = paths[key]
             if path and os.path.exists(path):
                 self.load_styled(context, path, kind, label)
                 outputs[key] = path
-            elif path:
-                feedback.pushInfo("No unit raster: units are only made for local regression.")
+            elif path:  # asked for, but this run made no units: nothing to load either
+                feedback.pushInfo("No unit raster: the K-means units are made only with "
+                                  "Regression = local.")
+                loads = context.layersToLoadOnCompletion()
+                loads.pop(path, None)
+                context.setLayersToLoadOnCompletion(loads)
         feedback.setProgress(92)
-        outputs.update(self._write_common(parameters, context, image, wkt, result, settings))
+        outputs.update(self._write_common(parameters, context, paths, image, wkt, result,
+                                          settings))
         feedback.setProgress(100)
         return outputs
 
-    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, out,
-                       progress):
+    def destinations(self, parameters, context):
+        """Every output's file name, asked for once.
+
+        Each request for a temporary output ("Save to temporary file") makes a new
+        file name: asking twice writes one file and loads another.
+        """
+        paths = {key: self.parameterAsOutputLayer(parameters, key, context)
+                 for key in (self.OUTPUT, self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE,
+                             self.OUTPUT_FEATURES, self.OUTPUT_UNITS, self.OUTPUT_UNCERTAINTY)}
+        paths[self.OUTPUT_REPORT] = self.parameterAsFileOutput(
+            parameters, self.OUTPUT_REPORT, context)
+        return paths
+
+    def _fuse_windowed(self, parameters, context, paths, image, wkt, x, y, values, settings,
+                       out, progress):
         """Run the core's one entry point (every mode), reading and writing block by block.
 
         Returns the result and the warnings of the last checks of the fused
@@ -250,9 +273,8 @@ class FuseGeochemistry(GeochemAlgorithm):
         descriptions = [fused_name(n, settings.regression, settings.mode) for n in names]
         meta = {"ELEMENTS": ",".join(names), "MODE": settings.mode,
                 "REGRESSION": settings.regression, "FEATURES": settings.features}
-        features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
-        units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
-        sd_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context)
+        features_path, units_path = paths[self.OUTPUT_FEATURES], paths[self.OUTPUT_UNITS]
+        sd_path = paths[self.OUTPUT_UNCERTAINTY]
         if sd_path and settings.mode != "adaptive":
             progress.feedback.pushWarning(
                 f"The prediction uncertainty is not available in the {settings.mode} mode (the "
@@ -260,9 +282,8 @@ class FuseGeochemistry(GeochemAlgorithm):
                 "written. Use the adaptive mode, or the kriging variance output.")
             sd_path = None
         # kriging alone is only an output (kriged layer, variance, report): skip it otherwise
-        krige_alone = any(self.parameterAsOutputLayer(parameters, key, context)
-                          for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE)) or bool(
-            self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context))
+        krige_alone = any(paths[key] for key in (self.OUTPUT_KRIGED, self.OUTPUT_VARIANCE,
+                                                 self.OUTPUT_REPORT))
         with contextlib.ExitStack() as stack:
             writer = stack.enter_context(raster_io.WindowedWriter(
                 out, image.grid, wkt, len(descriptions), descriptions=descriptions,
@@ -317,7 +338,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         warnings, _ = guard.notes(log_transform=settings.log_transform, mode=settings.mode)
         return scene.as_pipeline_result(), warnings
 
-    def _write_common(self, parameters, context, image, wkt, result, settings):
+    def _write_common(self, parameters, context, paths, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""
         import numpy as np
 
@@ -328,7 +349,7 @@ class FuseGeochemistry(GeochemAlgorithm):
                 (self.OUTPUT_KRIGED, "estimate", "kriged", GEOCHEM, "kriged"),
                 (self.OUTPUT_VARIANCE, "variance", "kriging variance", VARIANCE,
                  "kriging variance")):
-            path = self.parameterAsOutputLayer(parameters, key, context)
+            path = paths[key]
             if path:
                 data = np.stack([getattr(result.elements[n].kriging, attr) for n in names])
                 raster_io.write_raster(path, data, kgrid, wkt,
@@ -344,7 +365,10 @@ class FuseGeochemistry(GeochemAlgorithm):
         dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
-        report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
+            if context.willLoadLayerOnCompletion(dest):
+                context.layerToLoadOnCompletionDetails(dest).name = (
+                    f"{', '.join(names)} regression coefficients")
+        report = paths[self.OUTPUT_REPORT]
         if report:
             from .fusion_report import fusion_report
 

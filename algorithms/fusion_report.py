@@ -2,8 +2,89 @@
 
 import html
 
+from .params import FEATURE_KEYS, FEATURES, SENSOR_KEYS, SENSORS, format_band_map
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
-from .variogram import kriging_sections
+from .variogram import UNIT, kriging_sections, working_unit
+
+
+def adaptive_margin():
+    """Return the margin the adaptive mode's image use must beat kriging alone by.
+
+    The relative RMSE of the spatial cross-validation: ``margin`` of
+    :class:`~geochem_fusion.core.adaptive.AdaptiveOptions`.
+    """
+    from ..core.adaptive import AdaptiveOptions
+
+    return AdaptiveOptions().margin
+
+
+def parameter_rows(settings):
+    """The run's settings as ``[{"parameter", "value"}]`` a geochemist reads.
+
+    Only what applies is listed: principal components for *chosen PCs*, sensor
+    and band map for the index features, the number of units for the local
+    regression; keys it does not know are listed as they are (spaces for
+    underscores); :data:`NOT_REPORTED` are left out.
+    """
+    s = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
+    for key in NOT_REPORTED:
+        s.pop(key, None)
+    mode = s.pop("mode", None)
+    features = s.pop("features", None)
+    sensor, band_map, pcs = s.pop("sensor", None), s.pop("band_map", None), s.pop("pcs", None)
+    regression, n_clusters = s.pop("regression", None), s.pop("n_clusters", None)
+    rows = []
+
+    def add(label, value):
+        rows.append({"parameter": label, "value": value})
+
+    if mode is not None:
+        add("fusion mode", mode)
+    if features is not None:
+        add("image features", FEATURES[FEATURE_KEYS.index(features)]
+            if features in FEATURE_KEYS else features)
+    if features == "pcs" and pcs:
+        add("principal components", ", ".join(f"PC{int(i)}" for i in pcs))
+    if features == "indices-pc2":
+        add("sensor", SENSORS[SENSOR_KEYS.index(sensor)] if sensor in SENSOR_KEYS else sensor)
+        if band_map:
+            add("band map (sensor band = image band)",
+                format_band_map(band_map))
+    if regression is not None:
+        add("regression", regression)
+    if regression == "local" and n_clusters is not None:
+        add("geological units (K-means)", n_clusters)
+    labels = {"log_transform": "log-transform concentrations (log10)",
+              "variogram": "variogram model", "random_state": "random seed",
+              "sample_size": "pixel sample for the fits (pixels)"}
+    for key, value in s.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        add(labels.get(key, key.replace("_", " ")), value)
+    return rows
+
+
+def candidate_rows(candidates, fit, unit):
+    """The adaptive fit's candidates as readable rows, the chosen one marked."""
+    labels = {"feature set": "image features", "window": "support window (px)",
+              "shrink": "shrink λ", "ridge alpha": "ridge α",
+              "trend loo rmse": f"trend alone LOO RMSE ({unit})",
+              "loo rmse": f"LOO RMSE ({unit})", "cv rmse": f"spatial CV RMSE ({unit})"}
+    chosen = (getattr(fit, "feature_set", None), getattr(fit, "window", None),
+              getattr(fit, "shrink", None))
+    rows = []
+    for c in candidates:
+        alone = not c.get("shrink")
+        picked = (chosen[2] == 0) if alone else (
+            (c.get("feature set"), c.get("window"), c.get("shrink")) == chosen)
+        row = {"candidate": "kriging alone" if alone else "image trend + kriged residual",
+               "used": "✔" if picked else ""}
+        for key, value in c.items():
+            if alone and key in ("feature set", "window", "shrink"):
+                value = None
+            row[labels.get(key, key)] = value
+        rows.append(row)
+    return rows
 
 
 def _number(value):
@@ -83,15 +164,17 @@ def fusion_report(path, result, settings, band_names, coefficient_rows):
     ``settings``: the run's :class:`~geochem_fusion.core.vocabulary.FusionSettings`.
     """
     names = list(result.elements)
-    params = {k: (v if not isinstance(v, (list, tuple, dict)) else str(v))
-              for k, v in settings.as_dict().items() if k not in NOT_REPORTED}
-    params.update({"pyramid levels used": result.levels,
-                   "median sample spacing (map units)": result.sample_spacing,
-                   "kriging cell (map units)": result.kriging_grid.cell_x,
-                   "image bands": ", ".join(band_names)})
-    sections = [("Inputs and parameters", table_html(
-        [{"parameter": k, "value": v} for k, v in params.items()])
-        + "".join(f"<p>{html.escape(n)}</p>" for n in result.notes))]
+    plain = settings.as_dict() if hasattr(settings, "as_dict") else dict(settings)
+    unit = working_unit(plain.get("log_transform", False))
+    params = parameter_rows(settings)
+    if plain.get("mode") != "adaptive":
+        params.append({"parameter": "pyramid levels used", "value": result.levels})
+    params += [{"parameter": "concentrations", "value": f"{', '.join(names)} ({UNIT})"},
+               {"parameter": "median sample spacing (map units)", "value": result.sample_spacing},
+               {"parameter": "kriging cell (map units)", "value": result.kriging_grid.cell_x},
+               {"parameter": "image bands", "value": ", ".join(band_names)}]
+    sections = [("Inputs and parameters", table_html(params)
+                 + "".join(f"<p>{html.escape(n)}</p>" for n in result.notes))]
     for n in names:
         el = result.elements[n]
         k = el.kriging
@@ -111,9 +194,13 @@ def fusion_report(path, result, settings, band_names, coefficient_rows):
         candidates = getattr(el.fusion, "candidates", None)
         if candidates:
             sections.append((f"{n}: adaptive model choice", table_html(
-                candidates, "Leave-one-out RMSE at the samples of each candidate (feature set, "
-                "support window in pixels, shrink λ of the image trend; the first row is kriging "
-                "alone). The lowest is used; if none beats kriging alone, kriging alone is used.")))
+                candidate_rows(candidates, el.fusion, unit),
+                "Each way of using the image (image features, support window, shrink λ of the "
+                "image trend) with its errors at the samples. The one with the lowest "
+                "leave-one-out RMSE (trend plus kriged residual) is chosen; it is used only if "
+                "its spatial block cross-validation RMSE is also at least "
+                f"{100 * adaptive_margin():.0f} % below kriging alone's (first row), otherwise "
+                "kriging alone is used. ✔ marks what was used.")))
     pca = result.features.pca
     if pca is not None:
         sections.append(("Principal components", table_html(
@@ -128,9 +215,9 @@ def fusion_report(path, result, settings, band_names, coefficient_rows):
                          categorical=True)
     sections.append(("Image features and units", maps))
     sections.append(("Regression (eq. 1) per fit", table_html(
-        coefficient_rows, "Gains ai of Geo_L ≈ a0 + Σ ai·MS_Li; units that fell back use the "
-        "global fit")))
+        coefficient_rows, f"Gains ai of Geo_L ≈ a0 + Σ ai·MS_Li ({unit}); units that fell back "
+        "use the global fit")))
     sections.append(("Fused layers", "".join(
-        map_html(result.elements[n].geo, f"{n} kriged, resampled") +
-        map_html(result.elements[n].fusion.fused, f"{n} fused") for n in names)))
+        map_html(result.elements[n].geo, f"{n} kriged, resampled ({UNIT})") +
+        map_html(result.elements[n].fusion.fused, f"{n} fused ({UNIT})") for n in names)))
     return write_report(path, "Geochemical image fusion report", sections)

@@ -22,8 +22,21 @@ from .params import (
 )
 from .styles import GEOCHEM, VARIANCE
 from .variogram import HELP as VARIOGRAM_HELP
-from .variogram import add_variogram_parameters, kriging_sections, variogram_settings
+from .variogram import (
+    add_variogram_parameters,
+    kriging_sections,
+    loo_row,
+    variogram_row,
+    variogram_settings,
+)
 from .vector_io import check_projected, projected_crs_for
+
+
+def describe_row(row):
+    """One log line from a readable row: ``label value, label value``."""
+    from .report import format_value
+
+    return ", ".join(f"{k} {format_value(v)}" for k, v in row.items())
 
 
 class KrigeSamples(GeochemAlgorithm):
@@ -135,10 +148,10 @@ class KrigeSamples(GeochemAlgorithm):
         result = krige(x, y, z, grid=grid, variogram=variogram, log_transform=log,
                        progress=progress.progress, cancel=progress.is_canceled, **settings)
         self.check_canceled(feedback)
-        feedback.pushInfo(f"Variogram: {result.variogram_model} {result.variogram_parameters}")
+        feedback.pushInfo(f"Variogram: {describe_row(variogram_row(result))}")
         if result.anisotropy_note:
             feedback.pushInfo(f"Anisotropy: {result.anisotropy_note}")
-        feedback.pushInfo(f"Leave-one-out: {result.loo}")
+        feedback.pushInfo(f"Leave-one-out: {describe_row(loo_row(result))}")
         wkt = crs.toWkt()
         meta = {"ELEMENT": field, "VARIOGRAM": result.variogram_model,
                 "SAMPLE_SPACING": result.sample_spacing, "LOG_TRANSFORM": log}

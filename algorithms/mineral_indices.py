@@ -11,7 +11,7 @@ from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
 from .bands import all_indices, resolve_band_map, sensor_of
 from .base import GeochemAlgorithm, advanced
-from .params import SENSOR_KEYS, SENSORS
+from .params import SENSOR_KEYS, SENSORS, format_band_map
 from .styles import CONTINUOUS
 
 
@@ -62,7 +62,7 @@ class MineralIndices(GeochemAlgorithm):
         band_map, how = resolve_band_map(
             preview, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
         sensor = sensor_of(band_map, sensor)
-        feedback.pushInfo(f"Band map ({how}): {band_map}")
+        feedback.pushInfo(f"Band map ({how}): {format_band_map(band_map)}")
         chosen = (self.parameterAsEnums(parameters, self.INDICES, context)
                   if parameters.get(self.INDICES) not in (None, "", []) else [])
         table = all_indices()

@@ -49,6 +49,11 @@ def parse_band_map(text):
     return band_map
 
 
+def format_band_map(band_map):
+    """``{"B2": 0, "B3": 1}`` as the user types it: ``"B2=1, B3=2"`` (1-based raster bands)."""
+    return ", ".join(f"{key}={int(index) + 1}" for key, index in (band_map or {}).items())
+
+
 def parse_int_list(text, what):
     """Parse ``2, 3`` into integers; ``what`` names the parameter in the error."""
     try:

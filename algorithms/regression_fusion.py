@@ -13,7 +13,7 @@ from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, sample_size_parameter
 from .fusion_labels import FUSION_HELP, fused_name
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
-from .styles import GEOCHEM
+from .styles import FUSED
 from .tables import flatten_rows, write_table
 
 
@@ -135,7 +135,7 @@ class RegressionFusion(GeochemAlgorithm):
         for note in notes:
             feedback.pushInfo(note)
         feedback.pushInfo(f"Pyramid depth: {results[0].levels} levels")
-        self.load_styled(context, out, GEOCHEM, name)
+        self.load_styled(context, out, FUSED, name)
         outputs = {self.OUTPUT: out}
         table = results[0].coefficient_table(feats.descriptions)
         dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,

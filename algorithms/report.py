@@ -26,24 +26,38 @@ def figure_html(fig, alt):
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
+def format_value(v):
+    """A table cell's text: 4 significant digits, lists joined, None as a dash."""
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if not np.isfinite(v):
+            return "–"
+        return f"{v:.0f}" if 1e4 <= abs(v) < 1e12 else f"{v:.4g}"  # 22260, not 2.226e+04
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ", ".join(format_value(x) for x in v)
+    return str(v)
+
+
 def table_html(rows, caption=None):
-    """Rows (dicts with the same keys) as an HTML table, with an optional caption."""
+    """An HTML table of ``rows`` (dicts): one column per key of any row, in first-seen order.
+
+    Rows may carry different keys (e.g. kriging alone beside the image candidates):
+    a row without a column gets a dash, so every row has as many cells as the
+    header.  Wide tables scroll sideways inside the page instead of running off it.
+    """
     if not rows:
         return ""
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in columns)
     body = []
     for row in rows:
-        cells = []
-        for v in row.values():
-            if isinstance(v, (float, np.floating)):
-                v = f"{v:.4g}"
-            elif isinstance(v, (list, tuple, np.ndarray)):
-                v = ", ".join(f"{x:.4g}" if isinstance(x, (float, np.floating)) else str(x)
-                              for x in v)
-            cells.append(f"<td>{html.escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        cells = "".join(f"<td>{html.escape(format_value(row.get(k)))}</td>" for k in columns)
+        body.append(f"<tr>{cells}</tr>")
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<tr>{head}</tr>{''.join(body)}</table>"
+    return (f'<div class="table"><table>{cap}<tr>{head}</tr>{"".join(body)}</table></div>')
 
 
 def map_html(array, title, cmap="RdYlBu_r", categorical=False, points=None):
@@ -155,7 +169,9 @@ def bars_html(labels, values, title, ylabel, *, highlight=None, reference=None,
 STYLE = """<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:3px 7px;
 font-size:13px;text-align:right}th{background:#eee}caption{font-weight:bold;text-align:left}
-img{margin:4px;vertical-align:top}</style>"""
+img{margin:4px;vertical-align:top}div.table{max-width:100%;overflow-x:auto}
+p.verdict{font-size:15px;padding:6px 10px;background:#f3f6fa;border-left:4px solid #2c7bb6}
+</style>"""
 
 
 def write_report(path, title, sections):

@@ -5,6 +5,11 @@
 - kriging variance: a sequential ramp;
 - geological units: categories;
 - principal components and indices: a percentile-stretched grey ramp.
+
+A raster of several bands (e.g. one per element) gets one named style per band
+(*Layer Properties › Styles*), the first one current.  Loaded outputs are put in a
+stated order in the Layers panel (:data:`LAYER_ORDER`): fused layers above the
+kriged ones, units, features and the variance, all above the input image.
 """
 
 import numpy as np
@@ -13,8 +18,12 @@ from qgis.core import (
     QgsColorRampShader,
     QgsContrastEnhancement,
     QgsGradientColorRamp,
+    QgsLayerTreeLayer,
+    QgsMapLayerLegendUtils,
+    QgsMapLayerStyle,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProject,
     QgsRasterLayer,
     QgsRasterShader,
     QgsSingleBandGrayRenderer,
@@ -33,6 +42,15 @@ ANOMALY = "anomaly"
 
 #: Background grey, then anomaly classes from yellow to dark red.
 _ANOMALY_COLORS = ("#d9d9d9", "#fed976", "#fd8d3c", "#e31a1c", "#800026", "#49000f")
+FUSED = "fused"
+"""A fused geochemical layer: styled as :data:`GEOCHEM`, placed above every other output."""
+
+LAYER_ORDER = (FUSED, GEOCHEM, ANOMALY, UNITS, CONTINUOUS, VARIANCE)
+"""Top-to-bottom order of the outputs in the Layers panel (the fused map on top, the kriging
+variance, which would hide everything, at the bottom; the input image stays below them)."""
+
+ORDER_PROPERTY = "geochem_fusion/layer_order"
+"""Layer custom property holding the rank of an output in :data:`LAYER_ORDER`."""
 
 _UNIT_COLORS = ("#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
                 "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada",
@@ -186,14 +204,101 @@ def style_by_thresholds(layer, thresholds, band=1):
     layer.triggerRepaint()
 
 
-STYLERS = {GEOCHEM: style_geochem, VARIANCE: style_variance, UNITS: style_units,
-           CONTINUOUS: style_continuous, ANOMALY: style_anomaly}
+STYLERS = {GEOCHEM: style_geochem, FUSED: style_geochem, VARIANCE: style_variance,
+           UNITS: style_units, CONTINUOUS: style_continuous, ANOMALY: style_anomaly}
 
 
-def apply_style(layer, kind, band=1):
-    """Apply the ``kind`` style (``GEOCHEM``, ``VARIANCE``, ``UNITS``, ``CONTINUOUS``) to ``layer``."""
-    STYLERS[kind](layer, band)
+def band_descriptions(layer):
+    """The GDAL band descriptions of a raster layer ("" where a band has none)."""
+    ds = gdal.Open(layer.source())
+    if ds is None:
+        return [""] * layer.bandCount()
+    return [ds.GetRasterBand(b + 1).GetDescription() for b in range(ds.RasterCount)]
+
+
+def apply_style(layer, kind, band=None):
+    """Style ``layer`` as ``kind``: band ``band`` only, or (None) every band as a named style.
+
+    With several bands, each band becomes a style named after its description
+    (e.g. ``Cu fused``, ``Zn fused``) that the user picks in the Styles menu;
+    the first band's style is current.
+    """
+    if band is not None or layer.bandCount() <= 1:
+        STYLERS[kind](layer, band or 1)
+        layer.triggerRepaint()
+        return
+    names = []
+    for b, description in enumerate(band_descriptions(layer), start=1):
+        name = description or f"Band {b}"
+        names.append(name if name not in names else f"{name} (band {b})")
+    others = []
+    for b, name in enumerate(names[1:], start=2):
+        STYLERS[kind](layer, b)
+        style = QgsMapLayerStyle()
+        style.readFromLayer(layer)
+        others.append((name, style))
+    STYLERS[kind](layer, 1)  # the current style: the layer's state is stored in it
+    manager = layer.styleManager()
+    manager.renameStyle(manager.currentStyle(), names[0])
+    for name, style in others:
+        manager.addStyle(name, style)
     layer.triggerRepaint()
+
+
+def label_legend(node, layer):
+    """Label the band entry of ``layer``'s legend with its band description alone.
+
+    QGIS's own label reads "Band 1: Cu fused (Gray)": "(Gray)" is only the
+    GeoTIFF colour interpretation of band 1, which means nothing for a
+    concentration and cannot be unset in a GeoTIFF.
+    """
+    renderer = layer.renderer()
+    bands = renderer.usesBands() if renderer is not None else []
+    if len(bands) != 1:
+        return
+    descriptions = band_descriptions(layer)
+    band = bands[0]
+    text = descriptions[band - 1] if band <= len(descriptions) else ""
+    QgsMapLayerLegendUtils.setLegendNodeUserLabel(node, 0, text or f"Band {band}")
+    node.setCustomProperty("legend/geochem_fusion", True)
+
+
+def place_in_layer_tree(node, kind):
+    """Move ``node`` (a loaded output) to its place among the other outputs (:data:`LAYER_ORDER`).
+
+    It goes just below the last sibling output of the same or a higher rank, or
+    else just above the first one of a lower rank; a layer that is not an
+    output of this plugin (the input image, the samples) is not moved.
+    Returns the node now in the tree (a moved node is a copy).
+    """
+    rank = LAYER_ORDER.index(kind)
+    node.layer().setCustomProperty(ORDER_PROPERTY, rank)
+    parent = node.parent()
+    if parent is None:
+        return node
+    siblings = [c for c in parent.children() if c is not node]
+    ranks = []
+    for i, child in enumerate(siblings):
+        if isinstance(child, QgsLayerTreeLayer) and child.layer() is not None:
+            other = child.layer().customProperty(ORDER_PROPERTY)
+            if other is not None:
+                ranks.append((i, int(other)))
+    above = [i for i, r in ranks if r <= rank]
+    below = [i for i, r in ranks if r > rank]
+    if above:
+        target = above[-1] + 1
+    elif below:
+        target = below[0]
+    else:
+        return node
+    current = parent.children().index(node)
+    if target == current:  # ``target`` counts the siblings without the node
+        return node
+    # the copy goes in first: a layer without a node in the tree leaves the project
+    clone = node.clone()
+    parent.insertChildNode(target + 1 if target > current else target, clone)
+    parent.removeChildNode(node)
+    return clone
 
 
 _PENDING = set()
@@ -221,3 +326,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
             return
         layer.setName(self.name)
         apply_style(layer, self.kind)
+        project = context.project() or QgsProject.instance()
+        node = project.layerTreeRoot().findLayer(layer.id())
+        if node is not None:
+            label_legend(place_in_layer_tree(node, self.kind), layer)

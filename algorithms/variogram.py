@@ -104,6 +104,45 @@ def variogram_settings(alg, parameters, context, model):
     return settings
 
 
+UNIT = "ppm"
+"""The unit of the concentrations (the element fields hold ppm)."""
+
+
+def working_unit(log_transform):
+    """The unit of kriged values, errors and variances: ppm, or log10 ppm with the log transform."""
+    return f"log10 {UNIT}" if log_transform else UNIT
+
+
+def variogram_row(result):
+    """The fitted variogram as readable ``{label (unit): value}``.
+
+    A nugget or sill below a millionth of the total sill is fitting round-off and shows as 0.
+    """
+    unit = working_unit(result.log_transform)
+    squared = f"({unit})²" if " " in unit else f"{unit}²"
+    params = dict(result.variogram_parameters)
+    scale = abs(params.get("sill", 0.0)) + abs(params.get("nugget", 0.0))
+    labels = {"sill": f"sill ({squared})", "psill": f"partial sill ({squared})",
+              "range": "range (map units)", "nugget": f"nugget ({squared})",
+              "slope": f"slope ({squared} per map unit)"}
+    row = {"model": result.variogram_model}
+    for key, value in params.items():
+        value = float(value)
+        if key in ("sill", "psill", "nugget") and abs(value) < 1e-6 * scale:
+            value = 0.0
+        row[labels.get(key, key)] = value
+    return row
+
+
+def loo_row(result):
+    """The leave-one-out statistics as readable ``{label (unit): value}``."""
+    unit = working_unit(result.log_transform)
+    labels = {"n": "samples", "mean_error": f"mean error ({unit})", "rmse": f"RMSE ({unit})",
+              "mean_standardized_error": "mean standardized error",
+              "rmse_standardized": "standardized RMSE"}
+    return {labels.get(k, k.replace("_", " ")): v for k, v in dict(result.loo).items()}
+
+
 def variogram_report_html(result, title):
     """Figures of a ``KrigingResult`` and the choice made.
 
@@ -181,7 +220,7 @@ def variogram_report_html(result, title):
         else:
             ax2.axis("off")
         parts.append(figure_html(fig, f"{title} directional variograms"))
-    rows = [{"model": result.variogram_model, **result.variogram_parameters,
+    rows = [{**variogram_row(result),
              "anisotropy azimuth (°)": result.anisotropy.azimuth if result.anisotropy else 0.0,
              "anisotropy ratio": result.anisotropy.ratio if result.anisotropy else 1.0}]
     text = table_html(rows, "Variogram used (kriged-space units; range along the major axis)")
@@ -194,14 +233,16 @@ def kriging_sections(element, result):
     """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
     from .report import map_html, table_html
 
-    loo = dict(result.loo)
+    unit = working_unit(result.log_transform)
     sections = [
         ("Variogram", variogram_report_html(result, element)
-         + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
-                       "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
-        ("Leave-one-out cross-validation", table_html([loo],
+         + (table_html([{"model": k, f"LOO RMSE ({unit})": v}
+                        for k, v in result.candidates.items()],
+                       "Automatic model choice: the model with the lowest leave-one-out RMSE")
+            if result.candidates else "")),
+        ("Leave-one-out cross-validation", table_html([loo_row(result)],
          "mean error ≈ 0 and standardized RMSE ≈ 1 indicate a good variogram fit")),
-        ("Maps", map_html(result.estimate, f"{element} kriged")
-         + map_html(result.variance, f"{element} kriging variance", cmap="viridis")),
+        ("Maps", map_html(result.estimate, f"{element} kriged ({UNIT})")
+         + map_html(result.variance, f"{element} kriging variance ({unit})²", cmap="viridis")),
     ]
     return sections

@@ -12,9 +12,18 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
+REPROJECT_MENU = {
+    "raster": "Raster > Projections > Warp (Reproject)",
+    "vector": "Vector > Data Management Tools > Reproject Layer",
+}
+"""Where QGIS reprojects each kind of layer (the geographic-CRS message points there)."""
 
-def check_projected(crs, what):
-    """Refuse a missing or geographic CRS with a message naming ``what``."""
+
+def check_projected(crs, what, kind="vector"):
+    """Refuse a missing or geographic CRS with a message naming ``what``.
+
+    ``kind`` (``"raster"`` or ``"vector"``) picks the QGIS menu the message points to.
+    """
     if not crs.isValid():
         raise ValueError(
             f"{what} has no coordinate reference system; set it in the layer properties "
@@ -24,7 +33,7 @@ def check_projected(crs, what):
         raise ValueError(
             f"{what} is in a geographic CRS ({crs.authid()}, degrees); distances, cell sizes and "
             "sample spacing need metres. Reproject it to a projected CRS (e.g. the local UTM zone) "
-            "with Vector/Raster > Data Management > Reproject first."
+            f"with {REPROJECT_MENU[kind]} first."
         )
 
 

@@ -742,13 +742,15 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     dict
         ``method -> {"rmse", "cc", "bias", "n", "coverage95", "n_coverage",
         "predictions"}``: the errors of the predictions (estimate - value;
-        log10 with ``log_transform``) over the ``n`` held-out samples it
-        predicted, the share of them inside the method's 95 % prediction
-        interval (:func:`~.uncertainty.coverage`; in log10 with
-        ``log_transform``; NaN for a method without a prediction variance:
-        the paper and coherent modes), and ``predictions`` ``(n_samples,)``
-        in data units (NaN where a sample was left out or not predicted). A
-        fold whose refit fails (too few samples) is skipped with a warning.
+        log10 with ``log_transform``) over the ``n`` held-out samples that
+        every method predicted (the same samples for all, so that their errors
+        compare; the others are counted in a warning), the share of them inside
+        the method's 95 % prediction interval (:func:`~.uncertainty.coverage`;
+        in log10 with ``log_transform``; NaN for a method without a prediction
+        variance: the paper and coherent modes), and ``predictions``
+        ``(n_samples,)`` in data units (NaN where a sample was left out or not
+        predicted). A fold whose refit fails (too few samples) is skipped with
+        a warning.
 
     Notes
     -----
@@ -819,12 +821,22 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
             if variance is not None:
                 variances[method][idx[test]] = variance
     _step(progress, cancel, 1.0, "cross-validation done")
+    # every method is scored on the same samples: those all of them predicted (a sample
+    # outside the image, or on a nodata pixel, has no fused value but a kriged one)
+    scored = ok.copy()
+    for method in methods:
+        scored &= np.isfinite(predictions[method])
+        if log_transform:
+            scored &= predictions[method] > 0
+    unscored = int(ok.sum() - scored.sum())
+    if unscored:
+        warnings.warn(f"cross-validation: {unscored} of {int(ok.sum())} samples were not "
+                      "predicted by every method (outside the image, on nodata pixels, or a "
+                      "fold that could not be fitted); every method is scored on the same "
+                      f"{int(scored.sum())} samples", UserWarning, stacklevel=2)
     results = {}
     for method in methods:
         pred = predictions[method]
-        scored = np.isfinite(pred) & ok
-        if log_transform:
-            scored &= pred > 0
         estimate, value = pred[scored], values[scored]
         if log_transform:
             estimate, value = np.log10(estimate), np.log10(value)

@@ -3,6 +3,11 @@
 krige samples → principal components of the image (PC2) → K-means units of the image →
 regression fusion (local, paper mode). Run with the venv Python (it needs PyQGIS);
 the model file is committed, this script documents how it was made.
+
+Every mandatory parameter of every step gets a value (the algorithm's default unless chosen
+here): a step without one is invalid in the Model Designer. ``tests/qgis/test_model.py``
+validates the committed file, so rerun this script when an algorithm gains a parameter.
+The model's name is what the toolbox shows; its id is the file name (``provider.ShippedModel``).
 """
 
 import os
@@ -15,6 +20,8 @@ from qgis_env import REPO, link_package  # noqa: E402
 sys.path.insert(0, str(link_package()))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+MODEL_NAME = "Paper fusion (krige, PC2, K-means, local regression)"
+
 
 def build():
     """Build the model from the provider's algorithms and save it."""
@@ -26,6 +33,7 @@ def build():
         QgsProcessingModelChildParameterSource,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
+        QgsProcessingParameterDefinition,
         QgsProcessingParameterFeatureSource,
         QgsProcessingParameterField,
         QgsProcessingParameterNumber,
@@ -40,8 +48,9 @@ def build():
     provider = GeochemFusionProvider()
     QgsApplication.processingRegistry().addProvider(provider)
 
-    model = QgsProcessingModelAlgorithm("Paper fusion (krige, PC2, K-means, local regression)",
-                                        "Geochemical image fusion", "")
+    from geochem_fusion.algorithms.fuse_geochemistry import FuseGeochemistry
+
+    model = QgsProcessingModelAlgorithm(MODEL_NAME, FuseGeochemistry.GROUP, FuseGeochemistry.GROUP_ID)
     model.setHelpContent({
         "ALG_DESC": "The chain of Remote Sensing 2023, 15(8), 1993 (Figure 8): ordinary kriging of "
                     "the samples, PC2 of the image bands, K-means geological units of the image, "
@@ -65,12 +74,17 @@ def build():
         c = QgsProcessingModelChildAlgorithm(alg_id)
         c.setChildId(cid)
         c.setPosition(QPointF(x, y))
-        c.setDescription(QgsApplication.processingRegistry().algorithmById(alg_id).displayName())
+        alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+        c.setDescription(alg.displayName())
+        for definition in alg.parameterDefinitions():  # the rest of the mandatory ones: defaults
+            if (definition.name() not in params and not definition.isDestination()
+                    and not definition.flags() & QgsProcessingParameterDefinition.Flag.FlagOptional):
+                params[definition.name()] = S.fromStaticValue(definition.defaultValue())
         for key, src in params.items():
             c.addParameterSources(key, [src])
         outs = {}
-        for key, name in outputs.items():
-            o = QgsProcessingModelOutput(name)
+        for key, (name, label) in outputs.items():
+            o = QgsProcessingModelOutput(name, label)
             o.setChildId(cid)
             o.setChildOutputName(key)
             outs[name] = o
@@ -100,9 +114,11 @@ def build():
         "LEVELS": S.fromStaticValue(0), "MODE": S.fromStaticValue(0),
         "REGRESSION": S.fromStaticValue(1), "N_CLUSTERS": S.fromModelParameter("units"),
         "LOG_TRANSFORM": S.fromStaticValue(False),
-    }, {"OUTPUT": "Fused"})
-    model.setName("paper_fusion")
-    model.setGroup("Geochemical image fusion")
+    }, {"OUTPUT": ("Fused", "Fused geochemistry (paper mode, local regression)")})
+    model.setParameterOrder([definition.name() for definition, _ in inputs])  # the dialog's order
+    ok, issues = model.validate()
+    if not ok:
+        raise SystemExit("the model is invalid:\n" + "\n".join(issues))
     path = REPO / "models" / "paper_fusion.model3"
     if not model.toFile(str(path)):
         raise SystemExit(f"could not write {path}")

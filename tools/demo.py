@@ -87,47 +87,87 @@ def build_project_and_map(outputs):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from qgis.core import (
         QgsApplication,
+        QgsContrastEnhancement,
         QgsMapRendererParallelJob,
         QgsMapSettings,
+        QgsMultiBandColorRenderer,
         QgsProject,
         QgsRasterLayer,
+        QgsRasterMinMaxOrigin,
+        QgsReferencedRectangle,
         QgsVectorLayer,
     )
+    from qgis.gui import QgsMapCanvas
     from qgis.PyQt.QtCore import QSize
     from qgis.PyQt.QtGui import QColor, QFont, QImage, QPainter
 
-    from geochem_fusion.algorithms.styles import GEOCHEM, UNITS, VARIANCE, apply_style
+    from geochem_fusion.algorithms.styles import (
+        FUSED,
+        GEOCHEM,
+        UNITS,
+        VARIANCE,
+        apply_style,
+        label_legend,
+    )
 
-    app = QgsApplication([], False)
+    app = QgsApplication([], True)  # with widgets: the map canvas writes the view QGIS opens at
     app.initQgis()
     project = QgsProject.instance()
     project.clear()
+    # Top to bottom as in the Layers panel: points, fused layers, intermediates, the image.
     rasters = [
+        (outputs["OUTPUT"], "Cu, Zn fused (adaptive)", FUSED, True),
+        (outputs["OUTPUT_PAPER"], "Cu, Zn fused (local, paper)", FUSED, False),
+        (outputs["OUTPUT_KRIGED"], "Cu, Zn kriged (coarse grid)", GEOCHEM, False),
         (outputs["OUTPUT_UNITS"], "Geological units (K-means)", UNITS, False),
-        (outputs["OUTPUT_VARIANCE"], "Cu kriging variance", VARIANCE, False),
-        (outputs["OUTPUT_KRIGED"], "Cu kriged (coarse grid)", GEOCHEM, False),
-        (outputs["OUTPUT_PAPER"], "Cu fused (local, paper)", GEOCHEM, False),
-        (outputs["OUTPUT"], "Cu fused (adaptive)", GEOCHEM, True),
+        (outputs["OUTPUT_VARIANCE"], "Cu, Zn kriging variance", VARIANCE, False),
     ]
-    layers = {}
-    for path, name, kind, visible in rasters:
-        layer = QgsRasterLayer(str(path), name)
-        apply_style(layer, kind)
-        project.addMapLayer(layer)
-        project.layerTreeRoot().findLayer(layer.id()).setItemVisibilityChecked(visible)
-        layers[name] = layer
     samples = QgsVectorLayer(f"{DATA / 'samples.gpkg'}|layername=samples", "Cu samples", "ogr")
     samples.renderer().symbol().setColor(QColor("#222222"))
     samples.renderer().symbol().setSize(1.6)
     occ = QgsVectorLayer(str(DATA / "occurrences.gpkg"), "Cu occurrences", "ogr")
     occ.renderer().symbol().setColor(QColor("#ff00ff"))
     occ.renderer().symbol().setSize(3.2)
-    for layer in (samples, occ):
-        project.addMapLayer(layer)
-    project_path = OUT / "demo.qgz"
-    project.write(str(project_path))
+    root = project.layerTreeRoot()
+    for layer in (occ, samples):
+        project.addMapLayer(layer, False)
+        root.addLayer(layer)
+    layers = {}
+    for path, name, kind, visible in rasters:
+        layer = QgsRasterLayer(str(path), name)
+        apply_style(layer, kind)
+        project.addMapLayer(layer, False)
+        node = root.addLayer(layer)
+        node.setItemVisibilityChecked(visible)
+        label_legend(node, layer)  # one style per element (Styles menu), Cu current
+        layers[name] = layer
+    image = QgsRasterLayer(str(DATA / "sentinel2.tif"), "Sentinel-2 (B04, B03, B02)")
+    rgb = QgsMultiBandColorRenderer(image.dataProvider(), 3, 2, 1)
+    image.setRenderer(rgb)
+    image.setContrastEnhancement(
+        QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum,
+        QgsRasterMinMaxOrigin.Limits.CumulativeCut)
+    project.addMapLayer(image, False)
+    root.addLayer(image).setItemVisibilityChecked(False)
 
-    extent = layers["Cu fused (adaptive)"].extent()
+    # Open at the fused map, in its CRS: the project CRS and the saved view, as QGIS desktop
+    # writes them (the canvas) and as the project's default view (for other readers).
+    fused = layers["Cu, Zn fused (adaptive)"]
+    extent = fused.extent()
+    project.setCrs(fused.crs())
+    view = extent.buffered(0.05 * extent.width())
+    project.viewSettings().setDefaultViewExtent(QgsReferencedRectangle(view, fused.crs()))
+    canvas = QgsMapCanvas()
+    canvas.setObjectName("theMapCanvas")  # the canvas QGIS desktop restores from a project
+    canvas.resize(1000, 700)
+    canvas.setDestinationCrs(fused.crs())
+    canvas.setLayers([layer for layer in root.checkedLayers()])
+    canvas.setExtent(view)
+    project.writeProject.connect(canvas.writeProject)
+    project_path = OUT / "demo.qgz"
+    if not project.write(str(project_path)):
+        raise SystemExit(f"could not write {project_path}: {project.error()}")
+    project.writeProject.disconnect(canvas.writeProject)
 
     def render(raster, title):
         settings = QgsMapSettings()
@@ -147,8 +187,8 @@ def build_project_and_map(outputs):
         painter.end()
         return img
 
-    kriged = render(layers["Cu kriged (coarse grid)"], "Cu kriged from 150 samples")
-    fused = render(layers["Cu fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
+    kriged = render(layers["Cu, Zn kriged (coarse grid)"], "Cu kriged from 150 samples")
+    fused = render(layers["Cu, Zn fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
     picture = QImage(1210, 400, QImage.Format.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
@@ -198,14 +238,21 @@ def score(outputs):
     return table
 
 
-def main():
-    """Run the demo: fuse, score, and print the table."""
-    args = sys.argv[1:]
-    if args[:1] == ["--plugin-zip"] and len(args) == 2:
-        installed = qgis_env.install_plugin_zip(args[1])
-        print(f"Plugin installed from {args[1]} into {installed}")
-    elif args:
-        raise SystemExit("usage: demo.py [--plugin-zip dist/geochem_fusion-VERSION.zip]")
+def main(argv=None):
+    """Run the demo: fuse, score, evaluate, write the project and the map, print the table."""
+    import argparse
+
+    global OUT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default "
+                        "demo_output/ in the repository; emptied first)")
+    parser.add_argument("--plugin-zip", type=Path, help="run the plugin installed from this "
+                        "zip (dist/geochem_fusion-VERSION.zip) instead of the work tree")
+    args = parser.parse_args(argv)
+    OUT = args.out.resolve()
+    if args.plugin_zip:
+        installed = qgis_env.install_plugin_zip(str(args.plugin_zip))
+        print(f"Plugin installed from {args.plugin_zip} into {installed}")
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)

@@ -5,6 +5,10 @@ Starts the real QGIS desktop (``qgis``, Debian's wrapper around ``qgis.bin``) un
 image, opens the algorithm dialog non-blocking, waits for it to settle, and saves:
 
 - ``docs/fusegeochemistry_dialog.png``: the dialog alone (parameters, defaults, help panel);
+- ``docs/fusegeochemistry_dialog.json``: what the picture shows (each parameter's name, label,
+  default, and whether it is advanced, in dialog order; :func:`dialog_record`).
+  ``tests/qgis/test_desktop.py`` compares it with the algorithm as it stands, so a changed
+  dialog fails the tests until the picture is made again (``make pictures``);
 - ``.pkg/screenshots/qgis_desktop.png``: the whole virtual screen (for checking by eye).
 
 QGIS is then asked to quit; a hard timeout ends it if it hangs. Exits non-zero when the
@@ -19,6 +23,26 @@ import os
 # Set only in the QGIS process that this driver starts.
 IN_QGIS = "GEOCHEM_SCREENSHOT_OUT" in os.environ
 WIDTH, HELP_WIDTH = 1200, 460  # dialog and help-panel width, pixels
+ALGORITHM = "geochemfusion:fusegeochemistry"
+
+
+def _plain(value):
+    """A parameter default as JSON (QGIS gives Python scalars, lists, or None)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def dialog_record(algorithm):
+    """What the dialog of ``algorithm`` shows, as JSON-ready dicts in dialog order."""
+    from qgis.core import QgsProcessingParameterDefinition
+
+    advanced = QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    return [{"name": d.name(), "label": d.description(), "default": _plain(d.defaultValue()),
+             "advanced": bool(d.flags() & advanced)}
+            for d in algorithm.parameterDefinitions()]
 
 
 def _in_qgis():
@@ -59,7 +83,7 @@ def _in_qgis():
                     raise RuntimeError(f"demo layer {layer.source()} is not valid")
             QgsProject.instance().addMapLayers([samples, image])
             dialog = processing.createAlgorithmDialog(
-                "geochemfusion:fusegeochemistry",
+                ALGORITHM,
                 {"SAMPLES": samples.id(), "FIELD": ["Cu", "Zn"], "IMAGE": image.id()})
             if dialog is None:
                 raise RuntimeError("geochemfusion:fusegeochemistry is not registered: "
@@ -92,10 +116,15 @@ def _in_qgis():
 
     def grab():
         try:
+            import json
+
             dialog = state["dialog"]
             unfold(dialog)
             if not dialog.grab().save(str(out)):
                 raise RuntimeError(f"could not save {out}")
+            record = {"algorithm": ALGORITHM, "parameters": dialog_record(dialog.algorithm())}
+            out.with_suffix(".json").write_text(json.dumps(record, indent=1, ensure_ascii=False)
+                                                + "\n", encoding="utf-8")
             screen = QApplication.primaryScreen().grabWindow(0)
             screen_out.parent.mkdir(parents=True, exist_ok=True)
             screen.save(str(screen_out))
@@ -135,6 +164,7 @@ def main(timeout=120):
     env = qgis_process_env()
     env.pop("QT_QPA_PLATFORM", None)  # a real X display (Xvfb), not offscreen
     out.unlink(missing_ok=True)
+    out.with_suffix(".json").unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         error = Path(tmp) / "error.txt"
         env.update({

@@ -265,6 +265,25 @@ def test_cross_validation_shows_that_the_image_helps(scene):
     assert res["regression kriging"]["rmse"] < 0.5 * res["kriging alone"]["rmse"]
 
 
+def test_cross_validation_scores_every_method_on_the_same_samples(scene):
+    """A sample on a nodata pixel has a kriged prediction but no fused one: it must not be
+    scored for kriging only (1112 samples for kriging, 1107 for the others, once)."""
+    x, y, values, image, grid = scene
+    image = image.copy()
+    col = np.floor((x[:3] - grid.x_min) / 10).astype(int)
+    row = np.floor((grid.y_max - y[:3]) / 10).astype(int)
+    image[:, row[:, None] + np.arange(-1, 2), col[:, None] + np.arange(-1, 2)] = np.nan
+    with pytest.warns(UserWarning, match="scored on the same"):
+        res = ev.cross_validate_chain(x, y, values, image, grid, n_folds=4,
+                                      methods=("kriging alone", "regression kriging"))
+    assert np.isfinite(res["kriging alone"]["predictions"][:3]).all()
+    assert not np.isfinite(res["regression kriging"]["predictions"][:3]).any()
+    assert res["kriging alone"]["n"] == res["regression kriging"]["n"] == x.size - 3
+    ok = np.isfinite(res["regression kriging"]["predictions"])
+    assert res["kriging alone"]["rmse"] == pytest.approx(
+        metrics.rmse(res["kriging alone"]["predictions"][ok], values[ok]))
+
+
 def test_cross_validation_never_trains_on_the_held_out_fold(scene):
     # Plant a signal in one sample: +1000 on a value of ~30. A held-out prediction may not
     # depend on the held-out values, so the planted sample and the rest of its fold must be

@@ -278,3 +278,74 @@ def assert_written(path):
 @pytest.fixture(scope="session")
 def check_output():
     return assert_written
+
+
+# ---------------------------------------------------------------------------
+# HTML reports
+# ---------------------------------------------------------------------------
+class _Tables(__import__("html.parser").parser.HTMLParser):
+    """Collects each <table>: caption, and per row the (tag, text, colspan) of its cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._row, self._cell, self._caption, self._open = [], None, None, None, []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append({"caption": "", "rows": [], "in_div": "table" in self._open})
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = [tag, "", int(dict(attrs).get("colspan") or 1)]
+        elif tag == "caption":
+            self._caption = ""
+        elif tag == "div":
+            self._open.append(dict(attrs).get("class", ""))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(tuple(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.tables[-1]["rows"].append(self._row)
+            self._row = None
+        elif tag == "caption":
+            self.tables[-1]["caption"] = self._caption
+            self._caption = None
+        elif tag == "div" and self._open:
+            self._open.pop()
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[1] += data
+        if self._caption is not None:
+            self._caption += data
+
+
+def parse_tables(text):
+    """The tables of an HTML report (see :class:`_Tables`)."""
+    parser = _Tables()
+    parser.feed(text)
+    return parser.tables
+
+
+def table_shape_errors(text):
+    """Rows whose number of cells (colspans counted) differs from their table's header row."""
+    errors = []
+    for i, table in enumerate(parse_tables(text)):
+        rows = table["rows"]
+        if not rows:
+            continue
+        width = sum(c[2] for c in rows[0])
+        for j, row in enumerate(rows[1:], start=1):
+            if sum(c[2] for c in row) != width:
+                errors.append(f"table {i} ({table['caption'][:40]!r}) row {j}: "
+                              f"{sum(c[2] for c in row)} cells under {width} headers")
+    return errors
+
+
+@pytest.fixture(scope="session")
+def html_tables():
+    """``html_tables(text)`` -> the tables of an HTML report; ``.shape_errors(text)``."""
+    parse_tables.shape_errors = table_shape_errors
+    return parse_tables

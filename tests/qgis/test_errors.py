@@ -44,9 +44,11 @@ def test_geographic_image(run_alg, demo_samples, make_raster, stack, partial_fil
     image = make_raster("wgs84.tif", stack(3, 30, 40), x_min=-70.0, y_max=-42.0, cell=0.001,
                         epsg=4326, nodata=np.nan)
     out = str(tmp_path / "fused.tif")
-    with pytest.raises(QgsProcessingException, match=r"geographic CRS \(EPSG:4326"):
+    with pytest.raises(QgsProcessingException, match=r"geographic CRS \(EPSG:4326") as info:
         run_alg("fusegeochemistry", {"SAMPLES": demo_samples, "FIELD": ["Cu"], "IMAGE": image,
                                      "OUTPUT": out})
+    assert "Raster > Projections > Warp" in str(info.value)  # the raster menu, not a vector one
+    assert "Vector" not in str(info.value)
     assert_clean(out, partial_files)
 
 

@@ -1,6 +1,7 @@
 """``evaluatefusion`` and ``crossvalidatefusion`` through processing.run, against core.evaluation."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -124,6 +125,14 @@ def test_evaluate_fusion_table_equals_the_core(run_alg, scene, read_raster, tmp_
     assert shifted["n_occurrences"] == 4 and shifted["auc"] > 0.99
     text = report.read_text(encoding="utf-8")
     assert "<img" in text and "Success-rate curves" in text and "Cu coarse" in text
+    # a plain verdict first, and column headings a reader understands (the table keeps the keys)
+    assert 'class="verdict"' in text
+    # the truth shifted by 3 is the worst against the reference raster: named last, RMSE 3
+    assert re.search(r"Closest to the reference raster: Cu \w+ \(RMSE [\d.]+; then .*Cu shifted 3\)",
+                     text)
+    assert "Best at ranking the occurrences" in text
+    for key in ("iou_p90", "wald_support", "rmse_raster"):
+        assert f"<th>{key}</th>" not in text
 
 
 def test_evaluate_fusion_band_filter_and_input_raster(run_alg, scene, read_raster, tmp_path):

@@ -87,6 +87,23 @@ def test_provider_icon_exists(geochem_provider):
     assert not provider.icon().isNull()
 
 
+def test_algorithms_show_the_plugin_icon_not_the_gear(geochem_provider):
+    """The toolbox and the dialogs use ``icon()``; Processing's default is a generic gear."""
+    def pixels(icon):
+        return icon.pixmap(32, 32).toImage()
+
+    gear = pixels(QgsApplication.getThemeIcon("/processingAlgorithm.svg"))  # Processing's default
+    assert not gear.isNull()
+    provider = QgsApplication.processingRegistry().providerById(geochem_provider)
+    plugin = pixels(provider.icon())
+    for alg in provider.algorithms():
+        if alg.id() == "geochemfusion:paper_fusion":
+            continue  # models show QGIS's model icon
+        image = pixels(alg.icon())
+        assert not image.isNull(), alg.id()
+        assert image == plugin and image != gear, alg.id()
+
+
 # ---------------------------------------------------------------------------
 # metadata.txt
 # ---------------------------------------------------------------------------
@@ -135,7 +152,8 @@ def committed(folder):
 
 
 @pytest.fixture(scope="module")
-def package_zip():
+def package_path():
+    """The zip ``make package`` builds."""
     if shutil.which("make") is None or shutil.which("git") is None:
         pytest.skip("make package needs make and git")
     if not (REPO / ".git").exists():
@@ -145,7 +163,12 @@ def package_zip():
     assert proc.returncode == 0, proc.stderr
     path = REPO / proc.stdout.strip().splitlines()[-1]
     assert path.suffix == ".zip" and path.is_file(), proc.stdout
-    with zipfile.ZipFile(path) as zf:
+    return path
+
+
+@pytest.fixture(scope="module")
+def package_zip(package_path):
+    with zipfile.ZipFile(package_path) as zf:
         return zf.namelist()
 
 
@@ -167,3 +190,27 @@ def test_package_excludes_development_files(package_zip):
     files = [name[len("geochem_fusion/"):] for name in package_zip]
     shipped_dev = [f for f in files if f.startswith(NOT_SHIPPED)]
     assert not shipped_dev
+
+
+def test_package_has_the_gpl_licence(package_path, metadata):
+    assert metadata["license"] == "GPL-2.0-or-later"
+    with zipfile.ZipFile(package_path) as zf:
+        text = " ".join(zf.read("geochem_fusion/LICENSE").decode("utf-8").split())
+    assert "GNU GENERAL PUBLIC LICENSE" in text and "Version 2, June 1991" in text
+    assert "or (at your option) any later version" in text
+
+
+def test_package_readme_links_are_shipped(package_path):
+    """Every relative link or picture of the shipped README is in the zip (e.g. docs/*.png)."""
+    import posixpath
+    import re
+
+    with zipfile.ZipFile(package_path) as zf:
+        names = set(zf.namelist())
+        readme = zf.read("geochem_fusion/README.md").decode("utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)\s]+)", readme)
+               if not re.match(r"[a-z]+:|#", t)]
+    assert any(t.endswith(".png") for t in targets)  # the README shows pictures
+    missing = [t for t in targets
+               if posixpath.normpath(f"geochem_fusion/{t.split('#')[0]}") not in names]
+    assert not missing

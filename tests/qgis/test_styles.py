@@ -218,3 +218,104 @@ def test_nothing_loads_without_a_destination_project(run_alg, make_raster, stack
     run_alg("kmeansunits", {"INPUT": src, "N_CLUSTERS": 2, "OUTPUT": str(tmp_path / "u.tif")},
             context=context)
     assert not context.layersToLoadOnCompletion()
+
+
+# ---------------------------------------------------------------------------
+# multi-band outputs, legends, order in the Layers panel (issue 15)
+# ---------------------------------------------------------------------------
+def legend_texts(project, layer):
+    from qgis.core import QgsLayerTreeModel
+
+    model = QgsLayerTreeModel(project.layerTreeRoot())
+    node = project.layerTreeRoot().findLayer(layer.id())
+    return [n.data(0) for n in model.layerLegendNodes(node)]
+
+
+def test_every_band_of_a_multi_element_layer_gets_its_style(make_raster, tmp_path):
+    rng = np.random.default_rng(2)
+    cu = np.exp(rng.normal(3.0, 0.5, size=(30, 40)))
+    zn = 100 + 10 * cu  # another range: the two styles must differ
+    path = make_raster("cu_zn.tif", np.stack([cu, zn]), nodata=np.nan,
+                       descriptions=["Cu fused", "Zn fused"])
+    layer = raster_layer(path)
+    styles.apply_style(layer, styles.FUSED)
+    manager = layer.styleManager()
+    assert set(manager.styles()) == {"Cu fused", "Zn fused"}
+    assert manager.currentStyle() == "Cu fused"
+    seen = {}
+    for name in ("Zn fused", "Cu fused"):
+        manager.setCurrentStyle(name)
+        renderer = layer.renderer()
+        assert isinstance(renderer, QgsSingleBandPseudoColorRenderer)
+        seen[name] = (renderer.band(), renderer.classificationMax())
+    assert seen["Cu fused"][0] == 1 and seen["Zn fused"][0] == 2
+    assert seen["Zn fused"][1] > seen["Cu fused"][1]
+
+
+def test_legend_shows_the_band_description_without_gray(geochem_raster):
+    project = QgsProject()
+    layer = raster_layer(geochem_raster[0], "fused")
+    project.addMapLayer(layer)
+    context = QgsProcessingContext()
+    context.setProject(project)
+    styles.LayerStyler(styles.FUSED, "Cu fused").postProcessLayer(
+        layer, context, QgsProcessingFeedback())
+    texts = legend_texts(project, layer)
+    assert not any("(Gray)" in str(t) for t in texts), texts
+
+
+def test_outputs_are_ordered_fused_on_top_above_the_image(make_raster, stack):
+    """Whatever order Processing loads them in, the fused map ends on top of the outputs."""
+    project = QgsProject()
+    image = raster_layer(make_raster("img.tif", stack(3, 20, 20), nodata=np.nan), "image")
+    project.addMapLayer(image)
+    context = QgsProcessingContext()
+    context.setProject(project)
+    kinds = [(styles.VARIANCE, "variance"), (styles.FUSED, "fused"),
+             (styles.CONTINUOUS, "features"), (styles.GEOCHEM, "kriged"),
+             (styles.UNITS, "units")]
+    for kind, name in kinds:
+        data = stack(1, 20, 20)[0] if kind != styles.UNITS else np.arange(400.0).reshape(20, 20) % 3
+        layer = raster_layer(make_raster(f"{name}.tif", data, nodata=np.nan), name)
+        project.addMapLayer(layer)  # on top, as Processing adds each loaded output
+        styles.LayerStyler(kind, name).postProcessLayer(layer, context, QgsProcessingFeedback())
+    order = [node.layer().name() for node in project.layerTreeRoot().findLayers()]
+    assert order == ["fused", "kriged", "units", "features", "variance", "image"]
+
+
+def test_temporary_intermediates_load_named_and_styled(run_alg, demo):
+    """"Save to temporary file" for every intermediate (issue 15): each output path must be
+    asked for once; asking again makes a new temporary name, and the layer is lost."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import QgsProcessing
+
+    project = QgsProject()
+    context = QgsProcessingContext()
+    context.setProject(project)
+    params = {"SAMPLES": f"{demo}/samples.gpkg|layername=samples", "FIELD": ["Cu"],
+              "IMAGE": str(demo / "sentinel2.tif"), "MODE": 0, "REGRESSION": 1, "N_CLUSTERS": 3}
+    for key in ("OUTPUT", "OUTPUT_KRIGED", "OUTPUT_VARIANCE", "OUTPUT_FEATURES", "OUTPUT_UNITS"):
+        params[key] = QgsProcessingOutputLayerDefinition(QgsProcessing.TEMPORARY_OUTPUT, project)
+    lines = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+            lines.append(info)
+
+        def reportError(self, error, fatalError=False):  # noqa: N802, N803 (QGIS API names)
+            lines.append(f"ERROR {error}")
+
+    feedback = Log()
+    loaded = {}
+
+    def on_finish(alg, ctx, fb):
+        loaded["ok"] = handleAlgorithmResults(alg, ctx, fb)
+
+    run_alg("fusegeochemistry", params, onFinish=on_finish, context=context, feedback=feedback)
+    assert loaded["ok"], lines
+    assert not [line for line in lines if "No unit raster" in line or line.startswith("ERROR")]
+    layers = layers_by_name(project)
+    assert set(layers) == {"Cu fused (local, paper)", "Cu kriged", "Cu kriging variance",
+                           "Fusion image features", "Geological units (K-means)"}
+    assert isinstance(layers["Geological units (K-means)"].renderer(), QgsPalettedRasterRenderer)
+    assert isinstance(layers["Fusion image features"].renderer(), QgsSingleBandGrayRenderer)
