@@ -16,6 +16,7 @@ PIP_NAMES = {
     "sklearn": "scikit-learn",
     "pykrige": "pykrige",
     "matplotlib": "matplotlib",
+    "distributed": "dask[distributed]",
 }
 # import name -> Debian package (None: not packaged in Debian 12)
 DEBIAN_NAMES = {
@@ -24,6 +25,7 @@ DEBIAN_NAMES = {
     "sklearn": "python3-sklearn",
     "pykrige": None,
     "matplotlib": "python3-matplotlib",
+    "distributed": None,  # Debian's python3-distributed is older than the pinned one
 }
 
 

@@ -185,3 +185,8 @@ def predict_window(model, read, grid, row0, col0, nrows, ncols):
             value = np.where(valid, residuals[i], np.nan)
         out[i] = np.power(10.0, value) if model.log_transform else value
     return out
+
+
+def settings_for(**changes):
+    """The settings of a run: the defaults of ``fusegeochemistry`` with ``changes``."""
+    return Settings(**changes)

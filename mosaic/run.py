@@ -173,20 +173,53 @@ def dashboard_line(client):
     return f"Dask dashboard: {link}" if link else "Dask dashboard: not available"
 
 
-def _progress(futures, log):
-    """A text progress bar over ``futures`` (Dask's own), then wait for all of them."""
-    from distributed import progress, wait
+def local_threads_client(n_workers=0):
+    """A ``LocalCluster`` of threads in this process (QGIS: its executable cannot spawn workers)."""
+    from distributed import Client, LocalCluster
 
-    if log is not None and futures:
-        progress(futures, notebook=False)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    wait(futures)
+    cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or os.cpu_count() or 1,
+                           processes=False, dashboard_address=None)
+    return Client(cluster)
+
+
+def _progress(futures, log, progress=None, cancel=None):
+    """Wait for ``futures``: Dask's text progress bar, or ``progress(fraction)`` calls.
+
+    With ``cancel``, polled as tasks finish (and twice a second): when it turns
+    true the remaining tasks are cancelled and :class:`~geochem_fusion.core.progress.Canceled`
+    is raised.
+    """
+    from distributed import wait
+
+    if not futures:
+        return
+    if progress is None and cancel is None:
+        if log is not None:
+            from distributed import progress as text_bar
+
+            text_bar(futures, notebook=False)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        wait(futures)
+        return
+    from ..core.progress import Canceled
+
+    pending = set(futures)
+    done = 0
+    while pending:
+        finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+        done += len(finished)
+        if progress is not None:
+            progress(done / len(futures))
+        if cancel is not None and cancel():
+            for f in pending:
+                f.cancel()
+            raise Canceled("canceled by the user")
 
 
 def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="local",
                 client=None, n_workers=None, rows_per_task=0, resume=True,
-                below_detection="refuse", layer=None, log=print):
+                below_detection="refuse", layer=None, log=print, progress=None, cancel=None):
     """Fuse the samples with many image tiles on Dask; returns a :class:`RunResult`.
 
     Parameters
@@ -208,6 +241,11 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
         0: one task per tile; else tiles are cut into row pieces of this many rows.
     resume : bool
         Skip tiles already complete for the same inputs and settings.
+    log : callable, optional
+        ``log(line)`` for the messages (default ``print``; None: silent).
+    progress, cancel : callables, optional
+        ``progress(fraction)`` as the tiles finish (instead of Dask's text bar) and
+        ``cancel() -> bool``, polled while the tasks run.
     """
     settings = settings or _model.Settings()
     result = RunResult()
@@ -265,7 +303,7 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
         if model is not None:
             _say(log, "fit: reusing the model of the previous run (same inputs and settings)")
         else:
-            model = _fit(client, x, y, values, mosaic_path, settings, log)
+            model = _fit(client, x, y, values, mosaic_path, settings, log, cancel)
             _save_model(os.path.join(out_dir, MODEL_NAME), run_id, model)
         for line in model.notes:
             _say(log, line)
@@ -294,7 +332,7 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
                                      retries=RETRIES, pure=False)
                        for p in todo]
             _say(log, f"tiles: {len(todo)} tasks")
-            _progress(futures, log)
+            _progress(futures, log, progress, cancel)
         task_seconds = []
         for piece, future in zip(todo, futures):
             if future.status == "finished":
@@ -339,7 +377,7 @@ def _reach_grid(reach):
     return Grid(x0, y1, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 1, 1)
 
 
-def _fit(client, x, y, values, mosaic_path, settings, log):
+def _fit(client, x, y, values, mosaic_path, settings, log, cancel=None):
     """Stages 2-3: the image part on the client, one Dask task per element."""
     _say(log, "image model: feature transform and the features around the samples")
     read = _tiles.WindowReader(mosaic_path)
@@ -355,7 +393,7 @@ def _fit(client, x, y, values, mosaic_path, settings, log):
     futures = {name: client.submit(_model.fit_element, args, part.kgrid, band_names, settings,
                                    key=f"fit-{name}-{time.time_ns()}", retries=RETRIES)
                for name, args in inputs.items()}
-    _progress(list(futures.values()), log)
+    _progress(list(futures.values()), log, None, cancel)
     fits = {name: f.result() for name, f in futures.items()}
     names = list(values)
     return _model.FittedModel(names, part.transform, part.kmeans, fits, part.kgrid,
