@@ -4,7 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 SYSTEM_PYTHON := /usr/bin/python3
-VENV := .venv
+# The venv; a chroot of `make test-matrix` uses its own (CHROOT_VENV), never the repository's.
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -21,12 +22,13 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra test test-core test-qgis demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed
+.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
 	@echo "make test            set up if needed, run all tests"
 	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
+	@echo "make test-matrix     QGIS tests and demo on QGIS 3.22 (host), 3.40 (Debian 13) and 3.44 (Debian sid chroots)"
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
 	@echo "make lint            ruff"
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
@@ -51,7 +53,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@mkdir -p .pkg && ln -sfn "$(CURDIR)" .pkg/$(PLUGIN_NAME)
 	@touch $(STAMP)
 
-test: setup spectra
+test: setup spectra wheels qt6
 	$(PY) -m pytest -p no:pytest_qgis tests/core
 	$(PY) -m pytest -p no:pytest_qgis tests/mosaic
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
@@ -72,8 +74,66 @@ $(SPECTRA): | $(STAMP)
 test-core: setup
 	$(PY) -m pytest -p no:pytest_qgis tests/core tests/mosaic
 
-test-qgis: setup
+test-qgis: setup wheels qt6
 	$(QGIS_ENV) $(PY) -m pytest tests/qgis
+
+# PyQt6 (pinned) in a folder of its own, for the Qt6 import test (tests/qgis/test_qt6.py).
+QT6 := .pkg/pyqt6/.done
+
+qt6: $(QT6)
+
+$(QT6): requirements-qt6.txt | $(STAMP)
+	@rm -rf .pkg/pyqt6
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--target .pkg/pyqt6 -r requirements-qt6.txt
+	@touch $@
+
+# A local wheel folder standing in for the package index in the test of the in-QGIS
+# installer (tests/qgis/test_install_dependencies.py runs pip with no network).
+WHEELS := .pkg/wheels/.done
+
+wheels: $(WHEELS)
+
+$(WHEELS): requirements.txt | $(STAMP)
+	@mkdir -p .pkg/wheels
+	$(PY) -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		-d .pkg/wheels $$(grep -i '^pykrige' requirements.txt)
+	@touch $@
+
+# QGIS tests and the demo on every QGIS we support (issue 14): the host's (Debian 12,
+# 3.22), then Debian 13 (3.40) and Debian sid (3.44) in debootstrap chroots, built once
+# (needs root and debootstrap; about 2 GB each) and cached in CHROOT_DIR, outside the
+# repository. In a chroot the plugin is the zip of `make package`, installed as the Plugin
+# Manager would, and the venv is CHROOT_VENV in the chroot's own filesystem.
+CHROOT_DIR ?= /var/cache/geochem-fusion/chroots
+MATRIX ?= trixie sid
+CHROOT_VENV ?= /opt/geochem-fusion/venv
+PACKAGE_ZIP := dist/$(PLUGIN_NAME)-$(VERSION).zip
+CHROOT = $(SUDO) env CHROOT_DIR="$(CHROOT_DIR)" tools/chroot.sh
+QGIS_VERSION_PY := from qgis.core import Qgis; print(Qgis.QGIS_VERSION.split("-")[0])
+
+test-matrix: setup package
+	@for c in $(MATRIX); do $(CHROOT) build $$c || exit 1; done
+	@fail=0; rows=(); \
+	start=$$SECONDS; \
+	if $(MAKE) --no-print-directory matrix-leg; then r=pass; else r=FAIL; fail=1; fi; \
+	rows+=("host (Debian $$(cut -d. -f1 /etc/debian_version))|$$($(PY) -c '$(QGIS_VERSION_PY)')|$$r|$$((SECONDS - start)) s"); \
+	for c in $(MATRIX); do \
+		start=$$SECONDS; \
+		if $(CHROOT) run $$c make --no-print-directory matrix-leg VENV=$(CHROOT_VENV) \
+			MATRIX_PLUGIN_ZIP=$(PACKAGE_ZIP); then r=pass; else r=FAIL; fail=1; fi; \
+		rows+=("$$c chroot|$$($(CHROOT) run $$c python3 -c '$(QGIS_VERSION_PY)' 2>/dev/null)|$$r|$$((SECONDS - start)) s"); \
+	done; \
+	echo; echo "test-matrix: where | QGIS | QGIS tests + demo | time"; \
+	for row in "$${rows[@]}"; do echo "  $$row" | sed 's/|/ | /g'; done; \
+	exit $$fail
+
+# One leg of the matrix, in whatever system it runs: the QGIS tests, then the demo (on the
+# plugin zip when MATRIX_PLUGIN_ZIP names one).
+matrix-leg: setup
+	@echo "== QGIS $$($(PY) -c '$(QGIS_VERSION_PY)') on $$(. /etc/os-release && echo $$PRETTY_NAME)"
+	$(MAKE) --no-print-directory test-qgis
+	$(PY) tools/demo.py $(if $(MATRIX_PLUGIN_ZIP),--plugin-zip $(MATRIX_PLUGIN_ZIP))
 
 demo: setup
 	$(PY) tools/demo.py

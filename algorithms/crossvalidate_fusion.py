@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from . import raster_io
+from . import compat, raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
 
@@ -91,7 +91,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         from ..core.evaluation import cross_validate_chain
         from ..core.samples import check_overlap, check_samples
 
-        field = self.parameterAsFields(parameters, self.FIELD, context)[0]
+        field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
         self.step(feedback, 1, f"Reading the samples of {field}")
         image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, [field])
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)

@@ -15,7 +15,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import raster_io
+from . import compat, raster_io
 from .base import GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
 from .vector_io import check_projected, read_points
@@ -222,7 +222,7 @@ class EvaluateFusion(GeochemAlgorithm):
             return None
         fields = []
         if field_key:
-            fields = self.parameterAsFields(parameters, field_key, context)[:1]
+            fields = compat.parameter_as_strings(self, parameters, field_key, context)[:1]
             if not fields:
                 raise ValueError(f"{key} is given without {field_key}: choose the field to compare")
         x, y, values, messages = read_points(source, fields, crs, context, feedback)

@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import raster_io
+from . import compat, raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
@@ -145,7 +145,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
 
     def run_algorithm(self, parameters, context, feedback):
-        fields = self.parameterAsFields(parameters, self.FIELD, context)
+        fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
         image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, fields)

@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from . import raster_io
+from . import compat, raster_io
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .params import (
     BELOW_DETECTION_KEYS,
@@ -115,7 +115,7 @@ class KrigeSamples(GeochemAlgorithm):
         from ..core.samples import check_overlap, check_samples
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        field = self.parameterAsFields(parameters, self.FIELD, context)[0]
+        field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
         crs = source.sourceCrs()
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
         self.step(feedback, 1, f"Reading the samples of {field}")

@@ -3,7 +3,6 @@
 from qgis.core import (
     QgsFeature,
     QgsFeatureSink,
-    QgsField,
     QgsFields,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
@@ -13,9 +12,8 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
-from . import raster_io
+from . import compat, raster_io
 from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list
 from .styles import CONTINUOUS
@@ -34,7 +32,7 @@ def write_loading_table(alg, parameters, context, key, rows):
             columns[name] = columns.get(name, False) or text
     fields = QgsFields()
     for name, text in columns.items():
-        fields.append(QgsField(name, QVariant.String if text else QVariant.Double))
+        fields.append(compat.make_field(name, text))
     sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
     if sink is None:
         return None

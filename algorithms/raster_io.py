@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from ..core.grid import Grid
 
@@ -535,7 +535,35 @@ def warped_vrt(source, grid, crs_wkt, *, resample="cubic", band=None, dst_nodata
         options["dstNodata"] = dst_nodata
     if band is not None:
         source = gdal.Translate("", source, format="VRT", bandList=[int(band)])
+    options["warpOptions"] = _scale_options(source, grid, crs_wkt)
     return gdal.Warp("", source, **options)
+
+
+def _scale_options(source, grid, crs_wkt):
+    """GDAL warp options fixing the resampling scale to the two grids' ratio.
+
+    From GDAL 3.9/3.10 on, a warp reading a small window (a clip, a row block of a VRT)
+    estimates the scale from its padded source window, takes an upsampling for a
+    downsampling and widens the cubic kernel: the values of a clip then differ from the
+    same window of the whole warp, and from Keys' cubic, by up to 11 % (GDAL 3.10.3;
+    0 with 3.6). ``XSCALE``/``YSCALE`` (destination pixels per source pixel, GDAL >= 3.6)
+    fix it to the grids' ratio, so a window is the same whatever its size. Only for a
+    source in the grid's CRS (no ratio to state otherwise): an empty list leaves GDAL's.
+    """
+    ds = gdal.Open(source) if isinstance(source, str) else source
+    if ds is None:
+        return []
+    src_wkt = ds.GetProjection()
+    if src_wkt and crs_wkt:
+        src_srs, dst_srs = osr.SpatialReference(), osr.SpatialReference()
+        src_srs.ImportFromWkt(src_wkt)
+        dst_srs.ImportFromWkt(crs_wkt)
+        if not src_srs.IsSame(dst_srs):
+            return []
+    gt = ds.GetGeoTransform()
+    if gt[2] or gt[4]:
+        return []
+    return [f"XSCALE={abs(gt[1]) / grid.cell_x!r}", f"YSCALE={abs(gt[5]) / grid.cell_y!r}"]
 
 
 def prepare_destination(path):

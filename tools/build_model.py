@@ -48,12 +48,12 @@ def build():
     })
     inputs = [
         (QgsProcessingParameterFeatureSource("samples", "Geochemical samples",
-                                             [QgsProcessing.TypeVectorPoint]), 80),
+                                             [QgsProcessing.SourceType.TypeVectorPoint]), 80),
         (QgsProcessingParameterField("element", "Element field", parentLayerParameterName="samples",
-                                     type=QgsProcessingParameterField.Numeric), 160),
+                                     type=QgsProcessingParameterField.DataType.Numeric), 160),
         (QgsProcessingParameterRasterLayer("image", "Image (multiband)"), 240),
         (QgsProcessingParameterNumber("units", "Number of geological units",
-                                      QgsProcessingParameterNumber.Integer, 5, minValue=2), 320),
+                                      QgsProcessingParameterNumber.Type.Integer, 5, minValue=2), 320),
     ]
     for definition, y in inputs:
         param = QgsProcessingModelParameter(definition.name())

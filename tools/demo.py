@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import qgis_env  # noqa: E402
 from qgis_env import REPO, link_package, qgis_process  # noqa: E402
 
 sys.path.insert(0, str(link_package()))
@@ -138,7 +139,7 @@ def build_project_and_map(outputs):
         job.waitForFinished()
         img = job.renderedImage()
         painter = QPainter(img)
-        painter.setFont(QFont("Sans", 14, QFont.Bold))
+        painter.setFont(QFont("Sans", 14, QFont.Weight.Bold))
         painter.fillRect(0, 0, 600, 28, QColor(255, 255, 255, 200))
         painter.drawText(8, 20, title)
         painter.end()
@@ -146,7 +147,7 @@ def build_project_and_map(outputs):
 
     kriged = render(layers["Cu kriged (coarse grid)"], "Cu kriged from 150 samples")
     fused = render(layers["Cu fused (adaptive)"], "Cu fused with Sentinel-2 (10 m)")
-    picture = QImage(1210, 400, QImage.Format_ARGB32)
+    picture = QImage(1210, 400, QImage.Format.Format_ARGB32)
     picture.fill(QColor("white"))
     painter = QPainter(picture)
     painter.drawImage(0, 0, kriged)
@@ -161,6 +162,8 @@ def build_project_and_map(outputs):
 def score(outputs):
     import numpy as np
     from osgeo import gdal
+
+    gdal.UseExceptions()
 
     from geochem_fusion.core import metrics
     from geochem_fusion.core.grid import Grid
@@ -193,6 +196,12 @@ def score(outputs):
 
 
 def main():
+    args = sys.argv[1:]
+    if args[:1] == ["--plugin-zip"] and len(args) == 2:
+        installed = qgis_env.install_plugin_zip(args[1])
+        print(f"Plugin installed from {args[1]} into {installed}")
+    elif args:
+        raise SystemExit("usage: demo.py [--plugin-zip dist/geochem_fusion-VERSION.zip]")
     outputs = run_fusion()
     table = score(outputs)
     evaluation = evaluatefusion(outputs)

@@ -34,6 +34,28 @@ def link_package():
     return BUILD
 
 
+def install_plugin_zip(zip_path):
+    """Install the zip of ``make package`` as QGIS's Plugin Manager does, and use it from now on.
+
+    The zip is extracted into a fresh plugins folder (``.pkg/zip-plugins``) and a fresh profile
+    (``.pkg/zip-config``); :func:`qgis_process` then loads the plugin from the zip's files,
+    not from the repository.  Returns the installed plugin folder.
+    """
+    import zipfile
+
+    global PLUGINS, PROFILE_ROOT
+    PLUGINS, PROFILE_ROOT = BUILD / "zip-plugins", BUILD / "zip-config"
+    for folder in (PLUGINS, PROFILE_ROOT):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        if not names or any(not n.startswith("geochem_fusion/") for n in names):
+            raise ValueError(f"{zip_path} is not a plugin zip: every entry must be under geochem_fusion/")
+        archive.extractall(PLUGINS)
+    return PLUGINS / "geochem_fusion"
+
+
 def qgis_process_env():
     env = dict(os.environ)
     site = sysconfig.get_paths()["purelib"]

@@ -184,10 +184,10 @@ def _enable_plugin(ini, name):
     """Set ``[PythonPlugins] <name>=true`` in a QGIS3.ini, as QGIS desktop reads it."""
     from qgis.PyQt.QtCore import QSettings
 
-    settings = QSettings(str(ini), QSettings.IniFormat)
+    settings = QSettings(str(ini), QSettings.Format.IniFormat)
     settings.setValue(f"PythonPlugins/{name}", True)
     settings.sync()
-    if settings.status() != QSettings.NoError:
+    if settings.status() != QSettings.Status.NoError:
         raise SystemExit(f"could not write {ini}")
 
 

@@ -141,7 +141,9 @@ def test_metadata_has_required_keys(metadata):
 
 def test_metadata_values(metadata):
     assert metadata["qgisMinimumVersion"] == "3.22"
-    assert int(metadata["qgisMaximumVersion"].split(".")[0]) == 3
+    # QGIS 4 (Qt6) loads plugins that declare 4.99; Qt6 builds of 3.44 read supportsQt6
+    assert metadata["qgisMaximumVersion"] == "4.99"
+    assert metadata["supportsQt6"] == "True"
     assert metadata["category"] == "Analysis"
     assert metadata["hasProcessingProvider"] == "yes"
     assert (REPO / metadata["icon"]).is_file()

@@ -6,6 +6,7 @@ layers.  End to end: ``processing.run`` with outputs bound to a fresh
 ``handleAlgorithmResults`` loads them and runs the post-processors.
 """
 
+import contextlib
 import gc
 
 import numpy as np
@@ -145,8 +146,29 @@ def run_and_load(run_alg, alg_id, parameters, outputs):
         gc.collect()
         assert handleAlgorithmResults(alg, ctx, fb)
 
-    run_alg(alg_id, params, onFinish=on_finish, context=context, feedback=feedback)
+    with layer_tree_view_of(project):
+        run_alg(alg_id, params, onFinish=on_finish, context=context, feedback=feedback)
     return project, announced
+
+
+@contextlib.contextmanager
+def layer_tree_view_of(project):
+    """Give pytest-qgis' iface a real layer tree view of ``project`` while loading.
+
+    QGIS 3.44's Postprocessing passes ``iface.layerTreeView()`` to the C++
+    ``QgsProcessingGuiUtils.addResultLayers``, which refuses pytest-qgis' MagicMock.
+    """
+    from qgis.core import QgsLayerTreeModel
+    from qgis.gui import QgsLayerTreeView
+    from qgis.utils import iface
+
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(project.layerTreeRoot(), view))
+    iface.layerTreeView = lambda: view
+    try:
+        yield view
+    finally:
+        del iface.layerTreeView
 
 
 def layers_by_name(project):
