@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from . import deps
 from .base import GeochemAlgorithm, advanced
 from .params import REGRESSIONS
 
@@ -21,7 +22,9 @@ class FuseMosaic(GeochemAlgorithm):
     DISPLAY_NAME = "Fuse geochemistry with many image tiles (Dask)"
     GROUP = "Geochemical image fusion"
     GROUP_ID = "fusion"
-    REQUIRES = ("numpy", "scipy", "sklearn", "pykrige", "distributed")
+    REQUIRES = ("numpy", "scipy", "sklearn", "pykrige")
+    OPTIONAL = ("distributed",)
+    """Needed by this algorithm only: checked when it is run, not offered at QGIS start-up."""
     SAMPLES, FIELD, TILES, REGRESSION, N_CLUSTERS = (
         "SAMPLES", "FIELD", "TILES", "REGRESSION", "N_CLUSTERS")
     SCHEDULER, WORKERS, OUTPUT_FOLDER, OUTPUT = "SCHEDULER", "WORKERS", "OUTPUT_FOLDER", "OUTPUT"
@@ -65,6 +68,14 @@ class FuseMosaic(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT, "Fused geochemistry (VRT)"))
+
+    def canExecute(self):  # noqa: N802 (QGIS API name)
+        """Runnable when the core's packages and ``dask.distributed`` are importable."""
+        ok, message = super().canExecute()
+        if not ok:
+            return ok, message
+        message = deps.missing_message(self.OPTIONAL)
+        return (not message, message)
 
     def run_algorithm(self, parameters, context, feedback):
         import os

@@ -148,7 +148,7 @@ def open_client(scheduler="local", n_workers=None, log=print):
     if scheduler in (None, "", "local"):
         workers = n_workers or max(1, os.cpu_count() or 1)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
         client = Client(cluster)
         _say(log, f"Dask LocalCluster: {workers} worker processes, 1 thread each")
     else:
@@ -178,14 +178,14 @@ def local_threads_client(n_workers=0):
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or os.cpu_count() or 1,
-                           processes=False, dashboard_address=None)
+                           processes=False, dashboard_address="127.0.0.1:0")
     return Client(cluster)
 
 
 def _progress(futures, log, progress=None, cancel=None):
     """Wait for ``futures``: Dask's text progress bar, or ``progress(fraction)`` calls.
 
-    With ``cancel``, polled as tasks finish (and twice a second): when it turns
+    With ``cancel``, polled four times a second while tasks run: when it turns
     true the remaining tasks are cancelled and :class:`~geochem_fusion.core.progress.Canceled`
     is raised.
     """
@@ -205,16 +205,17 @@ def _progress(futures, log, progress=None, cancel=None):
     from ..core.progress import Canceled
 
     pending = set(futures)
-    done = 0
     while pending:
-        finished, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
-        done += len(finished)
-        if progress is not None:
-            progress(done / len(futures))
+        finished = {f for f in pending if f.done()}
+        pending -= finished
+        if progress is not None and finished:
+            progress(1.0 - len(pending) / len(futures))
         if cancel is not None and cancel():
             for f in pending:
                 f.cancel()
             raise Canceled("canceled by the user")
+        if pending and not finished:
+            time.sleep(0.25)
 
 
 def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="local",

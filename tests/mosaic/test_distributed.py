@@ -221,3 +221,15 @@ def test_scheduler_and_two_workers_survive_a_killed_worker(area, tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_cancel_stops_the_run_before_the_output_mosaic(area, cluster, tmp_path):
+    from geochem_fusion.core.progress import Canceled
+
+    fractions = []
+    with distributed.Client(cluster) as client, pytest.raises(Canceled):
+        fuse_mosaic(area["samples"], FIELDS, area["paths"], str(tmp_path / "out"),
+                    settings=SETTINGS, client=client, log=None, progress=fractions.append,
+                    cancel=lambda: True)
+    assert not (tmp_path / "out" / "fused.vrt").exists()
+    assert not fractions  # stopped in the fit stage, before any tile was written
