@@ -2,7 +2,8 @@
 
 Algorithms stay thin: read parameters -> read arrays -> one core call ->
 write outputs.  Core ``ValueError``s become ``QgsProcessingException`` with
-the same message; missing optional packages are reported by ``canExecute``;
+the same message, and so do GDAL/OGR errors (``RuntimeError``; readers name
+the file with :func:`.raster_io.gdal_errors`); missing optional packages are reported by ``canExecute``;
 ``UserWarning``s the core raises while an algorithm runs become warning lines
 of the Processing log (:func:`warnings_to_feedback`).
 """
@@ -220,6 +221,13 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
 
             message = describe_io_error(exc, exc.filename) if exc.filename else str(exc)
             raise QgsProcessingException(message) from exc
+        except RuntimeError as exc:  # GDAL/OGR errors not caught where the file is known
+            logger.exception("%s failed", self.name())  # the traceback, for a bug report
+            raise QgsProcessingException(
+                f"GDAL/OGR could not read or write a file ({str(exc).strip()}). Check that the "
+                "input files are complete and open in QGIS (a damaged or partly downloaded file "
+                "must be exported or downloaded again), and that the output folder is writable."
+            ) from exc
 
     def run_algorithm(self, parameters, context, feedback):
         raise NotImplementedError
@@ -236,10 +244,13 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def image_and_samples(self, parameters, context, feedback, fields):
         """The ``IMAGE`` layer (projected CRS required) and the ``SAMPLES`` of ``fields`` in its CRS.
 
-        Returns ``(image_layer, x, y, {field: values})``; reprojection and
-        skipped features are reported in the log.
+        Returns ``(image_layer, x, y, {field: values}, {field: qualifiers})``:
+        values as written and qualifier columns, for the field-data conventions
+        (:mod:`.sample_values`); reprojection and skipped features are
+        reported in the log.
         """
-        from .vector_io import check_projected, read_points
+        from . import sample_values
+        from .vector_io import check_projected
 
         image_layer = self.parameterAsRasterLayer(parameters, self.IMAGE, context)
         if image_layer is None:
@@ -247,11 +258,9 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         crs = image_layer.crs()
         check_projected(crs, f"Image '{image_layer.name()}'")
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
-        x, y, values, messages = read_points(source, fields, crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushInfo(m)
-        return image_layer, x, y, values
+        x, y, values, marks = sample_values.read_samples(self, parameters, context, feedback,
+                                                         source, fields, crs)
+        return image_layer, x, y, values, marks
 
     @staticmethod
     def check_canceled(feedback):

@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from . import compat, raster_io
+from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
 
@@ -59,15 +59,15 @@ class CrossValidateFusion(GeochemAlgorithm):
         "The errors are in data units (ppm), or in log10 with the log transform (the space "
         "the methods fit in, so that their different back-transforms do not decide).<br>"
         "Cost: every fold redoes each method's image work, so a run takes about folds x "
-        "methods fusions: clip large images to a representative area first."
-    )
+        "methods fusions: clip large images to a representative area first.<br>"
+    ) + sample_values.help_text()
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element (concentration field)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Numeric))
+            type=QgsProcessingParameterField.Any))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
@@ -86,6 +86,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Cross-validation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        sample_values.add_parameters(self)
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.evaluation import cross_validate_chain
@@ -93,16 +94,20 @@ class CrossValidateFusion(GeochemAlgorithm):
 
         field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
         self.step(feedback, 1, f"Reading the samples of {field}")
-        image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, [field])
+        image_layer, x, y, values, marks = self.image_and_samples(parameters, context, feedback,
+                                                                  [field])
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
-        x, y, z, notes = check_samples(x, y, values[field], log_transform=log, name=field)
+        x, y, z, notes = check_samples(x, y, values[field], log_transform=log, name=field,
+                                       qualifiers=marks.get(field),
+                                       **sample_values.conventions(self, parameters, context))
         self.step(feedback, 3, f"Checking '{image_layer.name()}'")
         path = raster_io.layer_path(image_layer)
         raster_io.check_bands(raster_io.read_preview(path), f"Image '{image_layer.name()}'")
         # every method reads the image block by block and keeps only the rows the held-out
         # samples need: memory does not grow with the image
         image = raster_io.open_blocks(path)
-        for note in notes + check_overlap(x, y, image.grid.extent):
+        for note in (notes + check_overlap(x, y, image.grid.extent)
+                     + sample_values.coverage_messages(image, x, y)):
             feedback.pushWarning(note)
         n_folds = self.parameterAsInt(parameters, self.N_FOLDS, context)
         progress = CoreFeedback(feedback, 5, 90)

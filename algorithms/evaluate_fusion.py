@@ -15,7 +15,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import compat, raster_io
+from . import compat, raster_io, sample_values
 from .base import GeochemAlgorithm, advanced
 from .principal_components import write_loading_table
 from .vector_io import check_projected, read_points
@@ -78,8 +78,8 @@ class EvaluateFusion(GeochemAlgorithm):
         "<b>Occurrences</b> (known mineralisation): success-rate curve (fraction of the "
         "occurrences captured by the highest x % of the area) and its AUC (0.5 = random).<br>"
         "Outputs: a table with one row per layer, and an HTML report with the table, scatter "
-        "plots, the success-rate curves and small maps."
-    )
+        "plots, the success-rate curves and small maps.<br>"
+    ) + sample_values.help_text()
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         points = [QgsProcessing.TypeVectorPoint]
@@ -93,7 +93,7 @@ class EvaluateFusion(GeochemAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.REFERENCE_FIELD, "Reference field", parentLayerParameterName=self.REFERENCE_SAMPLES,
-            type=QgsProcessingParameterField.Numeric, optional=True))
+            type=QgsProcessingParameterField.Any, optional=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE_RASTER, "Reference raster", optional=True))
         self.addParameter(QgsProcessingParameterBand(
@@ -103,7 +103,7 @@ class EvaluateFusion(GeochemAlgorithm):
             self.INPUT_SAMPLES, "Input samples (the survey that was fused)", points, optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.INPUT_FIELD, "Input field", parentLayerParameterName=self.INPUT_SAMPLES,
-            type=QgsProcessingParameterField.Numeric, optional=True))
+            type=QgsProcessingParameterField.Any, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT_GEOCHEM, "Input geochemistry raster (instead of input samples)",
             optional=True))
@@ -122,6 +122,7 @@ class EvaluateFusion(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Evaluation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
+        sample_values.add_parameters(self)  # the sample values, as every algorithm reads them
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         ok, message = super().checkParameterValues(parameters, context)
@@ -225,12 +226,23 @@ class EvaluateFusion(GeochemAlgorithm):
             fields = compat.parameter_as_strings(self, parameters, field_key, context)[:1]
             if not fields:
                 raise ValueError(f"{key} is given without {field_key}: choose the field to compare")
-        x, y, values, messages = read_points(source, fields, crs, context, feedback)
-        for m in messages:
-            feedback.pushInfo(m)
+        if not fields:
+            x, y, _, messages = read_points(source, fields, crs, context, feedback)
+            for m in messages:
+                feedback.pushInfo(m)
+        else:
+            from ..core.samples import clean_values
+
+            x, y, raw, marks = sample_values.read_samples(self, parameters, context, feedback,
+                                                          source, fields, crs)
+            values, messages = clean_values(
+                raw[fields[0]], name=fields[0], qualifiers=marks.get(fields[0]),
+                **sample_values.conventions(self, parameters, context))
+            for m in messages:
+                feedback.pushWarning(m)
         if x.size == 0:
             raise ValueError(f"the layer '{source.sourceName()}' ({key}) has no point")
-        return (x, y, values[fields[0]]) if fields else (x, y)
+        return (x, y, values) if fields else (x, y)
 
     # -- running ----------------------------------------------------------------------
     def run_algorithm(self, parameters, context, feedback):

@@ -17,13 +17,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import compat, raster_io
+from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
 from .mineral_indices import resolve_band_map, sensor_of
 from .params import (
-    BELOW_DETECTION_KEYS,
-    BELOW_DETECTION_OPTIONS,
-    DEFAULT_BELOW_DETECTION,
     DEFAULT_FEATURES,
     DEFAULT_FUSE_MODE,
     DEFAULT_N_CLUSTERS,
@@ -89,7 +86,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         "<b>Random seed</b>: fixes the pixel subsamples (PCA, K-means, regression), so runs "
         "repeat exactly.<br>" + FUSION_HELP +
         "<br>Samples in another CRS are reprojected to the image CRS (the image must be in a "
-        "projected CRS, metres)."
+        "projected CRS, metres).<br>" + sample_values.help_text()
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -97,7 +94,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element fields (concentrations)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Numeric, allowMultiple=True))
+            type=QgsProcessingParameterField.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
             self.FEATURES, "Image features", FEATURES, defaultValue=DEFAULT_FEATURES))
@@ -140,24 +137,23 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
-            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)))
+        sample_values.add_parameters(self)
 
     def run_algorithm(self, parameters, context, feedback):
         fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
         if not fields:
             raise ValueError("choose at least one element field")
-        image_layer, x, y, values = self.image_and_samples(parameters, context, feedback, fields)
+        image_layer, x, y, values, marks = self.image_and_samples(parameters, context, feedback,
+                                                                  fields)
         image_crs = image_layer.crs()
         image = raster_io.open_blocks(raster_io.layer_path(image_layer))
         from ..core.samples import check_overlap, check_sample_table
 
         x, y, values, notes = check_sample_table(
             x, y, values, log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
-            below_detection=BELOW_DETECTION_KEYS[
-                self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)])
-        for note in notes + check_overlap(x, y, image.grid.extent):
+            qualifiers=marks, **sample_values.conventions(self, parameters, context))
+        for note in (notes + check_overlap(x, y, image.grid.extent)
+                     + sample_values.coverage_messages(image, x, y)):
             feedback.pushWarning(note)
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]

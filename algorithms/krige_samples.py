@@ -14,19 +14,16 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from . import compat, raster_io
-from .base import CoreFeedback, GeochemAlgorithm, advanced
+from . import compat, raster_io, sample_values
+from .base import CoreFeedback, GeochemAlgorithm
 from .params import (
-    BELOW_DETECTION_KEYS,
-    BELOW_DETECTION_OPTIONS,
-    DEFAULT_BELOW_DETECTION,
     DEFAULT_VARIOGRAM,
     VARIOGRAMS,
 )
 from .styles import GEOCHEM, VARIANCE
 from .variogram import HELP as VARIOGRAM_HELP
 from .variogram import add_variogram_parameters, variogram_report_html, variogram_settings
-from .vector_io import check_projected, read_points
+from .vector_io import check_projected, projected_crs_for
 
 
 def kriging_sections(element, result):
@@ -64,10 +61,10 @@ class KrigeSamples(GeochemAlgorithm):
         "<b>Log transform</b>: krige log10 of the concentrations (recommended for right-skewed "
         "geochemical data); the estimate is back-transformed to the lognormal mean; the variance "
         "stays in log10 units. Values must be positive.<br>"
-        "<b>Below detection</b> (advanced): values ≤ 0 with the log transform (negative without "
-        "it), such as the codes −1 or −9999: <i>refuse</i> (default: the run stops and says which "
-        "values), or <i>replace by half the smallest positive value</i> (logged).<br>"
         "<b>Extent</b>: default the samples' bounding box.<br>"
+        "<b>CRS</b>: samples in degrees are reprojected (to the project's CRS when it is "
+        "projected, else to the UTM zone of their centre), as the fusion reprojects them to the "
+        "image's CRS.<br>"
         "Samples without a value are left out, samples at identical coordinates are merged (mean) "
         "and extreme outliers and isolated samples are reported in the log.<br>"
         "Outputs: estimate (data units) and kriging variance; the report shows the variogram "
@@ -76,8 +73,8 @@ class KrigeSamples(GeochemAlgorithm):
         "also returned as outputs for models and scripts: VARIOGRAM_MODEL, NUGGET, SILL (total; "
         "the slope for linear), RANGE (major axis; 0 for linear), ANISOTROPY_ANGLE (azimuth, "
         "degrees from north), ANISOTROPY_RATIO (1 = isotropic), all in the kriged units, and "
-        "LOO_RMSE (leave-one-out RMSE in data units).<br>" + VARIOGRAM_HELP
-    )
+        "LOO_RMSE (leave-one-out RMSE in data units).<br>" + VARIOGRAM_HELP + "<br>"
+    ) + sample_values.help_text()
     OUTPUT_NUMBERS = ("NUGGET", "SILL", "RANGE", "ANISOTROPY_ANGLE", "ANISOTROPY_RATIO", "LOO_RMSE")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -85,7 +82,7 @@ class KrigeSamples(GeochemAlgorithm):
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element (concentration field)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Numeric))
+            type=QgsProcessingParameterField.Any))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterNumber(
             self.CELL_SIZE, "Cell size (map units, 0 = quarter of the sample spacing)",
             QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
@@ -100,10 +97,7 @@ class KrigeSamples(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_REPORT, "Kriging report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        below = QgsProcessingParameterEnum(
-            self.BELOW_DETECTION, "Below detection (values ≤ 0 with log, codes such as −1, −9999)",
-            BELOW_DETECTION_OPTIONS, defaultValue=DEFAULT_BELOW_DETECTION)
-        self.addParameter(advanced(below))
+        sample_values.add_parameters(self)
         add_variogram_parameters(self)
         self.addOutput(QgsProcessingOutputString("VARIOGRAM_MODEL", "Variogram model"))
         for name in self.OUTPUT_NUMBERS:
@@ -116,18 +110,16 @@ class KrigeSamples(GeochemAlgorithm):
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
         field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]
-        crs = source.sourceCrs()
+        crs = projected_crs_for(source, context)
         check_projected(crs, f"Sample layer '{source.sourceName()}'")
         self.step(feedback, 1, f"Reading the samples of {field}")
-        x, y, values, messages = read_points(source, [field], crs, context, feedback,
-                                             report_missing=False)
-        for m in messages:
-            feedback.pushWarning(m)
+        x, y, values, marks = sample_values.read_samples(self, parameters, context, feedback,
+                                                         source, [field], crs)
         self.check_canceled(feedback)
         log = self.parameterAsBool(parameters, self.LOG_TRANSFORM, context)
-        below = BELOW_DETECTION_KEYS[self.parameterAsEnum(parameters, self.BELOW_DETECTION, context)]
-        x, y, z, notes = check_samples(x, y, values[field], log_transform=log,
-                                       below_detection=below, name=field)
+        x, y, z, notes = check_samples(
+            x, y, values[field], log_transform=log, name=field, qualifiers=marks.get(field),
+            **sample_values.conventions(self, parameters, context))
         for note in notes:
             feedback.pushWarning(note)
         spacing = median_nn_spacing(x, y)

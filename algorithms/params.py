@@ -8,8 +8,9 @@ FUSE_MODES = MODES + ["adaptive"]  # fusegeochemistry starts from the samples: o
 REGRESSIONS = ["global", "local"]
 FEATURES = ["bands-PC2", "indices-PC2", "all bands", "chosen PCs"]
 FEATURE_KEYS = ["bands-pc2", "indices-pc2", "bands", "pcs"]
-BELOW_DETECTION_OPTIONS = ["refuse", "replace by half the smallest positive value"]
-BELOW_DETECTION_KEYS = ["refuse", "half-min"]  # core.samples.BELOW_DETECTION
+BELOW_DETECTION_OPTIONS = ["refuse", "replace by half the smallest positive value",
+                           "replace by a fraction of each sample's detection limit"]
+BELOW_DETECTION_KEYS = ["refuse", "half-min", "fraction-dl"]  # core.samples.BELOW_DETECTION
 
 DEFAULT_MODE = MODES.index("coherent")
 DEFAULT_FUSE_MODE = FUSE_MODES.index("adaptive")

@@ -17,7 +17,6 @@ upper-left pixel, the UTM zone is ``UTMZONENUMBER`` (south when
 import os
 import re
 import shutil
-import tempfile
 
 import numpy as np
 from osgeo import gdal, osr
@@ -179,7 +178,8 @@ class PrepareAster(GeochemAlgorithm):
 
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         folder = raster_io.prepare_destination(out)
-        workdir = tempfile.mkdtemp(prefix=".prepareaster.", suffix=".partial", dir=folder)
+        workdir = raster_io.partial_path(folder, "prepareaster", ".partial")  # removed if killed
+        os.mkdir(workdir)
         try:
             converted, counts = {}, {}
             bands = reflective + thermal

@@ -21,7 +21,6 @@ import glob
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -133,6 +132,10 @@ def _resampling(source_cell, target_cell):
     return "cubic" if source_cell > target_cell else "average"
 
 
+DAMAGED = ("The Sentinel-2 product is damaged or incomplete (an interrupted download or copy): "
+           "download the product again.")
+
+
 class PrepareSentinel2(GeochemAlgorithm):
     NAME = "preparesentinel2"
     DISPLAY_NAME = "Prepare Sentinel-2 product (reflectance stack)"
@@ -207,7 +210,9 @@ class PrepareSentinel2(GeochemAlgorithm):
         elif groups:
             feedback.pushInfo("Level-1C product: no scene classification, clouds are not masked.")
 
-        first = gdal.Open(product.band_path(sources[bands[0]][0]))
+        first_path = product.band_path(sources[bands[0]][0])
+        with raster_io.gdal_errors(first_path, f"Band {bands[0]}", DAMAGED):
+            first = gdal.Open(first_path)
         crs_wkt = first.GetProjection()
         tile = raster_io.grid_of(first)
         first = None
@@ -225,7 +230,8 @@ class PrepareSentinel2(GeochemAlgorithm):
 
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         folder = raster_io.prepare_destination(out)
-        workdir = tempfile.mkdtemp(prefix=".preparesentinel2.", suffix=".partial", dir=folder)
+        workdir = raster_io.partial_path(folder, "preparesentinel2", ".partial")  # removed if killed
+        os.mkdir(workdir)
         try:
             converted, resample = [], []
             for k, band in enumerate(bands):
@@ -261,23 +267,27 @@ class PrepareSentinel2(GeochemAlgorithm):
         """Pass 1: native-resolution reflectance of the part of ``band`` covering ``target``."""
         from ..core.sentinel2 import dn_to_reflectance, scl_mask
 
-        ds = gdal.Open(path)
+        with raster_io.gdal_errors(path, f"Band {band}", DAMAGED):
+            ds = gdal.Open(path)
         grid = raster_io.grid_of(ds)
         row0, col0, nrows, ncols = raster_io.window_covering(grid, target.extent, margin=3)
         sub = grid.window(row0, col0, nrows, ncols)
-        scl = (raster_io.warped_vrt(scl_path, sub, crs_wkt, resample="near")
-               if scl_path is not None else None)
+        with raster_io.gdal_errors(scl_path, "The scene classification (SCL)", DAMAGED):
+            scl = (raster_io.warped_vrt(scl_path, sub, crs_wkt, resample="near")
+                   if scl_path is not None else None)
         source = ds.GetRasterBand(1)
         feedback.pushInfo(f"{band}: {os.path.basename(path)} ({grid.cell_x:g} m)")
 
         def read_window(r, n):
-            dn = source.ReadAsArray(col0, row0 + r, ncols, n)
+            with raster_io.gdal_errors(path, f"Band {band}", DAMAGED):
+                dn = source.ReadAsArray(col0, row0 + r, ncols, n)
             values = dn_to_reflectance(dn, quantification=meta.quantification,
                                        offset=meta.offset(band), nodata=meta.nodata_dn,
                                        saturated=meta.saturated_dn)
             if scl is not None:
-                values[scl_mask(scl.GetRasterBand(1).ReadAsArray(0, r, ncols, n), groups)] = float(
-                    "nan")
+                with raster_io.gdal_errors(scl_path, "The scene classification (SCL)", DAMAGED):
+                    classes = scl.GetRasterBand(1).ReadAsArray(0, r, ncols, n)
+                values[scl_mask(classes, groups)] = float("nan")
             return values
 
         return raster_io.convert_to_file(read_window, sub, crs_wkt, dest,

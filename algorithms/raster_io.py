@@ -8,8 +8,10 @@ output, and an existing file at the destination is kept until the new one is
 complete.
 """
 
+import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -54,6 +56,97 @@ def open_raster(path):
         return gdal.Open(path)
     except RuntimeError as exc:
         raise ValueError(f"Cannot open raster '{path}': {exc}") from exc
+
+
+@contextlib.contextmanager
+def gdal_errors(path, what=None, remedy=None):
+    """Turn a GDAL error (``RuntimeError``) raised inside the block into a message naming the file.
+
+    ``what`` says what the file is (e.g. ``"band B04"``); ``remedy`` what to do
+    (default: check the file, or export it again).
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        label = f"{what}: " if what else ""
+        remedy = remedy or ("Check the file (open it in QGIS), or export or download it again.")
+        raise ValueError(f"{label}GDAL could not read '{path}' ({str(exc).strip()}); the file is "
+                         f"damaged, incomplete or not a raster GDAL reads. {remedy}") from exc
+
+
+# -- nodata: in each band's own type, and GDAL's mask bands ------------------------------
+def data_bands(ds):
+    """1-based numbers of the bands of ``ds`` that hold data (alpha bands are masks, not data)."""
+    return [b for b in range(1, ds.RasterCount + 1)
+            if ds.GetRasterBand(b).GetColorInterpretation() != gdal.GCI_AlphaBand]
+
+
+def nodata_in_type(nodata, dtype):
+    """The nodata value as the band's own numpy type stores it, or None when it cannot be stored.
+
+    A float32 band with nodata ``-1e32`` holds ``float32(-1e32)``, which is not
+    ``-1e32`` in float64: comparing after a conversion to float64 finds nothing.
+    An integer nodata outside the type's range (or not an integer) matches no pixel.
+    """
+    if nodata is None or np.isnan(nodata):
+        return None
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if nodata != int(nodata) or not info.min <= nodata <= info.max:
+            return None
+        return dtype.type(int(nodata))
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            value = dtype.type(nodata)
+        return None if np.isinf(value) and not np.isinf(nodata) else value
+    return dtype.type(nodata)
+
+
+def invalid_mask(band, values, window=None):
+    """Boolean mask of the nodata pixels of ``values`` read from ``band`` (not yet converted).
+
+    ``values`` is the window ``(row0, col0, nrows, ncols)`` of ``band`` (default
+    the whole band, at the resolution of ``values``), read in the band's own type or any wider type.  Honours
+    the band's nodata value compared in the band's own type, NaN, and GDAL's
+    mask band when it is not derived from the nodata value (alpha band,
+    per-dataset ``.msk`` mask, an explicit mask band): pixels masked (0) there
+    are nodata.
+    """
+    band_type = gdal_array_type(band.DataType)
+    invalid = np.zeros(values.shape, dtype=bool)
+    if values.dtype.kind == "f":
+        invalid |= np.isnan(values)
+    nodata = nodata_in_type(band.GetNoDataValue(), band_type)
+    if nodata is not None:
+        invalid |= values == np.asarray(nodata).astype(values.dtype)
+    flags = band.GetMaskFlags()
+    if not flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA):
+        mask_band = band.GetMaskBand()
+        if window is None:  # the whole band, possibly decimated to the shape of `values`
+            mask = mask_band.ReadAsArray(buf_xsize=values.shape[-1], buf_ysize=values.shape[-2])
+        else:
+            row0, col0, nrows, ncols = window
+            mask = mask_band.ReadAsArray(col0, row0, ncols, nrows)
+        invalid |= mask.reshape(values.shape) == 0
+    return invalid
+
+
+def gdal_array_type(gdal_type):
+    """Numpy dtype of a GDAL data type (float64 for complex or unknown types)."""
+    from osgeo import gdal_array
+
+    code = gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)
+    return np.dtype(code) if code is not None else np.dtype(np.float64)
+
+
+def read_band(band, window):
+    """``window`` ``(row0, col0, nrows, ncols)`` of ``band`` as float64 with nodata as NaN."""
+    row0, col0, nrows, ncols = window
+    raw = band.ReadAsArray(col0, row0, ncols, nrows)
+    out = raw.astype(np.float64)
+    out[invalid_mask(band, raw, window)] = np.nan
+    return out
 
 
 # -- memory ------------------------------------------------------------------------------
@@ -136,7 +229,7 @@ def read_raster(path, *, bands=None, window=None, copies=1):
         raise ValueError(f"Raster '{path}' has no georeferencing; georeference it first.")
     full = Grid.from_gdal(gt, (ds.RasterYSize, ds.RasterXSize))
     row0, col0, nrows, ncols = window or (0, 0, ds.RasterYSize, ds.RasterXSize)
-    numbers = list(bands) if bands else list(range(1, ds.RasterCount + 1))
+    numbers = list(bands) if bands else data_bands(ds)
     for b in numbers:
         if not 1 <= b <= ds.RasterCount:
             raise ValueError(f"Raster '{path}' has {ds.RasterCount} bands; band {b} was asked for.")
@@ -146,11 +239,8 @@ def read_raster(path, *, bands=None, window=None, copies=1):
     descriptions = []
     for i, b in enumerate(numbers):
         band = ds.GetRasterBand(b)
-        arr = band.ReadAsArray(col0, row0, ncols, nrows).astype(np.float64, copy=False)
-        nodata = band.GetNoDataValue()
-        if nodata is not None and not np.isnan(nodata):
-            arr[arr == nodata] = np.nan
-        out[i] = arr
+        with gdal_errors(path, f"band {b}"):
+            out[i] = read_band(band, (row0, col0, nrows, ncols))
         descriptions.append(band.GetDescription() or f"Band {b}")
     grid = full.window(row0, col0, nrows, ncols)
     return RasterData(out, grid, ds.GetProjection(), descriptions)
@@ -221,6 +311,58 @@ def describe_io_error(exc, path):
     return f"Writing '{path}' failed ({text}); nothing was written at that path."
 
 
+_PARTIAL = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.partial(\.tif|\.html)?(\.aux\.xml)?$")
+
+
+def partial_path(folder, name, suffix=".partial.tif"):
+    """A temporary file (or folder) name in ``folder`` for an output named ``name``.
+
+    Hidden, and tagged with this process's id, so that the next run writing to
+    that folder removes it if this process was killed before it could clean up
+    (:func:`remove_stale_partials`).
+    """
+    return os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform that cannot tell
+    return True
+
+
+def remove_stale_partials(folder):
+    """Remove the temporary outputs left in ``folder`` by runs whose process is gone.
+
+    A run killed (SIGTERM, SIGKILL, a crash of QGIS) cannot remove its
+    temporary files; the next run writing to the same folder does.  Files of
+    runs still alive (another run writing there now) are left alone.
+    Returns the names removed.
+    """
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _PARTIAL.match(name)
+        if not match or _alive(int(match.group(1))):
+            continue
+        target = os.path.join(folder, name)
+        try:
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            else:
+                os.remove(target)
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 def _check_destination(path):
     folder = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(folder):
@@ -235,6 +377,7 @@ def _check_destination(path):
             f"The output folder '{folder}' is not writable; choose a folder you can write to."
         )
     check_geotiff_name(path)
+    remove_stale_partials(folder)
     return folder
 
 
@@ -264,7 +407,7 @@ def write_raster(path, data, grid, crs_wkt, *, descriptions=None, dtype="float32
         raise ValueError(f"array shape {arr.shape[1:]} does not match the grid {grid.shape}")
     gdal_type = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64,
                  "int16": gdal.GDT_Int16, "int32": gdal.GDT_Int32, "uint8": gdal.GDT_Byte}[dtype]
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+    tmp = partial_path(folder, os.path.basename(path))
     ds = None
     try:
         driver = gdal.GetDriverByName("GTiff")
@@ -381,8 +524,7 @@ class WindowedWriter:
         self.n_bands, self.descriptions = int(n_bands), descriptions
         self.dtype, self.nodata, self.metadata = dtype, nodata, metadata
         self.folder = _check_destination(path)
-        self.tmp = os.path.join(
-            self.folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.partial.tif")
+        self.tmp = partial_path(self.folder, os.path.basename(path))
         self.ds = None
         self._strips = {}  # strip -> (values (bands, rows, cols), rows written (bands, rows))
         self._stats = [None] * self.n_bands  # [count, mean, M2, min, max]
@@ -699,9 +841,22 @@ def open_blocks(path):
     if gt is None:
         raise ValueError(f"Raster '{path}' has no georeferencing; georeference it first.")
     grid = Grid.from_gdal(gt, (ds.RasterYSize, ds.RasterXSize))
-    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
-    nodata = [b.GetNoDataValue() for b in bands]
-    descriptions = [b.GetDescription() or f"Band {i + 1}" for i, b in enumerate(bands)]
+    numbers = data_bands(ds)
+    bands = [ds.GetRasterBand(b) for b in numbers]
+    descriptions = [ds.GetRasterBand(b).GetDescription() or f"Band {b}" for b in numbers]
+    # one read of all bands in their common type (float64 when their types differ)
+    same_type = len({b.DataType for b in bands}) == 1
+    buf_type = None if same_type else gdal.GDT_Float64
+
+    def read_all(col0, row0, ncols, nrows):
+        """The bands' raw window ``(bands, nrows, ncols)`` and its nodata mask."""
+        with gdal_errors(path):
+            raw = ds.ReadAsArray(col0, row0, ncols, nrows, band_list=numbers, buf_type=buf_type)
+            raw = raw.reshape(len(bands), nrows, ncols)
+            invalid = np.stack([invalid_mask(b, raw[i], (row0, col0, nrows, ncols))
+                                for i, b in enumerate(bands)])
+        return raw, invalid
+
     # strips of whole blocks (at least 64 rows for files in strips of a few rows)
     strip_rows = max(64, bands[0].GetBlockSize()[1])
     strips = {}
@@ -711,8 +866,7 @@ def open_blocks(path):
         if k not in strips:
             r0 = k * strip_rows
             n = min(strip_rows, grid.nrows - r0)
-            data = ds.ReadAsArray(0, r0, grid.ncols, n)
-            strips[k] = data.reshape(len(bands), n, grid.ncols)
+            strips[k] = read_all(0, r0, grid.ncols, n)
             ds.FlushCache()
         return strips[k]
 
@@ -726,16 +880,18 @@ def open_blocks(path):
             for k in range(first, last + 1):
                 s0 = k * strip_rows
                 lo, hi = max(row0, s0), min(row0 + nrows, s0 + strip_rows)
-                out[:, lo - row0:hi - row0] = strip(k)[:, lo - s0:hi - s0]
+                raw, invalid = strip(k)
+                part = out[:, lo - row0:hi - row0]
+                part[:] = raw[:, lo - s0:hi - s0]
+                part[invalid[:, lo - s0:hi - s0]] = np.nan
         else:
             k = row0 // strip_rows
             if state["strip"] != k:
                 ds.FlushCache()
                 state["strip"] = k
-            out[:] = ds.ReadAsArray(col0, row0, ncols, nrows).reshape(out.shape)
-        for i in range(len(bands)):
-            if nodata[i] is not None and not np.isnan(nodata[i]):
-                out[i][out[i] == nodata[i]] = np.nan
+            raw, invalid = read_all(col0, row0, ncols, nrows)
+            out[:] = raw
+            out[invalid] = np.nan
         return out
 
     read.dataset = ds  # keep the dataset open as long as the reader lives
@@ -752,15 +908,16 @@ def read_preview(path, max_pixels=1_000_000):
     step = max(1.0, float(np.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels)))
     bx = max(1, int(ds.RasterXSize / step))
     by = max(1, int(ds.RasterYSize / step))
-    out = np.empty((ds.RasterCount, by, bx), dtype=np.float64)
+    numbers = data_bands(ds)
+    out = np.empty((len(numbers), by, bx), dtype=np.float64)
     descriptions = []
-    for i in range(ds.RasterCount):
-        band = ds.GetRasterBand(i + 1)
-        out[i] = band.ReadAsArray(buf_xsize=bx, buf_ysize=by)
-        nodata = band.GetNoDataValue()
-        if nodata is not None and not np.isnan(nodata):
-            out[i][out[i] == nodata] = np.nan
-        descriptions.append(band.GetDescription() or f"Band {i + 1}")
+    for i, b in enumerate(numbers):
+        band = ds.GetRasterBand(b)
+        with gdal_errors(path, f"band {b}"):
+            raw = band.ReadAsArray(buf_xsize=bx, buf_ysize=by)
+            out[i] = raw
+            out[i][invalid_mask(band, raw)] = np.nan
+        descriptions.append(band.GetDescription() or f"Band {b}")
     gt = ds.GetGeoTransform()
     grid = Grid(gt[0], gt[3], gt[1] * ds.RasterXSize / bx, -gt[5] * ds.RasterYSize / by, bx, by)
     return RasterData(out, grid, ds.GetProjection(), descriptions)

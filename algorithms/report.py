@@ -4,7 +4,6 @@ import base64
 import html
 import io
 import os
-import tempfile
 
 import numpy as np
 
@@ -165,9 +164,12 @@ def write_report(path, title, sections):
     parts.append("</body></html>")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".partial.html")
+    from .raster_io import partial_path, remove_stale_partials
+
+    remove_stale_partials(folder)
+    tmp = partial_path(folder, os.path.basename(path), ".partial.html")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write("".join(parts))
         umask = os.umask(0)
         os.umask(umask)

@@ -23,6 +23,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QColor
 
+from .raster_io import invalid_mask
+
 CUMULATIVE_PERCENTILES = (1.5, 4, 8, 15, 25, 40, 60, 75, 85, 92, 96, 98.5)
 """Class limits (cumulative frequency, %) used by geochemical atlases."""
 
@@ -43,10 +45,9 @@ def _sample_values(layer, band, max_pixels=1_000_000):
     b = ds.GetRasterBand(band)
     step = max(1.0, np.sqrt(ds.RasterXSize * ds.RasterYSize / max_pixels))
     bx, by = max(1, int(ds.RasterXSize / step)), max(1, int(ds.RasterYSize / step))
-    arr = b.ReadAsArray(buf_xsize=bx, buf_ysize=by).astype(float)
-    nodata = b.GetNoDataValue()
-    if nodata is not None:
-        arr[arr == nodata] = np.nan
+    raw = b.ReadAsArray(buf_xsize=bx, buf_ysize=by)
+    arr = raw.astype(float)
+    arr[invalid_mask(b, raw)] = np.nan  # nodata in the band's own type, mask bands
     return arr[np.isfinite(arr)]
 
 

@@ -1281,20 +1281,30 @@ def _validate_samples(x, y, values, *, log_transform, minimum=MIN_SAMPLES):
 
 
 def _merge_duplicates(x, y, z):
-    """Average samples sharing exact coordinates (warns when any do)."""
+    """Average samples sharing exact coordinates, then sites closer than a small fraction of
+    the sample spacing (:func:`~.samples.merge_near_sites`): no variogram is fitted on pairs
+    at almost zero distance as if they were structure.  Warns when any are merged."""
+    from .samples import merge_near_sites
+
     xy, inverse, counts = np.unique(
         np.column_stack([x, y]), axis=0, return_inverse=True, return_counts=True
     )
-    if xy.shape[0] == x.size:
-        return x, y, z
-    inverse = inverse.ravel()
-    warnings.warn(
-        f"{int((counts > 1).sum())} locations hold {int(counts[counts > 1].sum())} samples "
-        "with identical coordinates: each group is merged into one sample with their mean",
-        stacklevel=3,
-    )
-    merged = np.bincount(inverse, weights=z) / counts
-    return xy[:, 0].copy(), xy[:, 1].copy(), merged
+    if xy.shape[0] != x.size:
+        inverse = inverse.ravel()
+        warnings.warn(
+            f"{int((counts > 1).sum())} locations hold {int(counts[counts > 1].sum())} samples "
+            "with identical coordinates: each group is merged into one sample with their mean",
+            stacklevel=3,
+        )
+        x, y, z = xy[:, 0].copy(), xy[:, 1].copy(), np.bincount(inverse, weights=z) / counts
+    x, y, (z,), groups, n, tolerance = merge_near_sites(x, y, [z])
+    if groups:
+        warnings.warn(
+            f"{groups} groups of {n} samples closer than {tolerance:.3g} map units are merged "
+            "into one sample each (mean position and value)",
+            stacklevel=3,
+        )
+    return x, y, z
 
 
 def _check_parameters(model, parameters):

@@ -54,25 +54,26 @@ def test_non_finite_coordinates_are_left_out():
     assert any("no valid coordinates" in m for m in messages)
 
 
-@pytest.mark.parametrize("code", [0.0, -1.0, -9999.0])
+@pytest.mark.parametrize("code", [0.0, -1.0, -5.0])
 def test_log_transform_refuses_non_positive_values_naming_them(code):
     x, y, v = survey()
     v[[1, 7]] = code
-    with pytest.raises(ValueError, match=rf"log transform needs positive values.*2 samples of Cu.*"
-                                         rf"{code:g} \(2 samples\)"):
+    with pytest.raises(ValueError, match=rf"2 samples of Cu are below detection \({code:g} "
+                                         r"\(2 samples\)\) and would reach the log transform.*"
+                                         r"'Below detection'"):
         check_samples(x, y, v, log_transform=True, name="Cu")
 
 
 def test_half_min_replaces_below_detection_codes():
     x, y, v = survey()
     v[[1, 7]] = -1.0
-    v[11] = -9999.0
+    v[11] = -5.0
     smallest = v[v > 0].min()
     _, _, v2, messages = check_samples(x, y, v, log_transform=True, below_detection="half-min",
                                        name="Cu")
     assert (v2 > 0).all()
     assert np.count_nonzero(v2 == smallest / 2) == 3  # exactly the three codes
-    assert any("3 samples of Cu below detection" in m and "-9999 (1 sample)" in m
+    assert any("3 samples of Cu below detection" in m and "-5 (1 sample)" in m
                and "-1 (2 samples)" in m for m in messages)
 
 
@@ -83,12 +84,13 @@ def test_half_min_without_any_positive_value_is_refused():
                       name="Cu")
 
 
-def test_negative_values_without_log_are_kept_but_reported():
+def test_negative_values_without_log_are_refused_by_default():
+    """Issue 12: "refuse" refuses whenever a below-detection value would reach the kriging."""
     x, y, v = survey()
-    v[4] = -9999.0
-    _, _, v2, messages = check_samples(x, y, v, name="Cu")
-    assert -9999.0 in v2
-    assert any("negative" in m and "-9999" in m for m in messages)
+    v[4] = -2.0
+    with pytest.raises(ValueError, match=r"1 sample of Cu is below detection \(-2 \(1 sample\)\)"
+                                         r" and would reach the kriging as if measured"):
+        check_samples(x, y, v, name="Cu")
 
 
 def test_unknown_policy_is_refused():

@@ -44,13 +44,18 @@ def test_geographic_image(run_alg, demo_samples, make_raster, stack, partial_fil
     assert_clean(out, partial_files)
 
 
-def test_geographic_samples_for_kriging(run_alg, make_points, partial_files, tmp_path):
+def test_geographic_samples_for_kriging_are_reprojected(run_alg, make_points, tmp_path):
+    """One CRS rule (issue 12): krigesamples reprojects samples in degrees, as the fusion does,
+    to the UTM zone of their centre (the test project has no projected CRS)."""
+    from osgeo import gdal, osr
+
     xy = scattered(30, x0=-70.0, y0=-42.0, size=0.05)
     samples = make_points("wgs84.gpkg", xy, {"Cu": np.linspace(1, 100, 30)}, epsg=4326)
     out = str(tmp_path / "cu.tif")
-    with pytest.raises(QgsProcessingException, match="geographic CRS"):
-        run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "OUTPUT": out})
-    assert_clean(out, partial_files)
+    run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "OUTPUT": out})
+    srs = osr.SpatialReference(wkt=gdal.Open(out).GetProjection())
+    srs.AutoIdentifyEPSG()
+    assert srs.GetAuthorityCode(None) == "32719"  # WGS 84 / UTM zone 19S
 
 
 def test_too_few_samples_for_kriging(run_alg, make_points, partial_files, tmp_path):
@@ -68,7 +73,8 @@ def test_log_transform_of_non_positive_values(run_alg, make_points, partial_file
     values[7] = bad_value  # e.g. a below-detection code
     samples = make_points("cu.gpkg", scattered(30), {"Cu": values})
     out = str(tmp_path / "cu.tif")
-    with pytest.raises(QgsProcessingException, match="log transform needs positive values"):
+    with pytest.raises(QgsProcessingException, match="below detection .* would reach the log "
+                                                     "transform and the kriging"):
         run_alg("krigesamples", {"SAMPLES": samples, "FIELD": "Cu", "LOG_TRANSFORM": True,
                                  "OUTPUT": out})
     assert_clean(out, partial_files)

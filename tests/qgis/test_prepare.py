@@ -719,3 +719,23 @@ def test_aster_product_to_fused_cu(run_alg, make_points, read_raster, tmp_path):
     assert os.path.isfile(fused["OUTPUT"]) and out.data.shape == (1, AST_ROWS, AST_COLS)
     assert np.isfinite(out.data).mean() > 0.9
     assert 20 < np.nanmean(out.data) < 80
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 300])  # empty, or cut inside the code-stream
+def test_sentinel2_damaged_band_file_names_band_and_file(run_alg, tmp_path, partial_files,
+                                                          keep_bytes):
+    """Issue 12: a truncated JP2 gave a raw traceback (RuntimeError: No code-stream in JP2 file)
+    without saying which file is broken."""
+    bands = {"B02": np.full((8, 8), 1200, np.uint16), "B04": np.full((8, 8), 900, np.uint16)}
+    safe = make_safe(tmp_path / "damaged", bands, scl=np.full((4, 4), 4, np.uint8),
+                     offsets=L2A_OFFSETS)
+    jp2 = next(safe.rglob("*B04_10m.jp2"))
+    data = jp2.read_bytes()
+    jp2.write_bytes(data[:keep_bytes])
+    out = tmp_path / "out" / "s2.tif"
+    with pytest.raises(QgsProcessingException) as info:
+        run_alg("preparesentinel2", {"INPUT": str(safe), "BANDS": [1, 3], "OUTPUT": str(out)})
+    message = str(info.value)
+    assert "Band B04" in message and jp2.name in message
+    assert "download the product again" in message
+    assert not out.exists() and partial_files(tmp_path / "out") == []

@@ -386,8 +386,8 @@ def with_codes(make_points):
 def test_below_detection_refused_by_default_with_the_codes(run_alg, with_codes, out_dir):
     samples, _ = with_codes
     with pytest.raises(QgsProcessingException,
-                       match=r"log transform needs positive values, but 3 samples of Cu are <= 0: "
-                             r"-1 \(2 samples\), -9999 \(1 sample\)"):
+                       match=r"2 samples of Cu are below detection \(-1 \(2 samples\)\) and "
+                             r"would reach the log transform and the kriging.*'Below detection'"):
         krige(run_alg, samples, out_dir, LOG_TRANSFORM=True)
     assert files_in(out_dir) == []
 
@@ -398,8 +398,9 @@ def test_below_detection_replaced_by_half_the_smallest_value(run_alg, with_codes
     log = Log()
     result = krige(run_alg, samples, out_dir, feedback=log, LOG_TRANSFORM=True, BELOW_DETECTION=1)
     half = values[values > 0].min() / 2
-    assert log.warned(f"3 samples of Cu below detection (-1 (2 samples), -9999 (1 sample)) were "
+    assert log.warned(f"2 samples of Cu below detection (-1 (2 samples)) were "
                       f"replaced by {half:g}")
+    assert log.warned("1 sample of Cu holds a missing-value code (-9999 (1 sample))")
     estimate = read_raster(result["OUTPUT"]).data
     # never a logged negative: the lognormal estimate is positive and of the data's magnitude
     assert np.nanmin(estimate) > 0 and np.nanmax(estimate) < 10 * values.max()
@@ -422,7 +423,7 @@ def test_fusion_log_of_negative_values_refused(run_alg, make_points, image, out_
     values = smooth_values(xy)
     values[[4, 9]] = -1.0
     samples = make_points("codes.gpkg", xy, {"Cu": values})
-    with pytest.raises(QgsProcessingException, match="needs positive values"):
+    with pytest.raises(QgsProcessingException, match="2 samples of Cu are below detection"):
         run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": image,
                                      "LOG_TRANSFORM": True, "OUTPUT": str(out_dir / "fused.tif")})
     assert files_in(out_dir) == []
