@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from . import deps
+from . import deps, sample_values
 from .base import GeochemAlgorithm, advanced
 from .params import REGRESSIONS
 
@@ -44,7 +44,8 @@ class FuseMosaic(GeochemAlgorithm):
         "or a cluster, the command line does the same: <i>python3 -m geochem_fusion fuse</i> "
         "(see the README, 'Beyond one machine').<br>"
         "A rerun into the same folder skips the tiles already complete.<br>"
-        "Needs the <i>dask[distributed]</i> package in the Python QGIS runs."
+        "Needs the <i>dask[distributed]</i> package in the Python QGIS runs.<br>"
+        + sample_values.help_text()
     )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -68,6 +69,7 @@ class FuseMosaic(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT_FOLDER, "Output folder"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.OUTPUT, "Fused geochemistry (VRT)"))
+        sample_values.add_parameters(self)
 
     def canExecute(self):  # noqa: N802 (QGIS API name)
         """Runnable when the core's packages and ``dask.distributed`` are importable."""
@@ -104,6 +106,10 @@ class FuseMosaic(GeochemAlgorithm):
         try:
             result = fuse_mosaic(samples, fields, tiles, folder, settings=settings,
                                  scheduler=scheduler, client=client, log=feedback.pushInfo,
+                                 sample_rules=sample_values.conventions(self, parameters, context),
+                                 qualifiers=self.parameterAsBool(parameters,
+                                                                 sample_values.QUALIFIERS,
+                                                                 context),
                                  progress=lambda f: feedback.setProgress(100 * f),
                                  cancel=feedback.isCanceled)
         finally:

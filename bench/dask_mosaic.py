@@ -99,8 +99,8 @@ def single(samples, out):
     vrt = str(out / "mosaic.vrt")
     gdal.BuildVRT(vrt, tiles()).FlushCache()
     read = WindowReader(vrt)
-    x, y, values, _ = read_points(samples, [ELEMENT], read.crs_wkt)
-    x, y, values, _ = check_sample_table(x, y, values)
+    x, y, values, marks, _ = read_points(samples, [ELEMENT], read.crs_wkt)
+    x, y, values, _ = check_sample_table(x, y, values, qualifiers=marks)
     writer = TileWriter(str(out / "fused.tif"), read.grid, read.crs_wkt, 1)
     t0 = time.perf_counter()
     scene = fuse_scene(x, y, values, read, read.grid, writer.write, band_names=read.descriptions,

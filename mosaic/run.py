@@ -219,8 +219,8 @@ def _progress(futures, log, progress=None, cancel=None):
 
 
 def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="local",
-                client=None, n_workers=None, rows_per_task=0, resume=True,
-                below_detection="refuse", layer=None, log=print, progress=None, cancel=None):
+                client=None, n_workers=None, rows_per_task=0, resume=True, sample_rules=None,
+                qualifiers=True, layer=None, log=print, progress=None, cancel=None):
     """Fuse the samples with many image tiles on Dask; returns a :class:`RunResult`.
 
     Parameters
@@ -242,6 +242,12 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
         0: one task per tile; else tiles are cut into row pieces of this many rows.
     resume : bool
         Skip tiles already complete for the same inputs and settings.
+    sample_rules : dict, optional
+        The field-data conventions: keyword arguments of
+        :func:`~geochem_fusion.core.samples.check_sample_table` (``below_detection``,
+        ``dl_fraction``, ``negative_below``, ``missing_codes``).
+    qualifiers : bool
+        Read the fields' qualifier columns (``Cu_T``) when present.
     log : callable, optional
         ``log(line)`` for the messages (default ``print``; None: silent).
     progress, cancel : callables, optional
@@ -260,9 +266,11 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
     if not tiles:
         raise ValueError("no usable image tile: " + "; ".join(r for _, r in bad))
     wkt = tiles[0].crs_wkt
-    x, y, values, notes = read_points(samples, fields, wkt, layer=layer)
+    x, y, values, marks, notes = read_points(samples, fields, wkt, layer=layer,
+                                             qualifiers=qualifiers)
     x, y, values, checked = check_sample_table(
-        x, y, values, log_transform=settings.log_transform, below_detection=below_detection)
+        x, y, values, log_transform=settings.log_transform, qualifiers=marks,
+        **(sample_rules or {}))
     notes += checked
     spacing = median_nn_spacing(x, y)
     reach = (x.min() - 3 * spacing, y.min() - 3 * spacing,

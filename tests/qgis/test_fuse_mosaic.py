@@ -39,8 +39,8 @@ def test_fusemosaic_equals_the_single_process_chain(run_alg, tmp_path):
     out = ds.GetRasterBand(1).ReadAsArray()
     # the reference: the single-process chain on the whole image
     grid = Grid(synth.X0, synth.Y0, synth.PIXEL, synth.PIXEL, whole.shape[2], whole.shape[1])
-    x, y, values, _ = read_points(samples, ["Cu"], gdal.Open(paths[0]).GetProjection())
-    x, y, values, _ = check_sample_table(x, y, values)
+    x, y, values, marks, _ = read_points(samples, ["Cu"], gdal.Open(paths[0]).GetProjection())
+    x, y, values, _ = check_sample_table(x, y, values, qualifiers=marks)
     ref = np.full(grid.shape, np.nan)
 
     def write(i, row0, block):
