@@ -22,7 +22,7 @@ VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 VENV_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null)
 QGIS_ENV = QT_QPA_PLATFORM=offscreen PYTHONPATH="$(VENV_SITE)$${PYTHONPATH:+:$$PYTHONPATH}"
 
-.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed
+.PHONY: help setup spectra wheels qt6 test test-core test-qgis test-matrix matrix-leg demo install-plugin package lint clean bench-accuracy screenshot bench-scale bench-distributed mutation
 
 help:
 	@echo "make demo            set up if needed, run the fusion on the embedded demo data"
@@ -34,6 +34,7 @@ help:
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
 	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
 	@echo "make bench-distributed  four 5490² tiles fused on Dask: single process, 1 and 2 workers"
+	@echo "make mutation        mutation testing of the core (slow; ARGS=\"--modules pyramid --sample 40\")"
 	@echo "make screenshot      picture of the fusegeochemistry dialog in QGIS desktop (docs/)"
 
 setup: $(STAMP)
@@ -48,8 +49,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 	@[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@$(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest, distributed" 
+	@# PYTHONNOUSERSITE: a pykrige in ~/.local (make install-plugin) must not count as installed,
+	@# the venv gets its own copy (tests that hide ~/.local rely on it)
+	PYTHONNOUSERSITE=1 $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@PYTHONNOUSERSITE=1 $(PY) -c "import qgis.core, osgeo.gdal, numpy, scipy, sklearn, pykrige, pytest, distributed, skimage"
 	@mkdir -p .pkg && ln -sfn "$(CURDIR)" .pkg/$(PLUGIN_NAME)
 	@touch $(STAMP)
 
@@ -163,6 +166,12 @@ bench-accuracy: setup
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends saga; } || \
 		echo "SAGA GIS could not be installed: its rows of the benchmark will say so"
 	$(PY) bench/accuracy.py $(ARGS)
+
+# Mutation testing (issue 19): Cosmic Ray on a copy of the repository, module by module with
+# the tests mapped in bench/mutation.py; writes bench/results/mutation.{json,md}. Slow (not
+# part of `make test`); niced, since it keeps a core busy for about an hour.
+mutation: setup
+	nice -n 10 $(PY) bench/mutation.py $(ARGS)
 
 # Scale benchmark (issue 7): writes bench/results/scale.md; inputs in bench/work/scale/.
 # SAGA GIS (the peer) is used when installed (make bench-accuracy installs it).

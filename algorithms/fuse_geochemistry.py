@@ -49,6 +49,7 @@ class FuseGeochemistry(GeochemAlgorithm):
     SAMPLES, FIELD, IMAGE, FEATURES, PCS, SENSOR, BAND_MAP = (
         "SAMPLES", "FIELD", "IMAGE", "FEATURES", "PCS", "SENSOR", "BAND_MAP")
     BELOW_DETECTION = "BELOW_DETECTION"
+    CLIP_NEGATIVE = "CLIP_NEGATIVE"
     LEVELS_RASTER = IMAGE
     REGRESSION, N_CLUSTERS, MODE, LEVELS, LOG_TRANSFORM, VARIOGRAM, SEED = (
         "REGRESSION", "N_CLUSTERS", "MODE", "LEVELS", "LOG_TRANSFORM", "VARIOGRAM", "SEED")
@@ -138,6 +139,9 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.OUTPUT_REPORT, "Report", "HTML files (*.html)", optional=True,
             createByDefault=False))
         sample_values.add_parameters(self)
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            self.CLIP_NEGATIVE, "Clip negative concentrations to 0 (they are counted either way)",
+            True)))
 
     def run_algorithm(self, parameters, context, feedback):
         fields = compat.parameter_as_strings(self, parameters, self.FIELD, context)
@@ -182,10 +186,13 @@ class FuseGeochemistry(GeochemAlgorithm):
         wkt = image.crs_wkt or image_crs.toWkt()
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 0, 90)
-        result = self._fuse_windowed(parameters, context, image, wkt, x, y, values, settings,
-                                     mode, out, descriptions, meta, progress)
+        result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
+                                               settings, mode, out, descriptions, meta, progress)
         for note in result.notes:
             feedback.pushInfo(note)
+        for warning in warnings:  # holes filled, negative values: in the log and the report
+            feedback.pushWarning(warning)
+            result.notes.append(warning)
         layer_name = descriptions[0] if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
             + (f"{regression}, " if mode != "adaptive" else "") + f"{mode})")
@@ -207,7 +214,12 @@ class FuseGeochemistry(GeochemAlgorithm):
 
     def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, mode, out,
                        descriptions, meta, progress):
-        """Every mode: the image is read and the outputs written block by block."""
+        """Every mode: the image is read and the outputs written block by block.
+
+        Returns the result and the warnings of the last checks of the fused
+        blocks (:class:`~geochem_fusion.core.guards.FusedGuard`).
+        """
+        from ..core.guards import FusedGuard
         from ..core.pyramid_scene import fuse_pyramid_scene
         from ..core.scene import fuse_scene
 
@@ -238,7 +250,9 @@ class FuseGeochemistry(GeochemAlgorithm):
                 lazy("units", units_path, 1, descriptions=["K-means units"], dtype="int16",
                      nodata=-1).write(0, row0, block)
 
-            args = (x, y, values, image.read, image.grid, writer.write)
+            guard = FusedGuard(list(values), writer.write, image.grid, clip_negative=(
+                self.parameterAsBool(parameters, self.CLIP_NEGATIVE, context)))
+            args = (x, y, values, image.read, image.grid, guard.write)
             common = dict(write_features=write_features if features_path else None,
                           write_units=write_units if units_path else None,
                           progress=progress.progress, cancel=progress.is_canceled, **settings)
@@ -254,7 +268,10 @@ class FuseGeochemistry(GeochemAlgorithm):
             if "features" in extra:
                 for j, name in enumerate(scene.transform.names_):
                     extra["features"].ds.GetRasterBand(j + 1).SetDescription(name)
-        return scene.as_pipeline_result()
+            for key, value in guard.metadata().items():
+                writer.ds.SetMetadataItem(key, value)
+        warnings, _ = guard.notes(log_transform=settings["log_transform"], mode=mode)
+        return scene.as_pipeline_result(), warnings
 
     def _write_common(self, parameters, context, image, wkt, result, settings):
         """Coarse kriging layers, the coefficient table and the report."""

@@ -23,6 +23,7 @@ affects the modules that need it):
 - :mod:`.metrics` — CC, RMSE, UIQI, SSIM, SCC, Wald consistency, anomaly IoU, success rate
 - :mod:`.evaluation` — a layer scored against references; spatial cross-validation of the chain
 - :mod:`.samples` — checks of field samples (NULL, below detection, duplicates, outliers)
+- :mod:`.guards` — last checks of fused blocks: image holes fall back to kriging, no negative value
 - :mod:`.adaptive` — the default fusion from samples: support-averaged ridge trend, spatial CV
 - :mod:`.scene` — the default fusion over a whole scene, window by window
 - :mod:`.sentinel2`, :mod:`.aster` — reflectance from Sentinel-2 and ASTER L1T products
@@ -34,7 +35,7 @@ import importlib
 __all__ = [
     "grid", "kriging", "resample", "pyramid", "pca", "clustering", "regression", "fusion",
     "indices", "metrics", "pipeline", "progress", "samples", "adaptive", "scene", "sentinel2",
-    "aster", "evaluation",
+    "aster", "evaluation", "guards",
 ]
 
 

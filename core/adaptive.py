@@ -64,6 +64,7 @@ DEFAULT_SHRINKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Shrinkage factors of the image trend tried (0 = kriging alone)."""
 FEATURE_SETS = ("bands", "bands+ratios")
 _ALPHAS = np.logspace(-3, 4, 36)
+"""Ridge penalties tried (GCV): 1e-3 to 1e4, five per decade."""
 
 
 def _window_mean(band, window, out=None):

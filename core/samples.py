@@ -84,6 +84,10 @@ DL_FRACTION = 0.5
 #: Default missing-value codes: numbers that mean "no value" in survey databases.
 MISSING_CODES = (-9999.0, -999.0, -99999.0)
 
+#: Numbers this large (in absolute value) are float nodata codes (1e30, -1e32, 3.4e38),
+#: never concentrations: they count as missing-value codes.
+HUGE_CODE = 1e30
+
 #: Samples closer than this fraction of the median nearest-neighbour spacing are
 #: merged as duplicates (a 2 km till survey: 40 m).
 NEAR_DUPLICATE_FRACTION = 0.02
@@ -93,7 +97,8 @@ CONVENTIONS = (
     "<b>Sample values</b> (the same rules in every algorithm that reads samples): numbers; "
     "text <i>&lt;5</i> is below a detection limit of 5 and <i>&gt;5000</i> above an upper limit "
     "(kept at 5000, reported); NULL, empty or other text is no value. <b>Missing-value "
-    "codes</b> (default -9999, -999, -99999) mean no value: those samples are left out and "
+    "codes</b> (default -9999, -999, -99999; and any number beyond ±1e30, a float nodata) "
+    "mean no value: those samples are left out and "
     "counted. <b>Negative values</b> are below-detection codes; with <i>Negative values mean "
     "below |value|</i> (the USGS/GTK convention) -5 is below a detection limit of 5. "
     "<b>Qualifier columns</b>: a text field next to the element (GTK style: <i>Cu_511P_T</i> "
@@ -555,7 +560,10 @@ def parse_values(raw, *, name="values", qualifiers=None, missing_codes=MISSING_C
         except ValueError:
             not_numbers[text] = not_numbers.get(text, 0) + 1
     messages = []
-    codes = np.isin(values, np.asarray(list(missing_codes or ()), dtype=float)) & ~below & ~above
+    with np.errstate(invalid="ignore"):  # float nodata conventions (1e30, -1e32, 3.4e38): no value
+        huge = np.abs(values) >= HUGE_CODE
+    codes = (np.isin(values, np.asarray(list(missing_codes or ()), dtype=float)) | huge) & (
+        ~below & ~above)
     if codes.any():
         messages.append(
             f"{_count(codes.sum(), 'sample', 'samples')} of {name} "

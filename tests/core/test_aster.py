@@ -198,3 +198,46 @@ def test_band_names_and_labels():
 def test_band_edges_contain_the_central_wavelengths():
     for band, (lo, hi) in aster.BAND_EDGES_UM.items():
         assert lo < aster.CENTRAL_WAVELENGTH_UM[band] < hi
+
+
+def test_full_tables_are_the_handbook_values():
+    # ASTER User Handbook v2, Table 5 (unit conversion coefficients, W m-2 sr-1 um-1 per DN)
+    # and Table 1 (band edges, um), typed in here
+    ucc = {
+        "1": (0.676, 1.688, 2.25, None), "2": (0.708, 1.415, 1.89, None),
+        "3N": (0.423, 0.862, 1.15, None), "4": (0.1087, 0.2174, 0.2900, 0.2900),
+        "5": (0.0348, 0.0696, 0.0925, 0.4090), "6": (0.0313, 0.0625, 0.0830, 0.3900),
+        "7": (0.0299, 0.0597, 0.0795, 0.3320), "8": (0.0209, 0.0417, 0.0556, 0.2450),
+        "9": (0.0159, 0.0318, 0.0424, 0.2650),
+    }
+    for band, values in ucc.items():
+        for gain, value in zip(("high", "normal", "low1", "low2"), values):
+            if value is None:
+                with pytest.raises(ValueError, match="no 'low2' gain"):
+                    aster.unit_conversion_coefficient(band, gain)
+            else:
+                assert aster.unit_conversion_coefficient(band, gain) == value, (band, gain)
+    tir = {"10": 6.822e-3, "11": 6.780e-3, "12": 6.590e-3, "13": 5.693e-3, "14": 5.225e-3}
+    for band, value in tir.items():
+        assert aster.unit_conversion_coefficient(band) == value
+    assert aster.BAND_EDGES_UM == {
+        "1": (0.52, 0.60), "2": (0.63, 0.69), "3N": (0.78, 0.86), "4": (1.600, 1.700),
+        "5": (2.145, 2.185), "6": (2.185, 2.225), "7": (2.235, 2.285), "8": (2.295, 2.365),
+        "9": (2.360, 2.430), "10": (8.125, 8.475), "11": (8.475, 8.825),
+        "12": (8.925, 9.275), "13": (10.25, 10.95), "14": (10.95, 11.65)}
+
+
+def test_both_corners_and_the_hemisphere_default():
+    odl = items(LOWERRIGHTM="(-3036907.5, 497647.5)")
+    meta = aster.parse_metadata(odl)
+    assert meta.upper_left == (437452.5, 7024907.5)
+    assert meta.lower_right == (497647.5, 6963092.5)  # -3036907.5 + 10,000 km
+    assert aster.SceneMetadata(date=dt.date(2010, 5, 15), sun_azimuth=0.0,
+                               sun_elevation=45.0).south is False
+
+
+def test_dark_object_needs_a_1d_histogram():
+    with pytest.raises(ValueError, match="1-D histogram"):
+        aster.dark_object_dn(np.ones((2, 256)))
+    with pytest.raises(ValueError, match="1-D histogram"):
+        aster.dark_object_dn(np.float64(3.0))

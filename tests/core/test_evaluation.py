@@ -149,6 +149,38 @@ def test_wald_consistency_with_input_samples_at_the_median_spacing():
     assert out["wald_bias"] == pytest.approx(0.0, abs=1e-9)
 
 
+def test_two_points_are_enough_to_score_and_two_inputs_to_find_a_support():
+    # 2 valid pairs are the documented minimum: scored, no warning; 1 is too few
+    layer = smooth_field(seed=8)
+    rows, cols = np.array([5, 30]), np.array([7, 40])
+    x, y = centres(GRID, rows, cols)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ev.evaluate_layer(layer, GRID, reference_points=(x, y, layer[rows, cols] + 1.0))
+    assert out["n_points"] == 2 and out["bias_points"] == pytest.approx(-1.0)
+    # the consistency check finds its support from 2 input samples (their spacing) ...
+    xi, yi = np.array([GRID.x_min + 25.0, GRID.x_min + 75.0]), np.array([GRID.y_max - 25.0] * 2)
+    out = ev.evaluate_layer(layer, GRID, input_points=(xi, yi, np.array([20.0, 21.0])))
+    assert out["wald_support"] == pytest.approx(50.0)
+    # ... but not from 1, unless the support is given (it must then be positive)
+    with pytest.raises(ValueError, match="at least 2 input samples"):
+        ev.evaluate_layer(layer, GRID, input_points=(xi[:1], yi[:1], np.array([20.0])))
+    for bad in (0.0, -50.0, np.nan):
+        with pytest.raises(ValueError, match="support must be a positive block side"):
+            ev.evaluate_layer(layer, GRID, input_points=(xi, yi, np.array([20.0, 21.0])),
+                              support=bad)
+
+
+def test_block_mean_leaves_out_pixels_beyond_the_coarse_grid():
+    # a coarse grid covering only the left 30 m x the top 20 m of the layer: the pixels
+    # outside it are left out, not wrapped into other cells
+    layer = smooth_field(seed=9)
+    coarse = Grid(GRID.x_min, GRID.y_max, 10.0, 10.0, 3, 2)  # 3 cols x 2 rows of 10 m
+    wide = Grid(GRID.x_min, GRID.y_max, 10.0, 10.0, 50, 40)
+    got = ev.block_mean(layer, wide, coarse, min_coverage=1e-9)
+    np.testing.assert_allclose(got, layer[:2, :3], rtol=1e-12)
+
+
 # -- occurrences -------------------------------------------------------------------------
 def test_occurrences_on_the_maxima_give_an_auc_near_one():
     layer = smooth_field(seed=8)
@@ -233,6 +265,31 @@ def test_cross_validation_shows_that_the_image_helps(scene):
     assert res["regression kriging"]["rmse"] < 0.5 * res["kriging alone"]["rmse"]
 
 
+def test_cross_validation_never_trains_on_the_held_out_fold(scene):
+    # Plant a signal in one sample: +1000 on a value of ~30. A held-out prediction may not
+    # depend on the held-out values, so the planted sample and the rest of its fold must be
+    # predicted exactly as without the plant; the other folds train on it and must move.
+    from geochem_fusion.core.adaptive import spatial_folds
+    from geochem_fusion.core.kriging import median_nn_spacing
+
+    x, y, values, image, grid = scene
+    methods = ("kriging alone", "regression kriging", "default")
+    planted = values.copy()
+    i = 14
+    planted[i] += 1000.0
+    base = ev.cross_validate_chain(x, y, values, image, grid, n_folds=4, methods=methods)
+    leak = ev.cross_validate_chain(x, y, planted, image, grid, n_folds=4, methods=methods)
+    folds = spatial_folds(x, y, block=5 * median_nn_spacing(x, y), n_folds=4, random_state=0)
+    same_fold = folds == folds[i]
+    assert 1 < same_fold.sum() < x.size
+    for m in methods:
+        before, after = base[m]["predictions"], leak[m]["predictions"]
+        np.testing.assert_allclose(after[same_fold], before[same_fold], rtol=1e-9, atol=1e-9,
+                                   err_msg=f"{m}: the held-out fold saw its own values")
+        # the plant is visible wherever it was trained on (kriging spreads it to neighbours)
+        assert np.abs(after - before)[~same_fold].max() > 1.0, m
+
+
 def test_cross_validation_with_log_transform_scores_in_log10(scene):
     x, y, values, image, grid = scene
     ppm = 10 ** (1 + values / 100)  # positive, right-skewed
@@ -252,5 +309,8 @@ def test_cross_validation_refuses_bad_settings(scene):
         ev.cross_validate_chain(x, y, values, image, grid, methods=("magic",))
     with pytest.raises(ValueError, match="n_folds"):
         ev.cross_validate_chain(x, y, values, image, grid, n_folds=1)
+    for bad in (0.0, -100.0):  # 0 would silently mean the default block: refused instead
+        with pytest.raises(ValueError, match="block must be a positive side"):
+            ev.cross_validate_chain(x, y, values, image, grid, block=bad)
     with pytest.raises(ValueError, match="does not match its grid"):
         ev.cross_validate_chain(x, y, values, image[:, :10], grid)

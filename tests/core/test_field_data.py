@@ -155,3 +155,10 @@ def test_coverage_counts_samples_outside_and_on_nodata():
     assert "Of the 6 sample sites, 2 (33.3 %) lie outside the image and 1 (16.7 %) fall on its" \
            " nodata" in message
     assert check_coverage(x[:4], y[:4], (0, 0, 4, 1)) == []
+
+
+def test_float_nodata_numbers_are_missing_codes():
+    """1e30, -1e32, 3.4e38: what GIS software writes for "no value" in float fields."""
+    p = parse_values([10.0, 1e30, -1e32, 3.4e38, 5.0], name="Cu")
+    assert np.isnan(p.values[1:4]).all() and not p.below.any()
+    assert any("3 samples of Cu hold a missing-value code" in m for m in p.messages)

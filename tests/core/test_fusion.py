@@ -345,3 +345,37 @@ def test_single_feature_as_2d_array_and_inputs_not_mutated(scene):
     assert one.model.global_fit_.coef.shape == (1,)
     np.testing.assert_array_equal(features, f0)
     np.testing.assert_array_equal(geo, g0)
+
+
+# -- the input rules fuse states (pinned one by one) ----------------------------------------
+def test_fuse_refuses_wrong_dimensions_and_grids():
+    rng = np.random.default_rng(40)
+    geo = rng.uniform(1, 2, (16, 16))
+    feats = rng.uniform(0.1, 0.5, (2, 16, 16))
+    with pytest.raises(ValueError, match=r"geochemical layer as \(rows, cols\), got ndim=1"):
+        fuse(geo[0], feats, levels=1)
+    with pytest.raises(ValueError, match=r"geochemical layer as \(rows, cols\), got ndim=3"):
+        fuse(geo[None], feats, levels=1)
+    with pytest.raises(ValueError, match=r"features as a \(bands, rows, cols\) stack, got ndim=1"):
+        fuse(geo, feats[0, 0], levels=1)
+    with pytest.raises(ValueError, match=r"got ndim=4"):
+        fuse(geo, feats[None], levels=1)
+    # features on a smaller or a larger grid than the geochemistry
+    for shape in ((2, 16, 12), (2, 16, 20), (2, 12, 16), (2, 20, 16)):
+        with pytest.raises(ValueError, match="are not on the same grid"):
+            fuse(geo, rng.uniform(0.1, 0.5, shape), levels=1)
+    # the settings are keyword-only: fuse(geo, feats, 1) is a mistake, not levels=1
+    with pytest.raises(TypeError):
+        fuse(geo, feats, 1)
+
+
+def test_log_transform_accepts_values_below_one():
+    # concentrations below 1 (e.g. Au in ppm) are positive: log10 is defined, only <= 0 is refused
+    rng = np.random.default_rng(41)
+    feats = rng.uniform(0.1, 0.5, (2, 16, 16))
+    geo = 10 ** (-2 + feats[0] + 0.01 * rng.normal(size=(16, 16)))  # 0.01 .. 0.03
+    result = fuse(geo, feats, levels=1, log_transform=True)
+    assert np.isfinite(result.fused).all() and (result.fused > 0).all()
+    geo[3, 3] = 0.0
+    with pytest.raises(ValueError, match="1 pixels of the geochemical layer are <= 0"):
+        fuse(geo, feats, levels=1, log_transform=True)

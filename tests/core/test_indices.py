@@ -76,11 +76,25 @@ def test_label_format():
         ind.get_table("landsat")
 
 
+#: The Sentinel-2 formula table, written out from the sources the module cites: van der Meer
+#: et al. (2014) map ASTER 4/2 (gossan) to B11/B4, 4/3 (ferric oxides) to B11/B8, 5/4
+#: (ferrous silicates) to B12/B11 and 5/3+1/2 (ferrous iron) to B12/B8+B3/B4; Sabins (1999)
+#: Landsat TM 3/1 (ferric iron) and 5/7 (clay/hydroxyl) are B4/B2 and B11/B12 on Sentinel-2.
+S2_TABLE = {
+    "ferric_iron": ("B4/B2", lambda b: b["B4"] / b["B2"]),
+    "ferrous_iron": ("B12/B8+B3/B4", lambda b: b["B12"] / b["B8"] + b["B3"] / b["B4"]),
+    "ferric_oxides": ("B11/B8", lambda b: b["B11"] / b["B8"]),
+    "gossan": ("B11/B4", lambda b: b["B11"] / b["B4"]),
+    "ferrous_silicates": ("B12/B11", lambda b: b["B12"] / b["B11"]),
+    "clay_hydroxyl": ("B11/B12", lambda b: b["B11"] / b["B12"]),
+}
+
+
 def test_sentinel2_table_bands_and_formulas():
     by_key = {ix.key: ix for ix in ind.SENTINEL2_INDICES}
-    assert by_key["ferric_iron"].formula == "B4/B2"
-    assert by_key["ferrous_iron"].formula == "B12/B8+B3/B4"
-    assert by_key["clay_hydroxyl"].formula == "B11/B12"
+    assert set(by_key) == set(S2_TABLE)
+    for key, (formula, _) in S2_TABLE.items():
+        assert by_key[key].formula == formula, key
     for ix in ind.SENTINEL2_INDICES:
         assert set(ix.bands) <= set(ind.SENTINEL2_BANDS)
         assert ix.reference  # every analogue is referenced
@@ -107,6 +121,22 @@ def test_every_sentinel2_row_computes():
         S2_FULL["B4"]
     ]
     np.testing.assert_allclose(res.data[k], expected, rtol=1e-14)
+
+
+@pytest.mark.parametrize("key", sorted(S2_TABLE))
+def test_sentinel2_values_follow_the_formula_table(key):
+    # every Sentinel-2 index computed from distinct band values (prime-like, so that a swapped
+    # or wrong band gives another number) against the table written out by hand above
+    stack = np.random.default_rng(2).uniform(0.05, 0.6, size=(13, 4, 5))
+    bands = {b: stack[i] for i, b in enumerate(ind.SENTINEL2_BANDS)}
+    res = ind.compute_indices(stack, S2_FULL, sensor="sentinel2", indices=[key])
+    np.testing.assert_allclose(res.data[0], S2_TABLE[key][1](bands), rtol=1e-14)
+    # one pixel by hand: B11 = 0.3, B4 = 0.1 -> gossan 3 (and 1/3 if the ratio were swapped)
+    if key == "gossan":
+        one = np.full((13, 1, 1), 0.2)
+        one[S2_FULL["B11"]], one[S2_FULL["B4"]] = 0.3, 0.1
+        value = ind.compute_indices(one, S2_FULL, sensor="sentinel2", indices=["gossan"]).data
+        assert value[0, 0, 0] == pytest.approx(3.0, rel=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -239,3 +269,89 @@ def test_default_band_map():
     assert list(s2.values()) == list(range(10))
     with pytest.raises(ValueError, match="provide a band map"):
         ind.default_band_map(5, "sentinel2")
+
+
+# -- the rules of the band map and the formula parser (pinned one by one) -------------------
+@pytest.mark.parametrize(("formula", "message"), [
+    ("4/", "expected a band"),          # a ratio without its denominator
+    ("(4+6/5", "expected \\)"),         # an unclosed group
+    ("4/5 6", "expected \\+"),          # two ratios without '+'
+    ("/5", "malformed formula '/5'$"),  # a factor must be a band: '/' is not one
+    ("·/5", "malformed formula '·/5'$"),  # nor is a product sign
+])
+def test_malformed_formulas_are_refused_with_what_was_expected(formula, message):
+    with pytest.raises(ValueError, match=message):
+        ind._parse(formula)
+
+
+def test_band_names_by_sensor():
+    # ASTER has bands 1..14 and 3N (nadir) -- not 15, not 3B, not 2N; Sentinel-2 has B1..B12
+    # and B8A -- not B3N, not B4A
+    assert ind._canonical_band("3N", "aster") == "3"
+    assert ind._canonical_band("14", "aster") == "14"
+    for name in ("15", "3B", "2N", "4N", "8A"):
+        assert ind._canonical_band(name, "aster") is None, name
+    assert ind._canonical_band("B8A", "sentinel2") == "B8A"
+    assert ind._canonical_band("B02", "sentinel2") == "B2"
+    for name in ("B3N", "B4A", "B13", "B8N"):
+        assert ind._canonical_band(name, "sentinel2") is None, name
+    stack = np.ones((15, 2, 2))
+    with pytest.raises(ValueError, match=r"'15' is not a aster band name; use e\.g\. '1'\.\.'14'"):
+        ind.compute_indices(stack, {"15": 0})
+    with pytest.raises(ValueError, match=r"'B3N' is not a sentinel2 band name; use e\.g\. 'B2'"):
+        ind.compute_indices(stack, {"B3N": 0}, sensor="sentinel2")
+
+
+def test_band_map_indices_and_duplicates():
+    stack = np.ones((14, 2, 2))
+    with pytest.raises(ValueError, match=r"band_map\['3'\] = 14 is outside the stack's bands 0\.\.13"):
+        ind.compute_indices(stack, {"1": 0, "2": 1, "3": 14})
+    with pytest.raises(ValueError, match=r"= -1 is outside"):
+        ind.compute_indices(stack, {"1": 0, "2": -1})
+    # the same band under two names is refused whichever index is larger
+    for a, b in ((0, 1), (1, 0)):
+        with pytest.raises(ValueError, match="mapped twice"):
+            ind.compute_indices(stack, {"B2": a, "B02": b, "B3": 2}, sensor="sentinel2")
+    # the same band twice with the same index is harmless
+    res = ind.compute_indices(stack, {"B4": 2, "B04": 2, "B2": 0}, sensor="sentinel2",
+                              indices=["ferric_iron"])
+    np.testing.assert_array_equal(res.data, 1.0)
+
+
+def test_guess_band_map_takes_the_last_band_token():
+    # QGIS shows "Band 1: B02": the band is B2, not B1
+    assert ind.guess_band_map(["Band 1: B02", "Band 2: B03"], "sentinel2") == {"B2": 0, "B3": 1}
+
+
+def test_default_band_map_only_for_the_documented_stacks():
+    assert ind.default_band_map(9, "aster") == {str(i): i - 1 for i in range(1, 10)}
+    assert len(ind.default_band_map(14, "aster")) == 14
+    for n, sensor in ((10, "aster"), (3, "sentinel2"), (5, "sentinel2"), (11, "sentinel2"),
+                      (13, "sentinel2")):
+        with pytest.raises(ValueError, match="provide a band map"):
+            ind.default_band_map(n, sensor)
+    with pytest.raises(ValueError, match=r"4 \(B2,B3,B4,B8\) or 10"):
+        ind.default_band_map(7, "sentinel2")
+    with pytest.raises(ValueError, match="9 or 14"):
+        ind.default_band_map(7, "aster")
+
+
+def test_negative_denominator_is_a_number_zero_is_nodata():
+    # reflectance may be slightly negative after the offset: the ratio is then a (negative)
+    # number; only a zero or non-finite denominator is nodata
+    stack = np.full((4, 1, 3), 0.2)
+    stack[0] = [[-0.1, 0.0, 0.1]]  # B2, the denominator of ferric iron B4/B2
+    res = ind.compute_indices(stack, {"B2": 0, "B3": 1, "B4": 2, "B8": 3}, sensor="sentinel2",
+                              indices=["ferric_iron"])
+    np.testing.assert_allclose(res.data[0, 0], [-2.0, np.nan, 2.0])
+
+
+def test_skipped_indices_are_logged(aster_stack, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger=ind.__name__):
+        ind.compute_indices(aster_stack, ASTER_FULL)
+    assert "skipped" not in caplog.text  # every index computable: nothing to say
+    with caplog.at_level(logging.INFO, logger=ind.__name__):
+        ind.compute_indices(aster_stack[:9], ind.default_band_map(9, "aster"))
+    assert "skipped" in caplog.text and "siliceous_rocks" in caplog.text

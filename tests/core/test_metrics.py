@@ -290,3 +290,31 @@ def test_ssim_by_row_blocks_equals_the_whole_layer(monkeypatch):
     for block_pixels in (217, 5000, 30_000):  # one row, a few rows, many rows per block
         monkeypatch.setattr(m, "_SSIM_BLOCK_PIXELS", block_pixels)
         assert m.ssim(a, b) == pytest.approx(whole, rel=1e-12)
+
+
+def test_ssim_without_a_valid_pixel_inside_the_border_is_a_clear_error():
+    a = np.random.default_rng(50).normal(size=(20, 20))
+    b = a.copy()
+    b[5:15, 5:15] = np.nan  # every pixel 5 or more inside the border is nodata
+    with pytest.raises(ValueError, match="no valid pixel lies 5 or more pixels inside"):
+        m.ssim(a, b)
+
+
+def test_anomaly_is_strictly_above_the_threshold():
+    # 95 zeros and 5 ones: the 90th percentile is 0, so the anomalies are the five ones
+    # (strictly above it), not every pixel; two layers with their ones apart do not overlap
+    a = np.zeros((10, 10))
+    b = np.zeros((10, 10))
+    a[0, :5] = 1.0
+    b[9, 5:] = 1.0
+    assert m.anomaly_iou(a, b) == 0.0
+    assert m.anomaly_iou(a, a) == 1.0
+
+
+def test_occurrence_indices_may_be_whole_floats_but_not_fractions():
+    layer = np.arange(25.0).reshape(5, 5)
+    as_int = m.success_rate_auc(layer, np.array([4, 3]), np.array([4, 2]))
+    as_float = m.success_rate_auc(layer, np.array([4.0, 3.0]), np.array([4.0, 2.0]))
+    assert as_float == as_int
+    with pytest.raises(ValueError, match="rows must hold integer pixel indices"):
+        m.success_rate_auc(layer, np.array([4.5, 3.0]), np.array([4.0, 2.0]))

@@ -5,6 +5,7 @@ with a message (the only exception the algorithms turn into a user message). Exa
 kept few (50) and small so that the file runs in seconds.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -133,9 +134,25 @@ def test_fuse_gives_a_result_or_a_message(data, mode, log):
         warnings.simplefilter("ignore")
         try:
             result = fuse(geo, features, levels=levels, mode=mode, log_transform=log)
-        except ValueError as exc:  # too few valid pixels, a constant feature, ...
-            assert str(exc)
-            event("refused with a message")
+        except ValueError as exc:
+            # only the two documented refusals, each with a count that is true of this input
+            # (any other ValueError, or a refusal of a well-posed input, fails)
+            valid = np.isfinite(geo) & np.isfinite(features).all(axis=0)
+            message = str(exc)
+            few = re.search(r"only (\d+) pixels have finite geochemistry and all (\d+) "
+                            r"features; the global fit needs at least (\d+)", message)
+            constant = re.search(r"feature\(s\) \[[\d, ]+\] \(0-based\) are constant over "
+                                 r"the (\d+) pixels", message)
+            assert few or constant, f"unexpected refusal: {message}"
+            if few:
+                assert int(few.group(1)) == valid.sum() < int(few.group(3))
+                assert int(few.group(2)) == features.shape[0]
+            else:
+                assert int(constant.group(1)) == valid.sum()
+                # a constant design is only possible when few pixels or few values vary
+                distinct = min(np.unique(f[valid]).size for f in features)
+                assert valid.sum() < 4 * features.shape[0] + 8 or distinct < valid.sum()
+            event("refused: " + ("too few pixels" if few else "constant feature"))
             return
     event("fused")
     assert result.fused.shape == geo.shape
@@ -145,6 +162,21 @@ def test_fuse_gives_a_result_or_a_message(data, mode, log):
     assert not np.isfinite(result.fused[~valid]).any()
     if not log:
         assert np.isfinite(result.fused[valid]).all()
+
+
+@SETTINGS
+@given(data=st.data(), mode=st.sampled_from(["paper", "coherent"]))
+def test_fuse_of_a_well_posed_input_never_refuses(data, mode):
+    # enough valid pixels and features that vary: a refusal here is a bug, not a message
+    rows, cols = data.draw(st.integers(16, 24)), data.draw(st.integers(16, 24))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    features = rng.uniform(0.05, 0.6, (2, rows, cols))
+    geo = 10 + 5 * features[0] - 3 * features[1] + rng.normal(scale=0.1, size=(rows, cols))
+    holes = rng.random((rows, cols)) < data.draw(st.floats(0.0, 0.3))  # up to 30 % nodata
+    geo[holes] = np.nan
+    levels = data.draw(st.integers(0, 2))
+    result = fuse(geo, features, levels=levels, mode=mode)
+    assert np.isfinite(result.fused[~holes]).all() and np.isnan(result.fused[holes]).all()
 
 
 @SETTINGS

@@ -24,19 +24,107 @@ def exact_reach(levels):
     return 4 * (2**levels - 1)
 
 
+# -- the published kernel ----------------------------------------------------
+def burt_adelson_weights(a=0.375):
+    """Burt & Adelson (1983), eq. (2)-(3): w = [1/4 - a/2, 1/4, a, 1/4, 1/4 - a/2]."""
+    return np.array([0.25 - a / 2, 0.25, a, 0.25, 0.25 - a / 2])
+
+
+def reference_reduce(g, w):
+    """REDUCE by the paper's sum G1(i, j) = sum_m sum_n w(m) w(n) G0(2i + m, 2j + n), interior only.
+
+    Returns the coarse level on the cells whose 5 x 5 support lies inside ``g`` (NaN elsewhere).
+    """
+    rows, cols = -(-g.shape[0] // 2), -(-g.shape[1] // 2)
+    out = np.full((rows, cols), np.nan)
+    for i in range(1, rows - 1):
+        for j in range(1, cols - 1):
+            if 2 * i + 2 < g.shape[0] and 2 * j + 2 < g.shape[1]:
+                out[i, j] = sum(w[m + 2] * w[n + 2] * g[2 * i + m, 2 * j + n]
+                                for m in range(-2, 3) for n in range(-2, 3))
+    return out
+
+
+def reference_expand(g, shape, w):
+    """EXPAND by the paper's sum 4 sum_m sum_n w(m) w(n) G((i - m)/2, (j - n)/2), integer terms only.
+
+    Interior cells of the fine ``shape`` (NaN within 2 cells of the border).
+    """
+    out = np.full(shape, np.nan)
+    for i in range(2, shape[0] - 2):
+        for j in range(2, shape[1] - 2):
+            total = 0.0
+            for m in range(-2, 3):
+                for n in range(-2, 3):
+                    if (i - m) % 2 == 0 and (j - n) % 2 == 0:
+                        total += w[m + 2] * w[n + 2] * g[(i - m) // 2, (j - n) // 2]
+            out[i, j] = 4.0 * total
+    return out
+
+
+def test_kernel_is_burt_adelson_a_0375():
+    # Burt & Adelson (1983) generating kernel with a = 0.375 is the binomial [1, 4, 6, 4, 1] / 16
+    np.testing.assert_array_equal(pyramid.KERNEL, burt_adelson_weights(0.375))
+    np.testing.assert_array_equal(pyramid.KERNEL * 16, [1, 4, 6, 4, 1])
+
+
+def test_reduce_of_an_impulse_gives_the_published_weights():
+    # an impulse at an even position (2i, 2j): the coarse level holds w(m) w(n) at i - m/2 ...
+    # only even offsets m = 2i' - 2i land on coarse cells: the centre gets w(0)^2 = a^2
+    x = np.zeros((33, 33))
+    x[16, 16] = 1.0
+    g1 = pyramid.gaussian_pyramid(x, 1)[1]
+    w = burt_adelson_weights()
+    assert g1[8, 8] == pytest.approx(w[2] * w[2], abs=1e-15)  # 0.140625
+    assert g1[8, 9] == pytest.approx(w[2] * w[0], abs=1e-15)  # m = 0, n = -2
+    assert g1[9, 9] == pytest.approx(w[0] * w[0], abs=1e-15)
+    assert g1[8, 10] == 0.0  # beyond the 5-tap reach
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_pyramid_levels_match_the_papers_sums(levels):
+    # the Gaussian levels and the expanded low band against the paper's formulas written out
+    # term by term (independent of KERNEL and of scipy): interior cells, rounding only
+    x = smooth_field((41, 45), seed=3)
+    w = burt_adelson_weights()
+    gauss = pyramid.gaussian_pyramid(x, levels)
+    expected = x
+    for j in range(1, levels + 1):
+        expected = reference_reduce(expected, w)
+        inner = np.isfinite(expected)
+        np.testing.assert_allclose(gauss[j][inner], expected[inner], rtol=1e-12)
+        expected = gauss[j]  # the next level's reference starts from the checked level
+    low, high = pyramid.decompose(x, 1)
+    ref_low = reference_expand(pyramid.gaussian_pyramid(x, 1)[1], x.shape, w)
+    inner = np.isfinite(ref_low)
+    np.testing.assert_allclose(low[inner], ref_low[inner], rtol=1e-12)
+    # high is the detail the paper's EXPAND(REDUCE(x)) misses: x - that, not x - anything
+    np.testing.assert_allclose(high[inner], (x - ref_low)[inner], rtol=0, atol=1e-12)
+
+
 # -- decompose: exact split ------------------------------------------------
 @pytest.mark.parametrize("shape", [(97, 131), (64, 64), (3, 50, 37)])
 def test_low_plus_high_is_input(shape):
+    # low + high == x holds by construction (high = x - low); what the test pins is that low
+    # is the published smoothing: EXPAND^k(REDUCE^k(x)) preserves the mean of x (each kernel
+    # sums to 1), removes fine detail (the high band carries the variance at the pixel
+    # scale), and differs between depths -- a low band equal to x or to 0 fails
     x = smooth_field(shape, seed=1)
     for levels in range(pyramid.max_levels(shape) + 1):
         low, high = pyramid.decompose(x, levels)
         assert low.dtype == np.float64 and high.dtype == np.float64
         assert low.shape == x.shape and high.shape == x.shape
-        # high is computed as x - low, so low + high can differ from x only by
-        # the rounding of one subtraction and one addition: a few ulp of max|x|.
         np.testing.assert_allclose(low + high, x, rtol=0, atol=4 * EPS * np.abs(x).max())
-
-
+        if levels == 0:
+            np.testing.assert_array_equal(low, x)
+            previous = low
+            continue
+        if levels <= 2:  # mirror borders shift the mean of deep levels (border cells weigh more)
+            assert abs(low.mean() - x.mean()) < 0.05 * x.std()
+        assert np.std(high) > 0.01 * np.std(x)
+        # a deeper level smooths more: less variance in low, more in high
+        assert np.var(np.diff(low, axis=-1)) < np.var(np.diff(previous, axis=-1))
+        previous = low
 def test_levels_zero_is_identity():
     x = smooth_field((20, 30))
     low, high = pyramid.decompose(x, 0)
@@ -194,6 +282,8 @@ def test_all_nan_input_gives_all_nan():
 def test_max_levels(n):
     # independent closed form: ceil(n / 2**k) >= 2  <=>  2**k < n
     assert pyramid.max_levels((n, 10**6)) == int(math.floor(math.log2(n - 1)))
+    assert pyramid.max_levels((10**6, n)) == int(math.floor(math.log2(n - 1)))  # cols bind
+    assert pyramid.max_levels((3, n, n + 1)) == int(math.floor(math.log2(n - 1)))
     coarsest = pyramid.gaussian_pyramid(np.zeros((n, 5)), pyramid.max_levels((n, 5)))[-1]
     assert min(coarsest.shape) >= 2
 
@@ -302,6 +392,21 @@ def test_block_pyramid_equals_the_whole_image(shape, push_rows, read_rows):
         if levels:
             assert bp.top_.shape == (2, *bp.sizes[-1])
             assert bp.sizes[-1] == tuple(-(-n // 2**levels) for n in shape)
+
+
+def test_block_pyramid_takes_2d_blocks_for_one_layer():
+    # a single-layer BlockPyramid accepts (rows, cols) blocks as well as (1, rows, cols)
+    x = smooth_field((40, 30), seed=6)
+    whole_low, whole_high = pyramid.decompose(x, 2)
+    bp = pyramid.BlockPyramid(x.shape, 2)
+    for r in range(0, 40, 8):
+        bp.push(x[r:r + 8])
+    assert bp.complete
+    low, high = bp.decompose(x[16:24], 16)
+    np.testing.assert_allclose(low[0], whole_low[16:24], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(high[0], whole_high[16:24], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"expected a \(1, rows, 30\) row block"):
+        bp.decompose(x[16:24, :20], 16)
 
 
 def test_block_pyramid_holds_the_block_not_the_image():

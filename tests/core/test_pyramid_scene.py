@@ -89,8 +89,18 @@ def test_a_sampled_fit_on_a_large_image_recovers_the_gains():
 
 def test_fit_rows():
     np.testing.assert_array_equal(fit_rows(10, 20, 8, 200), np.arange(10))  # small: every row
-    assert fit_rows(10980, 10980, 8, 200_000)[1] == 64  # a quarter of the 256-pixel low band
-    assert fit_rows(1000, 1000, 8, 200_000)[1] == 5  # no sparser than needed
+    # a full tile at depth 8: the low band's scale is 2**8 = 256 px, a quarter of it is 64;
+    # every 64th row still offers ceil(10980 / 64) * 10980 = 1.9 M pixels >= 200 000
+    rows = fit_rows(10980, 10980, 8, 200_000)
+    assert rows[1] == 64 and rows.size == -(-10980 // 64)
+    # 1000 x 1000 = 1 M pixels for a sample of 200 000: every 5th row offers 200 rows x 1000 =
+    # 200 000 pixels, just enough (every 6th: 167 x 1000 = 167 000, too few; every 4th:
+    # 250 000, denser than needed), and 5 is below the cap of 64
+    rows = fit_rows(1000, 1000, 8, 200_000)
+    assert rows[1] == 5 and rows.size * 1000 == 200_000
+    np.testing.assert_array_equal(np.diff(rows), 5)
+    # a shallow pyramid caps the stride: depth 3 -> 2**(3 - 2) = 2 even if 5 would suffice
+    assert fit_rows(1000, 1000, 3, 200_000)[1] == 2
 
 
 def test_progress_and_cancel(layers):

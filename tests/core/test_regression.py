@@ -309,3 +309,48 @@ def test_singular_global_design_is_an_error():
     X[0] = 1.0
     with pytest.raises(SingularDesignError, match="global fit: feature"):
         FeatureRegression().fit(y, X)
+
+
+# -- the rules the fit states (pinned one by one) -------------------------------------------
+def test_fit_linear_needs_p_plus_2_pixels_and_keyword_options():
+    rng = np.random.default_rng(30)
+    # p = 1: 2 pixels cannot fit a gain, an intercept and leave a residual; 3 can
+    with pytest.raises(SingularDesignError, match="2 pixels cannot fit 1 gains .* at least 3"):
+        fit_linear(rng.normal(size=2), rng.normal(size=(2, 1)))
+    fit_linear(rng.normal(size=3), rng.normal(size=(3, 1)))
+    # p = 3: 5 pixels are enough (p + 2), 4 are not
+    X = rng.normal(size=(5, 3))
+    fit = fit_linear(X @ [1.0, 2.0, 3.0] + 4.0, X)
+    np.testing.assert_allclose(fit.coef, [1.0, 2.0, 3.0], atol=1e-9)
+    with pytest.raises(SingularDesignError, match="need at least 5"):
+        fit_linear(rng.normal(size=4), rng.normal(size=(4, 3)))
+    # shapes must agree exactly, in either direction
+    for n_y, n_x in ((5, 6), (6, 5)):
+        with pytest.raises(ValueError, match=r"expected y of shape \(n,\)"):
+            fit_linear(np.ones(n_y), rng.normal(size=(n_x, 2)))
+    # ridge and label are keyword-only: a positional 0.5 is a mistake, not a ridge
+    with pytest.raises(TypeError):
+        fit_linear(X @ [1.0, 2.0, 3.0], X, 0.5)
+
+
+def test_default_min_pixels_is_max_of_30_and_10_per_coefficient():
+    # METHOD: at least 30 pixels, and 10 per coefficient (p gains + intercept)
+    rng = np.random.default_rng(31)
+    for p, needed in ((1, 30), (3, 40)):
+        y = np.full((10, 10), np.nan)
+        X = rng.normal(size=(p, 10, 10))
+        flat = y.reshape(-1)
+        flat[:needed - 1] = rng.normal(size=needed - 1)
+        with pytest.raises(ValueError, match=f"only {needed - 1} pixels .* at least {needed} "
+                                             f"\\(min_pixels={needed}\\)"):
+            FeatureRegression("global").fit(y, X)
+        flat[needed - 1] = 0.5
+        reg = FeatureRegression("global").fit(y, X)
+        assert reg.min_pixels_ == needed
+
+
+def test_features_on_another_grid_are_refused():
+    y = np.ones((10, 10))
+    for shape in ((2, 10, 12), (2, 10, 8), (2, 12, 10)):
+        with pytest.raises(ValueError, match="does not match y"):
+            FeatureRegression("global").fit(y, np.ones(shape))

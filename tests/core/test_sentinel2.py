@@ -222,3 +222,45 @@ def test_real_l1c_bands_through_band_map_and_sentinel2_table(shared_data):
         b4 = npz["im10"][2].astype(float).reshape(300, 2, 300, 2).mean(axis=(1, 3))
         b2 = npz["im10"][0].astype(float).reshape(300, 2, 300, 2).mean(axis=(1, 3))
         np.testing.assert_allclose(result.data[0], b4 / b2, rtol=1e-12)
+
+
+def test_sensor_tables_match_esa():
+    # Sentinel-2 MSI: native resolutions (ESA Sentinel-2 User Handbook, Table 1), S2A central
+    # wavelengths (spectral response functions v3, nm) and the L2A scene classes (ATBD Table 4)
+    resolution = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20,
+                  "B08": 10, "B8A": 20, "B09": 60, "B10": 60, "B11": 20, "B12": 20}
+    assert sentinel2.NATIVE_RESOLUTION == resolution
+    assert sentinel2.BANDS == tuple(resolution)
+    central = {"B01": 442.7, "B02": 492.7, "B03": 559.8, "B04": 664.6, "B05": 704.1,
+               "B06": 740.5, "B07": 782.8, "B08": 832.8, "B8A": 864.7, "B09": 945.1,
+               "B10": 1373.5, "B11": 1613.7, "B12": 2202.4}
+    assert sentinel2.CENTRAL_WAVELENGTH_NM == central
+    assert sentinel2.SCL_CLASSES == {
+        0: "no data", 1: "saturated or defective", 2: "cast shadows (dark area)",
+        3: "cloud shadows", 4: "vegetation", 5: "not vegetated", 6: "water",
+        7: "unclassified", 8: "cloud, medium probability", 9: "cloud, high probability",
+        10: "thin cirrus", 11: "snow or ice"}
+
+
+def test_special_values_without_an_index_are_skipped_not_the_end():
+    # a Special_Values element without SPECIAL_VALUE_INDEX comes first: the NODATA and
+    # SATURATED values after it must still be read
+    xml = l2a_xml().replace(
+        "<Special_Values><SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT>",
+        "<Special_Values><SPECIAL_VALUE_TEXT>FILL</SPECIAL_VALUE_TEXT></Special_Values>"
+        "<Special_Values><SPECIAL_VALUE_TEXT>NODATA</SPECIAL_VALUE_TEXT>", 1)
+    xml = xml.replace("<SPECIAL_VALUE_INDEX>0</SPECIAL_VALUE_INDEX>",
+                      "<SPECIAL_VALUE_INDEX>7</SPECIAL_VALUE_INDEX>")
+    xml = xml.replace("<SPECIAL_VALUE_INDEX>65535</SPECIAL_VALUE_INDEX>",
+                      "<SPECIAL_VALUE_INDEX>65000</SPECIAL_VALUE_INDEX>")
+    assert "FILL" in xml
+    meta = sentinel2.parse_mtd(xml)
+    assert meta.nodata_dn == 7 and meta.saturated_dn == 65000
+
+
+def test_special_values_default_to_esa_0_and_65535():
+    # without Special_Values in the metadata, ESA's conventions: DN 0 no data, 65535 saturated
+    xml = l2a_xml()
+    start, end = xml.index("<Special_Values>"), xml.rindex("</Special_Values>")
+    meta = sentinel2.parse_mtd(xml[:start] + xml[end + len("</Special_Values>"):])
+    assert meta.nodata_dn == 0 and meta.saturated_dn == 65535

@@ -60,6 +60,23 @@ def test_laplacian_decomposition(run_alg, make_raster, stack, read_raster, check
         check_output(path)
 
 
+def test_laplacian_decomposition_of_a_ramp(run_alg, make_raster, read_raster, tmp_path):
+    # independent of core: the Burt & Adelson kernel is symmetric and sums to 1, so REDUCE and
+    # EXPAND reproduce a linear ramp away from the borders: low = ramp, high = 0 there
+    rr, cc = np.mgrid[0:48, 0:64]
+    ramp = (0.1 + 0.002 * rr + 0.003 * cc)[None]
+    src = make_raster("ramp.tif", ramp, nodata=np.nan)
+    result = run_alg("laplaciandecomposition", {
+        "INPUT": src, "LEVELS": 2, "OUTPUT_LOW": str(tmp_path / "low.tif"),
+        "OUTPUT_HIGH": str(tmp_path / "high.tif")})
+    low, high = read_raster(result["OUTPUT_LOW"]), read_raster(result["OUTPUT_HIGH"])
+    inner = (slice(None), slice(12, -12), slice(12, -12))  # the reach of 2 levels is 12 px
+    np.testing.assert_allclose(low.data[inner], ramp[inner], rtol=1e-6)
+    np.testing.assert_allclose(high.data[inner], 0.0, atol=1e-6)
+    # near the border the mirror makes low differ from the ramp: there is something to pin
+    assert np.abs(high.data[0, 0, :]).max() > 1e-4
+
+
 def test_laplacian_automatic_levels(run_alg, make_raster, stack, tmp_path):
     src = make_raster("img.tif", stack(1, 48, 64), nodata=np.nan)
     result = run_alg("laplaciandecomposition", {
@@ -93,6 +110,19 @@ def test_principal_components(run_alg, make_raster, stack, read_raster, check_ou
     assert out.descriptions == [f"PC{i + 1} ({100 * r:.1f} % of variance)"
                                 for i, r in enumerate(ratios)]
     assert np.isclose(ratios.sum(), 1.0)
+    # independent of core.pca: eigen-decomposition of the correlation matrix of the valid
+    # pixels; the shares of variance are its eigenvalues / 4 and each component is the
+    # standardized data projected on its eigenvector (up to the sign)
+    pixels = image.data.reshape(4, -1)
+    pixels = pixels[:, np.isfinite(pixels).all(axis=0)]
+    eigval, eigvec = np.linalg.eigh(np.corrcoef(pixels))
+    order = np.argsort(eigval)[::-1]
+    np.testing.assert_allclose(ratios, eigval[order] / 4, rtol=1e-6)
+    z = (pixels - pixels.mean(axis=1, keepdims=True)) / pixels.std(axis=1, keepdims=True)
+    scores = out.data.reshape(4, -1)[:, np.isfinite(image.data.reshape(4, -1)).all(axis=0)]
+    for k in range(3):  # the last component of 4 correlated bands is tiny: no stable sign
+        reference = eigvec[:, order[k]] @ z
+        assert abs(np.corrcoef(scores[k], reference)[0, 1]) > 1 - 1e-6
     check_output(result["OUTPUT"])
 
     expected_rows = pca.loading_table(names)
@@ -178,6 +208,14 @@ def test_mineral_indices_sentinel2(run_alg, demo, read_raster, check_output, tmp
     labels = [ix.label for ix in SENTINEL2_INDICES]  # the demo has every band the table uses
     assert out.descriptions == labels
     assert any(label.startswith("Clay/hydroxyl") for label in out.descriptions)
+    # independent of core.indices: the Sentinel-2 ratios written out on the demo's bands
+    b = {name: image.data[i].astype(np.float64) for name, i in SENTINEL2_MAP.items()}
+    by_hand = {"Ferric iron": b["B4"] / b["B2"], "Ferrous iron": b["B12"] / b["B8"] + b["B3"] / b["B4"],
+               "Ferric oxides": b["B11"] / b["B8"], "Gossan": b["B11"] / b["B4"],
+               "Ferrous silicates": b["B12"] / b["B11"], "Clay/hydroxyl": b["B11"] / b["B12"]}
+    for k, label in enumerate(out.descriptions):
+        name = next(n for n in by_hand if label.startswith(n + " "))
+        np.testing.assert_allclose(out.data[k], by_hand[name], rtol=1e-6, equal_nan=True)
     check_output(result["OUTPUT"])
 
 
@@ -204,6 +242,19 @@ def test_krige_samples(run_alg, demo_samples, read_raster, check_output, tmp_pat
     assert est.descriptions == ["Cu kriged"] and var.descriptions == ["Cu kriging variance"]
     assert float(est.metadata["SAMPLE_SPACING"]) == pytest.approx(expected.sample_spacing)
     assert np.nanmin(var.data) >= 0
+    # independent of core.kriging's solver: PyKrige with the variogram the algorithm fitted
+    # (moving window of 32 samples, as documented) at 25 cells of the output grid
+    from pykrige.ok import OrdinaryKriging
+
+    g = grid_of(est)
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, g.nrows, 25), rng.integers(0, g.ncols, 25)
+    ok = OrdinaryKriging(x, y, values["Cu"], variogram_model=expected.variogram_model,
+                         variogram_parameters=dict(expected.variogram_parameters))
+    ref_est, ref_var = ok.execute("points", g.x_centers()[cols], g.y_centers()[rows],
+                                  backend="loop", n_closest_points=min(32, x.size))
+    np.testing.assert_allclose(est.data[0, rows, cols], ref_est, rtol=1e-5)
+    np.testing.assert_allclose(var.data[0, rows, cols], ref_var, rtol=1e-4)
     for path in result["OUTPUT"], result["OUTPUT_VARIANCE"]:
         check_output(path)
     assert "Leave-one-out" in report.read_text(encoding="utf-8")
@@ -302,8 +353,8 @@ def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
                             n_clusters=4)
     out = read_raster(result["OUTPUT"])
     assert out.descriptions == ["Cu fused (adaptive)", "Zn fused (adaptive)"]
-    for i, element in enumerate(["Cu", "Zn"]):
-        assert_matches(out.data[i], expected.elements[element].fusion.fused)
+    for i, element in enumerate(["Cu", "Zn"]):  # negative concentrations are clipped to 0
+        assert_matches(out.data[i], np.maximum(expected.elements[element].fusion.fused, 0.0))
     units = read_raster(result["OUTPUT_UNITS"])
     np.testing.assert_array_equal(np.nan_to_num(units.data[0], nan=-1), expected.units)
     feats = read_raster(result["OUTPUT_FEATURES"])

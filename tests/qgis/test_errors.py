@@ -1,10 +1,16 @@
 """Bad input: a clear QgsProcessingException, and nothing left at the output path."""
 
 import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from qgis.core import QgsProcessingException
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -92,19 +98,71 @@ def test_output_folder_is_a_file(run_alg, demo_samples, partial_files, tmp_path)
     assert not partial_files(tmp_path)
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root writes into read-only folders (see test_output_folder_is_a_file)")
-def test_read_only_output_folder(run_alg, demo_samples, partial_files, tmp_path):
-    folder = tmp_path / "read_only"
-    folder.mkdir()
-    folder.chmod(0o500)
-    out = str(folder / "cu.tif")
+def as_unprivileged_user():
+    """Command prefix that runs a program as ``nobody`` (nothing when not root already)."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+        return []
+    exe = shutil.which("setpriv")
+    assert exe, "setpriv (util-linux) is needed to run this case as a non-root user"
+    return [exe, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def test_read_only_output_folder(demo, tmp_path):
+    """A read-only output folder, as a user who really cannot write there (CI runs as root).
+
+    ``qgis_process.bin`` runs ``krigesamples`` as ``nobody`` (``setpriv``). Everything it
+    reads is copied into a world-readable temporary folder first (the checkout may sit
+    under a folder ``nobody`` cannot enter): the plugin, pykrige and the demo samples.
+    """
+    import pykrige
+
+    exe = shutil.which("qgis_process.bin")
+    assert exe, "qgis_process.bin is not on PATH"
+    root = Path(tempfile.mkdtemp(prefix="geochem_read_only_"))
     try:
-        with pytest.raises(QgsProcessingException, match="not writable"):
-            run_alg("krigesamples", {"SAMPLES": demo_samples, "FIELD": "Cu", "OUTPUT": out})
-        assert_clean(out, partial_files)
+        root.chmod(0o755)
+        plugin = root / "plugins" / "geochem_fusion"
+        shutil.copytree(REPO, plugin, ignore=shutil.ignore_patterns(
+            ".venv", ".pkg", ".git", "bench", "dist", "demo_output", "__pycache__", "*.tif"))
+        site = root / "site"
+        shutil.copytree(Path(pykrige.__file__).parent, site / "pykrige")
+        shutil.copy(demo / "samples.gpkg", root / "samples.gpkg")
+        home = root / "home"
+        home.mkdir(mode=0o700)
+        read_only = root / "read_only"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+        if as_unprivileged_user():
+            os.chown(home, 65534, 65534)  # nobody's HOME, profile and runtime folder
+        for p in [root, *root.rglob("*")]:
+            if p != home and home not in p.parents and not p.is_symlink():
+                p.chmod(p.stat().st_mode | 0o444 | (0o111 if p.is_dir() else 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("QGIS_", "PYTHON"))}
+        env.update({"HOME": str(home), "QGIS_CUSTOM_CONFIG_PATH": str(home / "config"),
+                    "QGIS_PLUGINPATH": str(plugin.parent), "QT_QPA_PLATFORM": "offscreen",
+                    "XDG_RUNTIME_DIR": str(home), "PYTHONPATH": str(site)})
+        user = as_unprivileged_user()
+        run = [*user, exe]
+        subprocess.run([*run, "plugins", "enable", "geochem_fusion"], env=env, cwd=home,
+                       check=True, capture_output=True, text=True, timeout=300)
+        out = read_only / "cu.tif"
+        proc = subprocess.run([*run, "run", "geochemfusion:krigesamples", "--",
+                               f"SAMPLES={root / 'samples.gpkg'}", "FIELD=Cu", f"OUTPUT={out}"],
+                              env=env, cwd=home, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0
+        assert "not writable" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        assert list(read_only.iterdir()) == []  # neither the output nor a partial file
+        # the same run into a writable folder works as this user: the refusal was the folder's
+        ok = home / "cu.tif"
+        proc = subprocess.run([*run, "run", "geochemfusion:krigesamples", "--",
+                               f"SAMPLES={root / 'samples.gpkg'}", "FIELD=Cu", f"OUTPUT={ok}"],
+                              env=env, cwd=home, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert ok.is_file()
+        if user:  # written by nobody, not by root
+            assert ok.stat().st_uid == 65534
     finally:
-        folder.chmod(0o700)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_non_geotiff_output(run_alg, demo_samples, partial_files, tmp_path):

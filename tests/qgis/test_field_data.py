@@ -218,3 +218,32 @@ def test_damaged_image_names_the_file(run_alg, make_points, make_raster, stack, 
         run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": str(path),
                                      "OUTPUT": str(out_dir / "fused.tif")})
     assert files_in(out_dir) == []
+
+
+@pytest.mark.parametrize("mode", [2, 0])  # adaptive (the default), paper
+def test_negative_concentrations_counted_and_clipped(run_alg, demo, tmp_path, read_raster, mode):
+    """Issue 12: the demo's default fused Cu had 119 pixels below zero, the paper mode 938 on
+    Kolari, and neither the log nor the report said so."""
+    params = {"SAMPLES": f"{demo}/samples.gpkg|layername=samples", "FIELD": ["Cu"],
+              "IMAGE": str(demo / "sentinel2.tif"), "MODE": mode}
+    raw_log = Log()
+    raw = run_alg("fusegeochemistry", {**params, "CLIP_NEGATIVE": False,
+                                       "OUTPUT": str(tmp_path / "raw.tif")}, feedback=raw_log)
+    raw_values = read_raster(raw["OUTPUT"]).data[0]
+    negative = int((raw_values < 0).sum())
+    assert negative > 0  # the demo does overshoot: the case is real
+    assert raw_log.warned(f"Cu: {negative} fused pixels")
+    log = Log()
+    report = tmp_path / "report.html"
+    clipped = run_alg("fusegeochemistry", {**params, "OUTPUT": str(tmp_path / "clipped.tif"),
+                                           "OUTPUT_REPORT": str(report)}, feedback=log)
+    values = read_raster(clipped["OUTPUT"]).data[0]
+    assert np.nanmin(values) == 0.0
+    np.testing.assert_array_equal(values, np.maximum(raw_values, 0.0))
+    (warning,) = log.warned(f"Cu: {negative} fused pixels")
+    assert "set to 0" in warning and "The log transform avoids them" in warning
+    assert f"{negative} fused pixels" in report.read_text(encoding="utf-8")
+    from osgeo import gdal
+
+    meta = gdal.Open(clipped["OUTPUT"]).GetMetadata()
+    assert meta["NEGATIVE_PIXELS_1"] == str(negative) and meta["NEGATIVE_VALUES"] == "clipped to 0"

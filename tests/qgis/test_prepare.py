@@ -322,6 +322,29 @@ def test_sentinel2_l1c_before_baseline_04_has_no_offset(run_alg, read_raster, tm
     assert out.metadata["QUANTITY"] == "TOA reflectance"
 
 
+def test_sentinel2_coarse_bands_resampled_by_cubic_convolution(run_alg, read_raster, tmp_path):
+    # Keys (1981) cubic convolution (a = -1/2) reproduces quadratics exactly, bilinear does
+    # not: a 20 m band DN = 3000 + 4 (i - 6)^2 + 3 (j - 5)^2 must come out at the 10 m cell
+    # centres (i = r/2 - 0.25, j = c/2 - 0.25) as that quadratic; bilinear interpolation would
+    # be off by 0.1875 * (4 + 3) = 1.3 DN (1.3e-4 in reflectance) at every such cell.
+    i, j = np.mgrid[0:12, 0:12]
+    b11 = (3000 + 4 * (i - 6) ** 2 + 3 * (j - 5) ** 2).astype(np.uint16)
+    bands = {"B02": np.full((24, 24), 1000, np.uint16), "B11": b11}
+    safe = make_safe(tmp_path, bands, level="L1C", baseline="02.05")
+    out = read_raster(run_alg("preparesentinel2", {"INPUT": str(safe), "BANDS": [1, 11],
+                                                   "OUTPUT": str(tmp_path / "q.tif")})["OUTPUT"])
+    assert out.data.shape == (2, 24, 24)
+    r, c = np.mgrid[6:18, 6:18]  # cells whose 4 x 4 kernel of 20 m cells lies inside
+    ii, jj = r / 2 - 0.25, c / 2 - 0.25
+    quadratic = (3000 + 4 * (ii - 6) ** 2 + 3 * (jj - 5) ** 2) / 10000.0
+    np.testing.assert_allclose(out.data[1, 6:18, 6:18], quadratic, rtol=0, atol=1e-5)
+    # the same cells by bilinear interpolation of the 20 m grid: clearly different
+    from scipy import ndimage
+
+    bilinear = ndimage.map_coordinates(b11 / 10000.0, [ii, jj], order=1)
+    assert np.abs(bilinear - quadratic).min() > 1e-4
+
+
 def test_sentinel2_l1c_baseline_04_offset(run_alg, read_raster, tmp_path):
     bands = {"B04": np.full((6, 6), 1234, np.uint16)}
     safe = make_safe(tmp_path, bands, level="L1C", baseline="05.09",

@@ -10,8 +10,10 @@ without touching the user's real QGIS profile), checked by these tests:
    ``$HOME/.config/...qgis_process.bin.conf``);
 3. ``QT_QPA_PLATFORM=offscreen`` (no display) and ``XDG_RUNTIME_DIR`` set to
    a private 0700 folder (only silences a Qt warning);
-4. ``PYTHONPATH=<venv site-packages>``: QGIS runs Debian's ``python3``, not
-   the venv, and pykrige is only installed in the venv;
+4. ``PYTHONPATH=<venv site-packages>:<folder holding pykrige>``: QGIS runs
+   Debian's ``python3``, not the venv.  The temporary ``HOME`` hides
+   ``~/.local`` from it, so the folder pykrige was imported from here (the
+   venv, or ``~/.local`` after ``make install-plugin``) is passed explicitly;
 5. once per profile: ``qgis_process.bin plugins enable geochem_fusion``. In
    3.22 a plugin found on ``QGIS_PLUGINPATH`` is listed by
    ``qgis_process.bin plugins`` but not loaded until enabled; enabling writes
@@ -32,6 +34,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+import pykrige
 import pytest
 from osgeo import gdal
 
@@ -63,8 +66,10 @@ def qgis_env(tmp_path_factory):
         "QGIS_PLUGINPATH": str(plugins),
         "QT_QPA_PLATFORM": "offscreen",
         "XDG_RUNTIME_DIR": str(runtime),
-        # the venv's site-packages (pykrige); this test runs on the venv's Python
-        "PYTHONPATH": sysconfig.get_paths()["purelib"],
+        # QGIS's python3 sees neither the venv nor (HOME being temporary) ~/.local: give it
+        # the venv's site-packages and, explicitly, the folder pykrige is imported from here
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys(
+            [sysconfig.get_paths()["purelib"], str(Path(pykrige.__file__).resolve().parents[1])])),
     })
     env["_root"] = str(root)
     return env
