@@ -18,6 +18,8 @@ from .params import REGRESSIONS
 
 
 class FuseMosaic(GeochemAlgorithm):
+    """Samples and many image tiles in, one COG per tile and a VRT out, on Dask."""
+
     NAME = "fusemosaic"
     DISPLAY_NAME = "Fuse geochemistry with many image tiles (Dask)"
     GROUP = "Geochemical image fusion"

@@ -15,9 +15,11 @@ import synth  # noqa: E402  (tests/mosaic/synth.py: tiles and samples)
 
 
 def test_fusemosaic_equals_the_single_process_chain(run_alg, tmp_path):
+    from geochem_fusion.core.blocks import array_reader
     from geochem_fusion.core.grid import Grid
     from geochem_fusion.core.samples import check_sample_table
-    from geochem_fusion.core.scene import array_reader, fuse_scene
+    from geochem_fusion.core.scene import fuse_scene
+    from geochem_fusion.core.vocabulary import FusionSettings, Sinks
     from geochem_fusion.mosaic.samples import read_points
 
     paths, whole = synth.make_tiles(str(tmp_path), 60, 50)
@@ -46,8 +48,9 @@ def test_fusemosaic_equals_the_single_process_chain(run_alg, tmp_path):
     def write(i, row0, block):
         ref[row0:row0 + block.shape[0]] = block
 
-    fuse_scene(x, y, values, array_reader(whole), grid, write,
-               band_names=[f"B{i + 2}" for i in range(4)], krige_alone=False, preview_size=None)
+    fuse_scene(x, y, values, array_reader(whole), grid,
+               FusionSettings(band_names=[f"B{i + 2}" for i in range(4)]),
+               Sinks(write, krige_alone=False, preview_size=None))
     np.testing.assert_allclose(out, ref.astype(np.float32), rtol=1e-6, atol=1e-4)
 
 
