@@ -23,7 +23,7 @@ def write_table(alg, parameters, context, key, rows):
     fields = QgsFields()
     for name, text in columns.items():
         fields.append(compat.make_field(name, text))
-    sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
+    sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.Type.NoGeometry)
     if sink is None:
         return None
     for row in rows:
@@ -36,7 +36,7 @@ def write_table(alg, parameters, context, key, rows):
             else:
                 values.append(str(value) if text else float(value))
         feat.setAttributes(values)
-        sink.addFeature(feat, QgsFeatureSink.FastInsert)
+        sink.addFeature(feat, QgsFeatureSink.Flag.FastInsert)
     return dest
 
 
