@@ -181,7 +181,7 @@ bench-scale: setup
 
 # Distributed benchmark (issue 18): writes bench/results/distributed.md; inputs in bench/work/.
 bench-distributed: setup
-	$(PY) bench/distributed.py $(ARGS)
+	$(PY) bench/dask_mosaic.py $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ from .anomaly_thresholds import AnomalyThresholds
 from .crossvalidate_fusion import CrossValidateFusion
 from .evaluate_fusion import EvaluateFusion
 from .fuse_geochemistry import FuseGeochemistry
+from .fuse_mosaic import FuseMosaic
 from .kmeans_units import KMeansUnitsAlgorithm
 from .krige_samples import KrigeSamples
 from .laplacian_decomposition import LaplacianDecomposition
@@ -31,4 +32,5 @@ ALGORITHM_CLASSES = (
     EvaluateFusion,
     CrossValidateFusion,
     AnomalyThresholds,
+    FuseMosaic,
 )

@@ -35,6 +35,7 @@ PIP_NAMES = {
     "sklearn": "scikit-learn",
     "pykrige": "pykrige",
     "matplotlib": "matplotlib",
+    "distributed": "dask[distributed]",
 }
 # what the in-QGIS installer asks pip for (a floor, so that pip picks a wheel built for the
 # user's Python; the tested versions are pinned in requirements*.txt)
@@ -48,6 +49,7 @@ DEBIAN_NAMES = {
     "sklearn": "python3-sklearn",
     "pykrige": None,
     "matplotlib": "python3-matplotlib",
+    "distributed": None,  # Debian's python3-distributed is older than the pinned one
 }
 
 

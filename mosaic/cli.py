@@ -73,9 +73,19 @@ def build_parser():
     fuse.add_argument("--band-map", type=_band_map, default=None,
                       help="sensor band=raster band, e.g. B2=1,B3=2 (for indices-pc2)")
     fuse.add_argument("--log", action="store_true", help="log10-transform the concentrations")
-    fuse.add_argument("--below-detection", choices=("refuse", "half-min"), default="refuse",
-                      help="values <= 0 with --log, or negative codes: refuse, or replace by "
-                           "half the smallest positive value")
+    fuse.add_argument("--below-detection", choices=("refuse", "half-min", "fraction-dl"),
+                      default="refuse",
+                      help="values below detection ('<5' text, '<' qualifiers, negative codes; 0 "
+                           "with --log): refuse, replace by half the smallest measured value, or "
+                           "by a fraction of each sample's detection limit")
+    fuse.add_argument("--dl-fraction", type=float, default=0.5,
+                      help="the fraction of the detection limit for fraction-dl (default 0.5)")
+    fuse.add_argument("--negative-below", action="store_true",
+                      help="a negative value -v means below a detection limit of v")
+    fuse.add_argument("--missing-codes", default="-9999, -999, -99999",
+                      help="numbers that mean no value (comma-separated)")
+    fuse.add_argument("--no-qualifiers", action="store_true",
+                      help="ignore qualifier columns (Cu_T holding '<')")
     fuse.add_argument("--variogram", choices=VARIOGRAMS, default="auto", help="variogram model")
     fuse.add_argument("--seed", type=int, default=0, help="random seed (pixel samples, K-means)")
     fuse.add_argument("--sample-size", type=int, default=200_000,
@@ -105,6 +115,7 @@ def main(argv=None):
               "`pip install -r requirements.txt` (or `make setup`, which makes .venv) and run "
               "`.venv/bin/python -m geochem_fusion fuse ...`", file=sys.stderr)
         return 2
+    from ..core.samples import parse_missing_codes
     from .model import Settings
     from .run import fuse_mosaic
 
@@ -113,10 +124,14 @@ def main(argv=None):
                         log_transform=args.log, variogram=args.variogram,
                         sample_size=args.sample_size, random_state=args.seed)
     try:
+        rules = dict(below_detection=args.below_detection, dl_fraction=args.dl_fraction,
+                     negative_below=args.negative_below,
+                     missing_codes=parse_missing_codes(args.missing_codes))
         result = fuse_mosaic(args.samples, args.field, args.images, args.out, settings=settings,
                              scheduler=args.scheduler, n_workers=args.workers,
                              rows_per_task=args.rows_per_task, resume=not args.no_resume,
-                             below_detection=args.below_detection, layer=args.layer)
+                             sample_rules=rules, qualifiers=not args.no_qualifiers,
+                             layer=args.layer)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

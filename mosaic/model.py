@@ -25,7 +25,7 @@ from ..core.blocks import block_rows_for
 from ..core.vocabulary import FusionSettings
 
 __all__ = ["Settings", "describe", "element_inputs", "fit_element", "fit_image_part",
-           "fitted_model", "predict_window"]
+           "fitted_model", "predict_window", "settings_for"]
 
 Settings = FusionSettings
 """What the command line passes on to the fit: the core's settings (``fusegeochemistry``'s
@@ -51,3 +51,8 @@ def predict_window(model, read, row0, col0, nrows, ncols):
     """
     fused, _, _ = model.predict_window(read, row0, col0, nrows, ncols)
     return np.stack(fused)
+
+
+def settings_for(**changes):
+    """The settings of a run: the defaults of ``fusegeochemistry`` with ``changes``."""
+    return Settings(**changes)

@@ -147,7 +147,7 @@ def open_client(scheduler="local", n_workers=None, log=print):
     if scheduler in (None, "", "local"):
         workers = n_workers or max(1, os.cpu_count() or 1)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0")
         client = Client(cluster)
         _say(log, f"Dask LocalCluster: {workers} worker processes, 1 thread each")
     else:
@@ -172,20 +172,54 @@ def dashboard_line(client):
     return f"Dask dashboard: {link}" if link else "Dask dashboard: not available"
 
 
-def _progress(futures, log):
-    """A text progress bar over ``futures`` (Dask's own), then wait for all of them."""
-    from distributed import progress, wait
+def local_threads_client(n_workers=0):
+    """A ``LocalCluster`` of threads in this process (QGIS: its executable cannot spawn workers)."""
+    from distributed import Client, LocalCluster
 
-    if log is not None and futures:
-        progress(futures, notebook=False)
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    wait(futures)
+    cluster = LocalCluster(n_workers=1, threads_per_worker=n_workers or os.cpu_count() or 1,
+                           processes=False, dashboard_address="127.0.0.1:0")
+    return Client(cluster)
+
+
+def _progress(futures, log, progress=None, cancel=None):
+    """Wait for ``futures``: Dask's text progress bar, or ``progress(fraction)`` calls.
+
+    With ``cancel``, polled four times a second while tasks run: when it turns
+    true the remaining tasks are cancelled and :class:`~geochem_fusion.core.progress.Canceled`
+    is raised.
+    """
+    from distributed import wait
+
+    if not futures:
+        return
+    if progress is None and cancel is None:
+        if log is not None:
+            from distributed import progress as text_bar
+
+            text_bar(futures, notebook=False)
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        wait(futures)
+        return
+    from ..core.progress import Canceled
+
+    pending = set(futures)
+    while pending:
+        finished = {f for f in pending if f.done()}
+        pending -= finished
+        if progress is not None and finished:
+            progress(1.0 - len(pending) / len(futures))
+        if cancel is not None and cancel():
+            for f in pending:
+                f.cancel()
+            raise Canceled("canceled by the user")
+        if pending and not finished:
+            time.sleep(0.25)
 
 
 def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="local",
-                client=None, n_workers=None, rows_per_task=0, resume=True,
-                below_detection="refuse", layer=None, log=print):
+                client=None, n_workers=None, rows_per_task=0, resume=True, sample_rules=None,
+                qualifiers=True, layer=None, log=print, progress=None, cancel=None):
     """Fuse the samples with many image tiles on Dask; returns a :class:`RunResult`.
 
     Parameters
@@ -207,6 +241,17 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
         0: one task per tile; else tiles are cut into row pieces of this many rows.
     resume : bool
         Skip tiles already complete for the same inputs and settings.
+    sample_rules : dict, optional
+        The field-data conventions: keyword arguments of
+        :func:`~geochem_fusion.core.samples.check_sample_table` (``below_detection``,
+        ``dl_fraction``, ``negative_below``, ``missing_codes``).
+    qualifiers : bool
+        Read the fields' qualifier columns (``Cu_T``) when present.
+    log : callable, optional
+        ``log(line)`` for the messages (default ``print``; None: silent).
+    progress, cancel : callables, optional
+        ``progress(fraction)`` as the tiles finish (instead of Dask's text bar) and
+        ``cancel() -> bool``, polled while the tasks run.
     """
     settings = settings or _model.Settings()
     result = RunResult()
@@ -220,9 +265,11 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
     if not tiles:
         raise ValueError("no usable image tile: " + "; ".join(r for _, r in bad))
     wkt = tiles[0].crs_wkt
-    x, y, values, notes = read_points(samples, fields, wkt, layer=layer)
+    x, y, values, marks, notes = read_points(samples, fields, wkt, layer=layer,
+                                             qualifiers=qualifiers)
     x, y, values, checked = check_sample_table(
-        x, y, values, log_transform=settings.log_transform, below_detection=below_detection)
+        x, y, values, log_transform=settings.log_transform, qualifiers=marks,
+        **(sample_rules or {}))
     notes += checked
     spacing = median_nn_spacing(x, y)
     reach = (x.min() - 3 * spacing, y.min() - 3 * spacing,
@@ -264,7 +311,7 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
         if model is not None:
             _say(log, "fit: reusing the model of the previous run (same inputs and settings)")
         else:
-            model = _fit(client, x, y, values, mosaic_path, settings, log)
+            model = _fit(client, x, y, values, mosaic_path, settings, log, cancel)
             _save_model(os.path.join(out_dir, MODEL_NAME), run_id, model)
         for line in model.notes:
             _say(log, line)
@@ -293,7 +340,7 @@ def fuse_mosaic(samples, fields, images, out_dir, *, settings=None, scheduler="l
                                      retries=RETRIES, pure=False)
                        for p in todo]
             _say(log, f"tiles: {len(todo)} tasks")
-            _progress(futures, log)
+            _progress(futures, log, progress, cancel)
         task_seconds = []
         for piece, future in zip(todo, futures):
             if future.status == "finished":
@@ -338,7 +385,7 @@ def _reach_grid(reach):
     return Grid(x0, y1, max(x1 - x0, 1.0), max(y1 - y0, 1.0), 1, 1)
 
 
-def _fit(client, x, y, values, mosaic_path, settings, log):
+def _fit(client, x, y, values, mosaic_path, settings, log, cancel=None):
     """Stages 2-3: the image part on the client, one Dask task per element."""
     _say(log, "image model: feature transform and the features around the samples")
     read = _tiles.WindowReader(mosaic_path)
@@ -356,7 +403,7 @@ def _fit(client, x, y, values, mosaic_path, settings, log):
                                    settings,
                                    key=f"fit-{name}-{time.time_ns()}", retries=RETRIES)
                for name, args in inputs.items()}
-    _progress(list(futures.values()), log)
+    _progress(list(futures.values()), log, None, cancel)
     fits = {name: f.result() for name, f in futures.items()}
     names = list(values)
     return _model.fitted_model(names, part, fits, mosaic_grid, settings)

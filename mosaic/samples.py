@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from osgeo import ogr, osr
 
@@ -11,8 +9,8 @@ ogr.UseExceptions()
 osr.UseExceptions()
 
 
-def read_points(source, fields, target_wkt, *, layer=None):
-    """Point coordinates in ``target_wkt`` and the ``fields`` as float arrays.
+def read_points(source, fields, target_wkt, *, layer=None, qualifiers=True):
+    """Point coordinates in ``target_wkt``, the ``fields`` as written and their qualifiers.
 
     Parameters
     ----------
@@ -21,14 +19,21 @@ def read_points(source, fields, target_wkt, *, layer=None):
         OGR recognizes, or a ``.csvt``/open options; a GeoPackage or Shapefile
         carries its CRS).
     fields : list of str
-        Numeric concentration fields; a value that is NULL or not a number
-        becomes NaN (counted by :func:`geochem_fusion.core.samples.check_sample_table`).
+        Concentration fields. Values are returned as written (numbers, text such
+        as ``"<5"``, None for NULL) for :func:`geochem_fusion.core.samples.check_sample_table`,
+        which applies the field-data conventions.
     target_wkt : str
         The image CRS; points are transformed to it.
+    qualifiers : bool
+        Also read each field's qualifier column (``Cu_T`` holding ``"<"``) when
+        there is one (:func:`geochem_fusion.core.samples.qualifier_field`).
 
-    Returns ``(x, y, values, notes)``; features without a point geometry are left out
-    and counted in ``notes``.
+    Returns ``(x, y, values, marks, notes)``: ``marks`` maps each field with a
+    qualifier column to its values; features without a point geometry are left
+    out and counted in ``notes``.
     """
+    from ..core.samples import qualifier_field
+
     try:
         ds = ogr.Open(str(source))
     except RuntimeError as exc:
@@ -52,7 +57,10 @@ def read_points(source, fields, target_wkt, *, layer=None):
     for srs in (src, dst):
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     transform = None if src.IsSame(dst) else osr.CoordinateTransformation(src, dst)
+    marks_of = {f: qualifier_field(f, have) for f in fields} if qualifiers else {}
+    marks_of = {f: q for f, q in marks_of.items() if q}
     xs, ys, vals = [], [], {f: [] for f in fields}
+    marks = {f: [] for f in marks_of}
     skipped = 0
     for feat in lyr:
         geom = feat.GetGeometryRef()
@@ -69,15 +77,14 @@ def read_points(source, fields, target_wkt, *, layer=None):
         xs.append(x)
         ys.append(y)
         for f in fields:
-            v = feat.GetField(f)
-            try:
-                v = float(v)
-            except (TypeError, ValueError):
-                v = math.nan
-            vals[f].append(v)
-    notes = []
+            vals[f].append(feat.GetField(f))
+        for f, q in marks_of.items():
+            marks[f].append(feat.GetField(q))
+    notes = [f"qualifier column of {f}: {q}" for f, q in marks_of.items()]
     if skipped:
         notes.append(f"{skipped} features without a point geometry were left out")
     if not xs:
         raise ValueError(f"no point in {source!r}")
-    return (np.asarray(xs), np.asarray(ys), {f: np.asarray(v) for f, v in vals.items()}, notes)
+    return (np.asarray(xs), np.asarray(ys),
+            {f: np.asarray(v, dtype=object) for f, v in vals.items()},
+            {f: np.asarray(v, dtype=object) for f, v in marks.items()}, notes)

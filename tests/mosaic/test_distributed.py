@@ -48,8 +48,8 @@ def area(tmp_path_factory):
     synth.make_samples(samples, whole, 150.0, fields=FIELDS)
     grid = Grid(synth.X0, synth.Y0, synth.PIXEL, synth.PIXEL, whole.shape[2], whole.shape[1])
     wkt = gdal.Open(paths[0]).GetProjection()
-    x, y, values, _ = read_points(samples, FIELDS, wkt)
-    x, y, values, _ = check_sample_table(x, y, values)
+    x, y, values, marks, _ = read_points(samples, FIELDS, wkt)
+    x, y, values, _ = check_sample_table(x, y, values, qualifiers=marks)
     reference = np.full((len(FIELDS), *grid.shape), np.nan)
 
     def write(i, row0, block):
@@ -223,3 +223,38 @@ def test_scheduler_and_two_workers_survive_a_killed_worker(area, tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def test_cancel_stops_the_run_before_the_output_mosaic(area, cluster, tmp_path):
+    from geochem_fusion.core.progress import Canceled
+
+    fractions = []
+    with distributed.Client(cluster) as client, pytest.raises(Canceled):
+        fuse_mosaic(area["samples"], FIELDS, area["paths"], str(tmp_path / "out"),
+                    settings=SETTINGS, client=client, log=None, progress=fractions.append,
+                    cancel=lambda: True)
+    assert not (tmp_path / "out" / "fused.vrt").exists()
+    assert not fractions  # stopped in the fit stage, before any tile was written
+
+
+def test_field_data_conventions_apply_to_the_samples(area, tmp_path, capsys):
+    """'<DL' text is below detection: refused by default, like fusegeochemistry."""
+    from osgeo import ogr
+
+    src = ogr.Open(area["samples"])
+    lyr = src.GetLayer(0)
+    path = str(tmp_path / "text.gpkg")
+    out = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    dst = out.CreateLayer("samples", lyr.GetSpatialRef(), ogr.wkbPoint)
+    dst.CreateField(ogr.FieldDefn("Cu", ogr.OFTString))
+    for i, feat in enumerate(lyr):
+        new = ogr.Feature(dst.GetLayerDefn())
+        new.SetGeometry(feat.GetGeometryRef().Clone())
+        new.SetField("Cu", "<2" if i % 10 == 0 else f"{feat.GetField('Cu'):.3f}")
+        dst.CreateFeature(new)
+    out = src = None
+    args = ["fuse", path, *area["paths"], "--field", "Cu", "--out", str(tmp_path / "out")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "below" in err and "detection" in err
+    assert not (tmp_path / "out" / "fused.vrt").exists()

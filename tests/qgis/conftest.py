@@ -32,7 +32,7 @@ PROVIDER_ID = "geochemfusion"
 ALGORITHM_IDS = frozenset({
     "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
     "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
-    "evaluatefusion", "crossvalidatefusion", "anomalythresholds", "paper_fusion",
+    "evaluatefusion", "crossvalidatefusion", "anomalythresholds", "paper_fusion", "fusemosaic",
 })
 UTM_19S = 32719  # the demo data's CRS (WGS 84 / UTM zone 19S)
 # Synthetic rasters: 10 m pixels with the upper-left corner here (UTM 19S).

@@ -57,13 +57,16 @@ WORK = REPO / "bench" / "work" / "distributed"
 RESULTS = REPO / "bench" / "results"
 HALF = scale.FULL // 2
 ELEMENT = "Cu"
-N_NOOP = 2000
+N_NOOP = 500
 N_TILES_MODEL = 600
 GEN_VERSION = "1"
 
 
-def generate():
-    """The four 5490² quadrants of the full synthetic tile (cached)."""
+def generate(size=HALF):
+    """Four ``size``² tiles from the corner of the full synthetic tile (default its quadrants)."""
+    global WORK
+    if size != HALF:
+        WORK = WORK / str(size)
     WORK.mkdir(parents=True, exist_ok=True)
     stamp = WORK / "generated.txt"
     full = scale.WORK / str(scale.FULL)
@@ -74,7 +77,7 @@ def generate():
         for j in range(2):
             out = WORK / f"T{i}{j}.tif"
             gdal.Translate(str(out), str(full / "image.tif"),
-                           srcWin=[j * HALF, i * HALF, HALF, HALF],
+                           srcWin=[j * size, i * size, size, size],
                            creationOptions=scale.IMAGE_OPTIONS)
     stamp.write_text(GEN_VERSION)
     return full / "samples.gpkg"
@@ -98,8 +101,8 @@ def single(samples, out):
     vrt = str(out / "mosaic.vrt")
     gdal.BuildVRT(vrt, tiles()).FlushCache()
     read = WindowReader(vrt)
-    x, y, values, _ = read_points(samples, [ELEMENT], read.crs_wkt)
-    x, y, values, _ = check_sample_table(x, y, values)
+    x, y, values, marks, _ = read_points(samples, [ELEMENT], read.crs_wkt)
+    x, y, values, _ = check_sample_table(x, y, values, qualifiers=marks)
     writer = TileWriter(str(out / "fused.tif"), read.grid, read.crs_wkt, 1)
     t0 = time.perf_counter()
     scene = fuse_scene(x, y, values, read, read.grid,
@@ -159,12 +162,15 @@ def main(argv=None):
     parser.add_argument("--single", nargs=2, metavar=("SAMPLES", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--overhead", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--generate-only", action="store_true", help="only make the inputs")
+    parser.add_argument("--tile-size", type=int, default=HALF,
+                        help=f"tile side in pixels (default {HALF}: the full tile's quadrants; "
+                             "smaller sizes only to try the script)")
     args = parser.parse_args(argv)
+    samples = generate(args.tile_size)
     if args.single:
         return single(*args.single)
     if args.overhead:
         return overhead()
-    samples = generate()
     if args.generate_only:
         return 0
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -173,13 +179,14 @@ def main(argv=None):
     runs = {}
     out = WORK / "out"
     shutil.rmtree(out, ignore_errors=True)
-    runs["single"] = scale.Run([sys.executable, __file__, "--single", samples, out / "single"],
-                               env=env)()
+    size = ["--tile-size", str(args.tile_size)]
+    runs["single"] = scale.Run([sys.executable, __file__, "--single", samples, out / "single",
+                                *size], env=env)()
     for n in (1, 2):
         runs[f"{n} workers"] = scale.Run(
             [sys.executable, "-m", "geochem_fusion", "fuse", samples, *tiles(), "--field", ELEMENT,
              "--out", out / f"workers{n}", "--workers", str(n), "--no-resume"], env=env)()
-    runs["noop"] = scale.Run([sys.executable, __file__, "--overhead"], env=env)()
+    runs["noop"] = scale.Run([sys.executable, __file__, "--overhead", *size], env=env)()
     load_after = os.getloadavg()
     single_json = json.loads((out / "single" / "single.json").read_text())
     summaries = {n: json.loads((out / f"workers{n}" / "run.json").read_text()) for n in (1, 2)}
@@ -187,15 +194,16 @@ def main(argv=None):
     diffs = {n: compare(str(out / "single" / "fused.tif"), str(out / f"workers{n}" / "fused.vrt"))
              for n in (1, 2)}
     text = report(runs, single_json, summaries, noop_json, diffs, load_before, load_after,
-                  argv)
+                  argv, args.tile_size)
     args.output.write_text(text)
     print(text)  # noqa: T201 (the benchmark's output)
     return 0
 
 
-def report(runs, single_json, summaries, noop_json, diffs, load_before, load_after, argv):
+def report(runs, single_json, summaries, noop_json, diffs, load_before, load_after, argv,
+           size=HALF):
     """The Markdown results."""
-    command = "python bench/distributed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python bench/dask_mosaic.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if os.environ.get("MAKELEVEL"):
         command = f"make bench-distributed (runs {command.strip()})"
     task = {n: s["seconds"]["task_seconds"] for n, s in summaries.items()}
@@ -211,11 +219,13 @@ def report(runs, single_json, summaries, noop_json, diffs, load_before, load_aft
         f"{__import__('distributed').__version__}",
         "",
         "Inputs: the full synthetic Sentinel-2 tile of `bench/scale.py` (10980 x 10980 px, "
-        "10 m, 4 bands uint16) cut into its four 5490 x 5490 quadrants (the 4 tiles), and its "
+        f"10 m, 4 bands uint16) cut into four {size} x {size} tiles from its corner "
+        f"({'its quadrants' if size == HALF else 'NOT the full quadrants: a trial size'}), and its "
         f"3025 samples (jittered 2 km grid); element {ELEMENT}; the defaults of the command "
         "line (adaptive mode, global regression, all bands, auto variogram).",
         "",
-        "| run | wall (s) | CPU (s) | peak RSS of one process (GB) | other CPU (s) |",
+        "| run | wall (s) | CPU (s, with the worker processes it reaped) | peak RSS of one "
+        "process (GB) | other CPU (s) |",
         "|---|---:|---:|---:|---:|",
     ]
     labels = {"single": "single process (`fuse_scene` on the mosaic, one COG)",
@@ -245,6 +255,15 @@ def report(runs, single_json, summaries, noop_json, diffs, load_before, load_aft
         lines.append(f"| {n} | {sec['check']:.1f} | {sec['fit']:.1f} | {sec['tiles']:.1f} | "
                      + ", ".join(f"{t:.1f}" for t in sec["task_seconds"])
                      + f" | {sec['total']:.1f} |")
+    one, two = summaries[1]["seconds"], summaries[2]["seconds"]
+    lines += [
+        "",
+        "Seen here, 2 workers against 1: the whole command "
+        f"{runs['1 workers'].wall / runs['2 workers'].wall:.2f}x as fast (wall), the tile stage "
+        f"{one['tiles'] / two['tiles']:.2f}x; against the single process (which already uses "
+        "both CPUs through threads): "
+        f"{runs['single'].wall / runs['2 workers'].wall:.2f}x. Ratios above 1 are speed-ups.",
+    ]
     lines += [
         "",
         f"Single process: `fuse_scene` {single_json['fuse_scene']:.1f} s (fit and all blocks, "
@@ -270,15 +289,16 @@ def report(runs, single_json, summaries, noop_json, diffs, load_before, load_aft
             "not spent inside a task (scattering the model, scheduling, imbalance of the last "
             "tasks).")
     # cost model
-    t_tile = per_tile[1] * 4.0
+    factor = (scale.FULL / size) ** 2
+    t_tile = per_tile[1] * factor
     fit = summaries[1]["seconds"]["fit"]
     lines += [
         "",
         f"## Cost model: {N_TILES_MODEL} full tiles on N workers",
         "",
-        f"Basis: the median tile task of the 1-worker run, {per_tile[1]:.1f} s for a 5490² "
+        f"Basis: the median tile task of the 1-worker run, {per_tile[1]:.1f} s for a {size}² "
         "tile (read, predict, COG with overviews), measured inside the task on this machine "
-        f"with the contention above; a full 10980² tile is 4 times the pixels, so "
+        f"with the contention above; a full 10980² tile is {factor:.3g} times the pixels, so "
         f"t_tile = {t_tile:.0f} s (the work per tile is per pixel: window reads, features, "
         "trend, cubic residual, COG). With the 2-worker run the median task took "
         f"{per_tile[2]:.1f} s: two workers on two shared CPUs slow each other "
