@@ -72,9 +72,17 @@ EXCLUDED_OPERATORS = re.compile(r"_(RShift|LShift|BitOr|BitAnd|BitXor)(_|$)")
 
 
 def copy_repo(dest):
-    """Tracked and untracked-but-not-ignored files of the checkout, copied to ``dest``."""
+    """Tracked and untracked-but-not-ignored files of the checkout, copied to ``dest``.
+
+    ``dest/../shared`` links to the checkout's ``../shared`` (when present), so the tests on
+    real data run on the copy too instead of skipping.
+    """
     if dest.exists():
         shutil.rmtree(dest)
+    shared, link = (REPO / ".." / "shared").resolve(), dest.parent / "shared"
+    if shared.is_dir() and not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(shared, target_is_directory=True)
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
                            check=True, capture_output=True, text=True).stdout.split("\0")
     for rel in filter(None, files):
@@ -191,6 +199,11 @@ def rerun_survivors(key, src, previous):
     deliberate_mutant(src, path, cmd)
     work = REPO / previous.get("work", WORK)
     db, cfg = work / f"{key}.sqlite", work / f"{key}.toml"
+    # the survivors meet the tests mapped now (MODULES may have gained a test file)
+    text = cfg.read_text()
+    cfg.write_text(re.sub(r"^test-command = .*$", lambda _: f"test-command = {json.dumps(cmd)}",
+                          text, flags=re.M))
+    previous = {**previous, "tests": tests}
     con = sqlite3.connect(db)
     jobs = [m["job"] for m in previous["mutants"] if m["outcome"] == "survived"]
     con.executemany("delete from work_results where job_id = ?", [(j,) for j in jobs])
