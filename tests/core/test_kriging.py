@@ -444,3 +444,39 @@ def test_krige_at_matches_pykrige_moving_window():
     e2, v2 = ok.execute("points", xq, yq, backend="loop", n_closest_points=12)
     np.testing.assert_allclose(est, e2, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(var, v2, rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# anisotropy geometry and settings (issue 13's code, pinned by hand)
+# ---------------------------------------------------------------------------
+def test_anisotropy_ellipse_by_hand():
+    # an ellipse with major range 1000 along azimuth 30 and ratio 2: the range is 1000 along
+    # 30 deg, 500 across it (120 deg), and 1000 / sqrt(cos^2 45 + 4 sin^2 45) = 632.46 at 75 deg
+    ellipse = kriging.Anisotropy(30.0, 2.0)
+    assert ellipse.range_along(30.0, 1000.0) == pytest.approx(1000.0)
+    assert ellipse.range_along(120.0, 1000.0) == pytest.approx(500.0)
+    assert ellipse.range_along(75.0, 1000.0) == pytest.approx(1000.0 / math.sqrt(2.5))
+    assert ellipse.range_along(210.0, 1000.0) == pytest.approx(1000.0)  # an axis, not a vector
+    assert kriging.Anisotropy(200.0, 1.5).azimuth == pytest.approx(20.0)  # kept in [0, 180)
+    with pytest.raises(AttributeError):  # frozen: a fitted ellipse cannot be edited in place
+        ellipse.ratio = 3.0
+
+
+def test_directional_sectors_tile_the_half_circle():
+    # four directions, each +-22.5 deg: together they must cover every azimuth in [0, 180)
+    # exactly once (45 deg apart), or pairs in the gaps would be lost
+    edges = sorted((d - kriging.DIRECTION_TOLERANCE) % 180.0 for d in kriging.DIRECTIONS)
+    widths = np.diff(edges + [edges[0] + 180.0])
+    np.testing.assert_allclose(widths, 2 * kriging.DIRECTION_TOLERANCE)
+    assert kriging.DIRECTIONS[0] == 0.0  # north-south first, as the report lists them
+
+
+def test_one_lag_is_a_valid_setting():
+    # nlags is an integer >= 1: 1 passes the settings check (the variogram fit then says
+    # that one lag is too few); 0 and 2.5 are refused as settings
+    x, y, values = _random_samples(40, seed=16)
+    with pytest.raises(ValueError, match="non-empty lag"):
+        OrdinaryKrigingModel("spherical", nlags=1).fit(x, y, values)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="nlags must be an integer >= 1"):
+            OrdinaryKrigingModel("spherical", nlags=bad).fit(x, y, values)
