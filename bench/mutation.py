@@ -296,6 +296,9 @@ def main(argv=None):
                     help="re-test the survivors of the last run recorded in mutation.json")
     ap.add_argument("--work", default=None,
                     help="working folder (default bench/work/mutation); one per parallel run")
+    ap.add_argument("--collect-partial", action="store_true",
+                    help="record the mutants already run in --work's database of each module "
+                         "(a run stopped before the end of its sample), without running any")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite mutation.md from mutation.json (e.g. after editing the notes)")
     args = ap.parse_args(argv)
@@ -308,7 +311,26 @@ def main(argv=None):
         sys.exit(f"unknown modules {unknown}; choose from {list(MODULES)}")
     json_path = RESULTS / "mutation.json"
     report = json.loads(json_path.read_text()) if json_path.exists() else {"modules": {}}
-    if not args.report_only:
+    if args.collect_partial:
+        for key in keys:
+            path, tests, _ = MODULES[key]
+            db = WORK / f"{key}.sqlite"
+            con = sqlite3.connect(db)
+            ops = [op for (op,) in con.execute("select operator_name from mutation_specs")]
+            planned = con.execute("select count(*) from work_items").fetchone()[0] - \
+                con.execute("select count(*) from work_results where worker_outcome = 'SKIPPED'"
+                            ).fetchone()[0]
+            con.close()
+            mutants = collect(db)
+            report["modules"][key] = {
+                "file": path, "tests": tests, "sampled": planned, "seed": args.seed,
+                "eligible": sum(not EXCLUDED_OPERATORS.search(op) for op in ops),
+                "work": str(WORK.relative_to(REPO)), "mutants": mutants,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "command": f"make mutation ARGS=\"--modules {key} --sample {planned}\" "
+                           f"(stopped after {len(mutants)} of {planned} mutants for time)"}
+        json_path.write_text(json.dumps(report, indent=1))
+    elif not args.report_only:
         src = WORK / "src"
         WORK.mkdir(parents=True, exist_ok=True)
         copy_repo(src)
