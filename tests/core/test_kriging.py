@@ -480,3 +480,32 @@ def test_one_lag_is_a_valid_setting():
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match="nlags must be an integer >= 1"):
             OrdinaryKrigingModel("spherical", nlags=bad).fit(x, y, values)
+
+
+def test_variogram_function_along_and_across_the_ellipse():
+    # spherical, sill 1, major range 1000 along azimuth 30, ratio 2. By hand:
+    # gamma(h) = 1.5 h/a - 0.5 (h/a)^3; across the ellipse a lag of 250 counts as 500
+    result = kriging.KrigingResult(
+        estimate=np.zeros((1, 1)), variance=np.zeros((1, 1)),
+        grid=Grid(0.0, 10.0, 10.0, 10.0, 1, 1), variogram_model="spherical",
+        variogram_parameters={"sill": 1.0, "range": 1000.0, "nugget": 0.0}, loo={},
+        anisotropy=kriging.Anisotropy(30.0, 2.0))
+    assert result.variogram_function(250.0, azimuth=30.0) == pytest.approx(0.3671875)
+    assert result.variogram_function(250.0, azimuth=120.0) == pytest.approx(0.6875)
+    assert result.variogram_function(250.0) == pytest.approx(0.3671875)  # major axis
+
+
+def test_fitted_variogram_bounds_follow_the_data_scale():
+    # log10 concentrations have variances of a few 0.01 (Kolari Cu: sill 0.059): the fit
+    # must reach such a sill, and a linear model's slope is never negative (a variogram
+    # cannot decrease for a linear model), even if the experimental points do
+    lags = np.arange(1, 11) * 100.0
+    small = kriging.ExperimentalVariogram(
+        lags=lags, semivariance=0.05 * (1.5 * np.minimum(lags / 600, 1) - 0.5 * np.minimum(
+            lags / 600, 1) ** 3), pairs=np.full(10, 200), max_lag=1000.0, lag_width=100.0)
+    p = kriging.fit_variogram("spherical", small)
+    assert p["sill"] == pytest.approx(0.05, rel=0.05) and p["range"] == pytest.approx(600, rel=0.1)
+    falling = kriging.ExperimentalVariogram(
+        lags=lags, semivariance=1.0 - 0.05 * np.arange(10), pairs=np.full(10, 200),
+        max_lag=1000.0, lag_width=100.0)
+    assert kriging.fit_variogram("linear", falling)["slope"] >= 0.0
