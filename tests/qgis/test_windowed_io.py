@@ -318,6 +318,7 @@ def test_one_band_of_several_and_the_last_band_by_number(tmp_path):
     np.testing.assert_array_equal(same[0], data[0])
     coarse = Grid(300_000.0, 7_001_000.0, 20.0, 20.0, 15, 20)
     assert raster_io.resampled_reader(src, coarse, band=0)(0, 0, 20, 15).shape == (1, 20, 15)
+    assert raster_io.read_raster(str(path)).data.shape == (3, 40, 30)  # all bands by default
     last = raster_io.read_raster(str(path), bands=[3])
     np.testing.assert_array_equal(last.data[0], data[2])
     with pytest.raises(ValueError, match="has 3 bands; band 4 was asked for"):
