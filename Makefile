@@ -30,7 +30,7 @@ help:
 	@echo "make install-plugin  make the plugin available to QGIS and qgis_process"
 	@echo "make test-matrix     QGIS tests and demo on QGIS 3.22 (host), 3.40 (Debian 13) and 3.44 (Debian sid chroots)"
 	@echo "make package         build dist/$(PLUGIN_NAME)-$(VERSION).zip"
-	@echo "make lint            ruff"
+	@echo "make lint            ruff (pycodestyle, pyflakes, isort, bugbear, pyupgrade, pydocstyle numpy, pep8-naming)"
 	@echo "make bench-accuracy  accuracy benchmark on ../shared/data (ARGS=--quick; installs SAGA GIS)"
 	@echo "make bench-scale     speed/memory on a full Sentinel-2 tile size (ARGS=--sizes 2745,5490)"
 	@echo "make bench-distributed  four 5490² tiles fused on Dask: single process, 1 and 2 workers"

@@ -5,7 +5,8 @@ numeric core (``geochem_fusion.core``) can be imported without QGIS.
 """
 
 
-def classFactory(iface):  # noqa: N802 (QGIS API name)
+def classFactory(iface):
+    """QGIS entry point: the plugin object for ``iface``."""
     from .plugin import GeochemFusionPlugin
 
     return GeochemFusionPlugin(iface)

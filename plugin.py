@@ -57,13 +57,13 @@ class GeochemFusionPlugin:
         self.task = None
         self.pip_extra_args = ()  # tests point pip at a local wheel folder
 
-    def initProcessing(self):  # noqa: N802 (QGIS API name)
+    def initProcessing(self):
         from .provider import GeochemFusionProvider
 
         self.provider = GeochemFusionProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self):  # noqa: N802 (QGIS API name)
+    def initGui(self):
         self.initProcessing()
         deps.set_offer(self.offer_install)
         missing = deps.missing_modules(self.required_modules())

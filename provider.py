@@ -20,19 +20,19 @@ class GeochemFusionProvider(QgsProcessingProvider):
     def name(self):
         return "Geochemical Image Fusion"
 
-    def longName(self):  # noqa: N802 (QGIS API name)
+    def longName(self):
         return "Geochemical Image Fusion (kriging + image detail injection)"
 
     def icon(self):
         return QIcon(str(ICON))
 
-    def svgIconPath(self):  # noqa: N802 (QGIS API name)
+    def svgIconPath(self):
         return str(ICON)
 
-    def supportedOutputRasterLayerExtensions(self):  # noqa: N802 (QGIS API name)
+    def supportedOutputRasterLayerExtensions(self):
         return ["tif"]  # outputs are written as GeoTIFF only (raster_io)
 
-    def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
+    def loadAlgorithms(self):
         for cls in ALGORITHM_CLASSES:
             self.addAlgorithm(cls())
         # shipped graphical models (e.g. the paper's chain), listed like any algorithm

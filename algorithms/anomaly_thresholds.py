@@ -14,8 +14,8 @@ from qgis.core import (
 from . import raster_io
 from .base import GeochemAlgorithm, advanced
 from .params import parse_float_list
-from .principal_components import write_loading_table
 from .styles import ANOMALY, anomaly_class_labels, style_by_thresholds
+from .tables import write_table
 
 #: How the classified raster is cut (option order is API).
 CLASSIFY_BY = ["concentration-area fractal breaks", "median + 2 MAD (log10)",
@@ -47,6 +47,8 @@ def ca_plot_html(result, title):
 
 
 class AnomalyThresholds(GeochemAlgorithm):
+    """``geochemfusion:anomalythresholds``: anomaly thresholds of a geochemical raster."""
+
     NAME = "anomalythresholds"
     DISPLAY_NAME = "Anomaly thresholds (concentration-area fractal, MAD, percentiles)"
     INPUT, BAND, N_SEGMENTS, CLASSIFY, PERCENTILES, STYLE_INPUT = (
@@ -71,7 +73,7 @@ class AnomalyThresholds(GeochemAlgorithm):
         "is in the project) with the same thresholds."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, "Geochemical raster (fused or kriged)"))
         self.addParameter(QgsProcessingParameterNumber(
@@ -135,7 +137,7 @@ class AnomalyThresholds(GeochemAlgorithm):
                                          "CLASSIFIED_BY": CLASSIFY_BY[choice]})
         self.load_styled(context, out, ANOMALY, f"{name} anomaly classes")
         outputs = {self.OUTPUT: out}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, result.table())
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, result.table())
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
@@ -166,7 +168,7 @@ class AnomalyThresholds(GeochemAlgorithm):
             return [result.classic["mean + 2 SD (log10)"]]
         return sorted(float(v) for k, v in result.classic.items() if k.startswith("percentile"))
 
-    def postProcessAlgorithm(self, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessAlgorithm(self, context, feedback):
         chosen = getattr(self, "_style_input", None)
         if chosen:
             layer_id, band, thresholds = chosen

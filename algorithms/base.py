@@ -116,26 +116,26 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     def name(self):
         return self.NAME
 
-    def displayName(self):  # noqa: N802 (QGIS API name)
+    def displayName(self):
         return self.DISPLAY_NAME
 
     def group(self):
         return self.GROUP
 
-    def groupId(self):  # noqa: N802 (QGIS API name)
+    def groupId(self):
         return self.GROUP_ID
 
-    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+    def shortHelpString(self):
         return self.HELP
 
-    def svgIconPath(self):  # noqa: N802 (QGIS API name)
+    def svgIconPath(self):
         return str(ICON)
 
-    def createInstance(self):  # noqa: N802 (QGIS API name)
+    def createInstance(self):
         return type(self)()
 
     # -- dependencies ---------------------------------------------------
-    def canExecute(self):  # noqa: N802 (QGIS API name)
+    def canExecute(self):
         message = deps.missing_message(self.REQUIRES)
         return (not message, message)
 
@@ -147,7 +147,7 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
     """
 
     # -- parameter checks ---------------------------------------------------
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         """Refuse non-GeoTIFF raster outputs before anything is computed or written.
 
         Otherwise a bad name is only noticed when that output is written: after
@@ -180,24 +180,14 @@ class GeochemAlgorithm(QgsProcessingAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.LEVELS_RASTER, context)
         if layer is None:
             return ""
-        from ..core.pyramid import max_levels
+        from ..core.pyramid import levels_problem
 
-        cap = max_levels((layer.height(), layer.width()))
-        if cap == 0:
-            return (f"'{layer.name()}' is only {layer.width()} x {layer.height()} pixels: too small "
-                    "for a Laplacian pyramid (it needs at least 3 x 3 pixels, and many more to be "
-                    "useful). Use a larger image.")
-        if self.parameterDefinition("LEVELS") is None:
-            return ""
-        levels = self.parameterAsInt(parameters, "LEVELS", context)
-        if levels <= cap:
-            return ""
-        return (f"{levels} pyramid levels are too many for the {layer.width()} x {layer.height()} "
-                f"pixels of '{layer.name()}' (at most {cap}: the coarsest level keeps 2 x 2 "
-                "cells); use fewer levels, or 0 for automatic.")
+        levels = (self.parameterAsInt(parameters, "LEVELS", context)
+                  if self.parameterDefinition("LEVELS") is not None else 0)
+        return levels_problem(levels, (layer.height(), layer.width()), f"'{layer.name()}'")
 
     # -- running ----------------------------------------------------------
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+    def processAlgorithm(self, parameters, context, feedback):
         from ..core.progress import Canceled
 
         ok, message = self.canExecute()

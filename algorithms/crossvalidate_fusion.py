@@ -13,7 +13,7 @@ from qgis.core import (
 
 from . import compat, raster_io, sample_values
 from .base import CoreFeedback, GeochemAlgorithm, advanced
-from .principal_components import write_loading_table
+from .tables import write_table
 
 HELPS_MARGIN = 0.02
 """The image "helps" when the default fusion's RMSE is this much (relative) below kriging
@@ -35,6 +35,8 @@ def verdict(results):
 
 
 class CrossValidateFusion(GeochemAlgorithm):
+    """``geochemfusion:crossvalidatefusion``: spatial cross-validation of the chain, method by method."""
+
     NAME = "crossvalidatefusion"
     DISPLAY_NAME = "Cross-validate the fusion (does the image help?)"
     GROUP = "Evaluation"
@@ -62,7 +64,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         "methods fusions: clip large images to a representative area first.<br>"
     ) + sample_values.help_text()
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
@@ -137,7 +139,7 @@ class CrossValidateFusion(GeochemAlgorithm):
             feedback.pushInfo(sentence)
         self.step(feedback, 95, "Writing the outputs")
         outputs = {}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

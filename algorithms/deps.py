@@ -1,4 +1,4 @@
-"""Optional Python dependencies: detect what is missing, say how to install it, install it.
+r"""Optional Python dependencies: detect what is missing, say how to install it, install it.
 
 QGIS ships numpy and GDAL everywhere, but not always scipy, scikit-learn,
 matplotlib or pykrige.  The plugin must still load without them; the

@@ -17,7 +17,7 @@ from qgis.core import (
 
 from . import compat, raster_io, sample_values
 from .base import GeochemAlgorithm, advanced
-from .principal_components import write_loading_table
+from .tables import write_table
 from .vector_io import check_projected, read_points
 
 NOTHING_TO_COMPARE = (
@@ -46,6 +46,8 @@ def parse_percentiles(text):
 
 
 class EvaluateFusion(GeochemAlgorithm):
+    """``geochemfusion:evaluatefusion``: scores of fused layers against reference layers and points."""
+
     NAME = "evaluatefusion"
     DISPLAY_NAME = "Evaluate fused layers"
     GROUP = "Evaluation"
@@ -81,7 +83,7 @@ class EvaluateFusion(GeochemAlgorithm):
         "plots, the success-rate curves and small maps.<br>"
     ) + sample_values.help_text()
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         points = [QgsProcessing.TypeVectorPoint]
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.FUSED, "Layers to evaluate (every band is one layer)", QgsProcessing.TypeRaster))
@@ -124,7 +126,7 @@ class EvaluateFusion(GeochemAlgorithm):
             createByDefault=False))
         sample_values.add_parameters(self)  # the sample values, as every algorithm reads them
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -288,7 +290,7 @@ class EvaluateFusion(GeochemAlgorithm):
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items()))
         self.step(feedback, 85, "Writing the outputs")
         outputs = {}
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, rows)
         if dest is not None:
             outputs[self.OUTPUT_TABLE] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

@@ -17,9 +17,11 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.vocabulary import FusionSettings
 from . import compat, raster_io, sample_values
+from .bands import resolve_band_map, sensor_of
 from .base import CoreFeedback, GeochemAlgorithm, advanced, sample_size_parameter
-from .mineral_indices import resolve_band_map, sensor_of
+from .fusion_labels import FUSION_HELP, fused_name
 from .params import (
     DEFAULT_FEATURES,
     DEFAULT_FUSE_MODE,
@@ -35,12 +37,13 @@ from .params import (
     VARIOGRAMS,
     parse_int_list,
 )
-from .principal_components import write_loading_table
-from .regression_fusion import FUSION_HELP, flatten_rows, fused_name
 from .styles import CONTINUOUS, GEOCHEM, UNITS, VARIANCE
+from .tables import flatten_rows, write_table
 
 
 class FuseGeochemistry(GeochemAlgorithm):
+    """``geochemfusion:fusegeochemistry``: samples and image in, fused layers out (every mode)."""
+
     NAME = "fusegeochemistry"
     DISPLAY_NAME = "Fuse geochemistry with imagery (end to end)"
     GROUP = "Geochemical image fusion"
@@ -90,7 +93,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         "projected CRS, metres).<br>" + sample_values.help_text()
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
@@ -167,35 +170,32 @@ class FuseGeochemistry(GeochemAlgorithm):
                 image, sensor, self.parameterAsString(parameters, self.BAND_MAP, context))
             sensor = sensor_of(band_map, sensor)
             feedback.pushInfo(f"Band map ({how}): {band_map}")
-        regression = REGRESSIONS[self.parameterAsEnum(parameters, self.REGRESSION, context)]
-        mode = FUSE_MODES[self.parameterAsEnum(parameters, self.MODE, context)]
-        settings = dict(
+        settings = FusionSettings(
+            mode=FUSE_MODES[self.parameterAsEnum(parameters, self.MODE, context)],
             features=feature_key, sensor=sensor, band_map=band_map,
             pcs=parse_int_list(self.parameterAsString(parameters, self.PCS, context) or "2",
                                "Principal components"),
-            band_names=image.descriptions, regression=regression,
+            band_names=image.descriptions,
+            regression=REGRESSIONS[self.parameterAsEnum(parameters, self.REGRESSION, context)],
             n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
+            levels=self.parameterAsInt(parameters, self.LEVELS, context),
             log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             variogram=VARIOGRAMS[self.parameterAsEnum(parameters, self.VARIOGRAM, context)],
             random_state=self.parameterAsInt(parameters, self.SEED, context),
             sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
-        names = list(values)
-        descriptions = [fused_name(n, regression, mode) for n in names]
-        meta = {"ELEMENTS": ",".join(names), "MODE": mode, "REGRESSION": regression,
-                "FEATURES": feature_key}
         wkt = image.crs_wkt or image_crs.toWkt()
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        progress = CoreFeedback(feedback, 0, 90)
         result, warnings = self._fuse_windowed(parameters, context, image, wkt, x, y, values,
-                                               settings, mode, out, descriptions, meta, progress)
+                                               settings, out, CoreFeedback(feedback, 0, 90))
         for note in result.notes:
             feedback.pushInfo(note)
         for warning in warnings:  # holes filled, negative values: in the log and the report
             feedback.pushWarning(warning)
             result.notes.append(warning)
-        layer_name = descriptions[0] if len(names) == 1 else (
+        names, mode = list(values), settings.mode
+        layer_name = fused_name(names[0], settings.regression, mode) if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
-            + (f"{regression}, " if mode != "adaptive" else "") + f"{mode})")
+            + (f"{settings.regression}, " if mode != "adaptive" else "") + f"{mode})")
         self.load_styled(context, out, GEOCHEM, layer_name)
         outputs = {self.OUTPUT: out}
         for key, kind, label in ((self.OUTPUT_FEATURES, CONTINUOUS, "Fusion image features"),
@@ -207,22 +207,25 @@ class FuseGeochemistry(GeochemAlgorithm):
             elif path:
                 feedback.pushInfo("No unit raster: units are only made for local regression.")
         feedback.setProgress(92)
-        settings["mode"] = mode
         outputs.update(self._write_common(parameters, context, image, wkt, result, settings))
         feedback.setProgress(100)
         return outputs
 
-    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, mode, out,
-                       descriptions, meta, progress):
-        """Every mode: the image is read and the outputs written block by block.
+    def _fuse_windowed(self, parameters, context, image, wkt, x, y, values, settings, out,
+                       progress):
+        """Run the core's one entry point (every mode), reading and writing block by block.
 
         Returns the result and the warnings of the last checks of the fused
         blocks (:class:`~geochem_fusion.core.guards.FusedGuard`).
         """
         from ..core.guards import FusedGuard
-        from ..core.pyramid_scene import fuse_pyramid_scene
         from ..core.scene import fuse_scene
+        from ..core.vocabulary import Sinks
 
+        names = list(values)
+        descriptions = [fused_name(n, settings.regression, settings.mode) for n in names]
+        meta = {"ELEMENTS": ",".join(names), "MODE": settings.mode,
+                "REGRESSION": settings.regression, "FEATURES": settings.features}
         features_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_FEATURES, context)
         units_path = self.parameterAsOutputLayer(parameters, self.OUTPUT_UNITS, context)
         # kriging alone is only an output (kriged layer, variance, report): skip it otherwise
@@ -252,25 +255,18 @@ class FuseGeochemistry(GeochemAlgorithm):
 
             guard = FusedGuard(list(values), writer.write, image.grid, clip_negative=(
                 self.parameterAsBool(parameters, self.CLIP_NEGATIVE, context)))
-            args = (x, y, values, image.read, image.grid, guard.write)
-            common = dict(write_features=write_features if features_path else None,
-                          write_units=write_units if units_path else None,
-                          progress=progress.progress, cancel=progress.is_canceled, **settings)
-            if mode == "adaptive":
-                scene = fuse_scene(*args, krige_alone=krige_alone, **common)
-            else:
-                scene = fuse_pyramid_scene(
-                    *args, mode=mode, levels=self.parameterAsInt(parameters, self.LEVELS, context),
-                    **common)
+            scene = fuse_scene(x, y, values, image.read, image.grid, settings, Sinks(
+                guard.write, write_features=write_features if features_path else None,
+                write_units=write_units if units_path else None, krige_alone=krige_alone,
+                progress=progress.progress, cancel=progress.is_canceled))
+            if settings.mode != "adaptive":
                 scene.notes.append(f"Pyramid depth: {scene.levels} levels (sample spacing "
                                    f"{scene.sample_spacing:.0f} map units)")
-                writer.ds.SetMetadataItem("LEVELS", str(scene.levels))
+                writer.describe(metadata={"LEVELS": scene.levels})
             if "features" in extra:
-                for j, name in enumerate(scene.transform.names_):
-                    extra["features"].ds.GetRasterBand(j + 1).SetDescription(name)
-            for key, value in guard.metadata().items():
-                writer.ds.SetMetadataItem(key, value)
-        warnings, _ = guard.notes(log_transform=settings["log_transform"], mode=mode)
+                extra["features"].describe(descriptions=scene.transform.names_)
+            writer.describe(metadata=guard.metadata())
+        warnings, _ = guard.notes(log_transform=settings.log_transform, mode=settings.mode)
         return scene.as_pipeline_result(), warnings
 
     def _write_common(self, parameters, context, image, wkt, result, settings):
@@ -297,7 +293,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             for row in flatten_rows(result.elements[n].fusion.coefficient_table(
                     result.features.names)):
                 rows.append({"element": n, **row})
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
+        dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS, rows)
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
         report = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)

@@ -2,8 +2,8 @@
 
 import html
 
-from .krige_samples import kriging_sections
 from .report import bars_html, map_html, scatter_html, table_html, variogram_html, write_report
+from .variogram import kriging_sections
 
 
 def _number(value):
@@ -72,11 +72,19 @@ def image_help_section(name, fit):
     return body
 
 
+NOT_REPORTED = ("band_names", "levels", "cell_size", "blend_sigma", "windows", "block_rows")
+"""Settings the report does not list (the bands and the depth used have their own rows; the
+others are not parameters of the algorithm)."""
+
+
 def fusion_report(path, result, settings, band_names, coefficient_rows):
-    """Write the report of a :class:`~geochem_fusion.core.pipeline.PipelineResult`."""
+    """Write the report of a :class:`~geochem_fusion.core.vocabulary.PipelineResult`.
+
+    ``settings``: the run's :class:`~geochem_fusion.core.vocabulary.FusionSettings`.
+    """
     names = list(result.elements)
     params = {k: (v if not isinstance(v, (list, tuple, dict)) else str(v))
-              for k, v in settings.items() if k != "band_names"}
+              for k, v in settings.as_dict().items() if k not in NOT_REPORTED}
     params.update({"pyramid levels used": result.levels,
                    "median sample spacing (map units)": result.sample_spacing,
                    "kriging cell (map units)": result.kriging_grid.cell_x,

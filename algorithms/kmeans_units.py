@@ -6,8 +6,9 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
-from .base import GeochemAlgorithm, advanced
+from .base import GeochemAlgorithm, sample_size_parameter
 from .params import DEFAULT_N_CLUSTERS
 from .styles import UNITS
 
@@ -16,6 +17,8 @@ SMALL_UNIT = 30
 
 
 class KMeansUnitsAlgorithm(GeochemAlgorithm):
+    """``geochemfusion:kmeansunits``: K-means geological units of an image stack."""
+
     NAME = "kmeansunits"
     DISPLAY_NAME = "K-means geological units"
     INPUT, N_CLUSTERS, SEED, SAMPLE_SIZE, OUTPUT = (
@@ -31,17 +34,14 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
         "in the legend), nodata where any band is nodata."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image or feature stack"))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_CLUSTERS, "Number of units", QgsProcessingParameterNumber.Integer,
             DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterNumber(
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0))
-        sample = QgsProcessingParameterNumber(
-            self.SAMPLE_SIZE, "Pixel sample size for fitting", QgsProcessingParameterNumber.Integer,
-            100000, minValue=100)
-        self.addParameter(advanced(sample))
+        self.addParameter(sample_size_parameter(self.SAMPLE_SIZE, "K-means"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Units"))
 
     def run_algorithm(self, parameters, context, feedback):
@@ -53,13 +53,11 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
         raster_io.check_bands(raster_io.read_preview(path), f"Input '{layer.name()}'")
         src = raster_io.open_blocks(path)
         k = self.parameterAsInt(parameters, self.N_CLUSTERS, context)
-        model = KMeansUnits(k, sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
-                            random_state=self.parameterAsInt(parameters, self.SEED, context))
-        self.step(feedback, 10, f"Fitting K-means ({k} units)")
         sample_size = self.parameterAsInt(parameters, self.SAMPLE_SIZE, context)
         seed = self.parameterAsInt(parameters, self.SEED, context)
-        model.fit(raster_io.fitting_stack(src, n_pixels=max(sample_size, 100_000),
-                                          random_state=seed))
+        model = KMeansUnits(k, sample_size=sample_size, random_state=seed)
+        self.step(feedback, 10, f"Fitting K-means ({k} units)")
+        model.fit(raster_io.fitting_stack(src, n_pixels=sample_size, random_state=seed))
         for unit, count in enumerate(model.counts_):
             if count < SMALL_UNIT:
                 feedback.pushWarning(
@@ -72,7 +70,7 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
         with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, 1,
                                       descriptions=[f"K-means units (N={k})"], dtype="int16",
                                       nodata=-1) as writer:
-            for row0, nrows in raster_io.row_blocks(rows, raster_io.block_rows_for(cols)):
+            for row0, nrows in row_blocks(rows, block_rows_for(cols)):
                 self.step(feedback, 50 + 45 * row0 / rows, None)
                 writer.write(0, row0, model.predict(src.read(row0, 0, nrows, cols)))
         self.load_styled(context, out, UNITS, f"Geological units (K-means, N={k})")

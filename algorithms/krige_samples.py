@@ -22,28 +22,13 @@ from .params import (
 )
 from .styles import GEOCHEM, VARIANCE
 from .variogram import HELP as VARIOGRAM_HELP
-from .variogram import add_variogram_parameters, variogram_report_html, variogram_settings
+from .variogram import add_variogram_parameters, kriging_sections, variogram_settings
 from .vector_io import check_projected, projected_crs_for
 
 
-def kriging_sections(element, result):
-    """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
-    from .report import map_html, table_html
-
-    loo = dict(result.loo)
-    sections = [
-        ("Variogram", variogram_report_html(result, element)
-         + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
-                       "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
-        ("Leave-one-out cross-validation", table_html([loo],
-         "mean error ≈ 0 and standardized RMSE ≈ 1 indicate a good variogram fit")),
-        ("Maps", map_html(result.estimate, f"{element} kriged")
-         + map_html(result.variance, f"{element} kriging variance", cmap="viridis")),
-    ]
-    return sections
-
-
 class KrigeSamples(GeochemAlgorithm):
+    """``geochemfusion:krigesamples``: ordinary kriging of point samples on a coarse grid."""
+
     NAME = "krigesamples"
     DISPLAY_NAME = "Krige samples (ordinary kriging)"
     SAMPLES, FIELD, CELL_SIZE, VARIOGRAM, LOG_TRANSFORM, EXTENT = (
@@ -53,7 +38,7 @@ class KrigeSamples(GeochemAlgorithm):
     REQUIRES = ("numpy", "scipy", "pykrige")
     HELP = (
         "Ordinary kriging (PyKrige) of geochemical samples onto a grid, the first step of the "
-        "fusion (METHOD step 1; Remote Sensing 2023, 15(8), 1993).<br>"
+        "fusion (step 1 of the method, docs/method.md; Remote Sensing 2023, 15(8), 1993).<br>"
         "<b>Cell size</b>: map units; 0 = a quarter of the median nearest-neighbour sample spacing "
         "(kriging at the image resolution would be slow and adds nothing).<br>"
         "<b>Variogram</b>: spherical, exponential, gaussian, linear, or auto (the model with the "
@@ -77,7 +62,7 @@ class KrigeSamples(GeochemAlgorithm):
     ) + sample_values.help_text()
     OUTPUT_NUMBERS = ("NUGGET", "SILL", "RANGE", "ANISOTROPY_ANGLE", "ANISOTROPY_RATIO", "LOO_RMSE")
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
@@ -105,8 +90,8 @@ class KrigeSamples(GeochemAlgorithm):
 
     def run_algorithm(self, parameters, context, feedback):
         from ..core.grid import Grid
-        from ..core.kriging import krige, median_nn_spacing
-        from ..core.samples import check_overlap, check_samples
+        from ..core.kriging import krige
+        from ..core.samples import check_overlap, check_samples, median_nn_spacing
 
         source = self.parameterAsSource(parameters, self.SAMPLES, context)
         field = compat.parameter_as_strings(self, parameters, self.FIELD, context)[0]

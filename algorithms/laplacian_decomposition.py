@@ -8,12 +8,15 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from ..core.blocks import block_rows_for, row_blocks
 from . import raster_io
 from .base import GeochemAlgorithm
 from .styles import CONTINUOUS
 
 
 class LaplacianDecomposition(GeochemAlgorithm):
+    """``geochemfusion:laplaciandecomposition``: low and high frequency of a raster."""
+
     NAME = "laplaciandecomposition"
     DISPLAY_NAME = "Laplacian pyramid decomposition (low/high frequency)"
     INPUT, LEVELS, SPACING = "INPUT", "LEVELS", "SPACING"
@@ -25,13 +28,13 @@ class LaplacianDecomposition(GeochemAlgorithm):
         "Gaussian/Laplacian pyramid (Burt & Adelson 1983): X = X_L + X_H exactly.<br>"
         "<b>Levels</b>: number of halvings; the low part keeps structures larger than about "
         "2^levels pixels. 0 = automatic from the sample spacing: round(log2(spacing / pixel size)) "
-        "(METHOD step 4 of Remote Sensing 2023, 15(8), 1993).<br>"
+        "(step 4 of the method, docs/method.md; Remote Sensing 2023, 15(8), 1993).<br>"
         "<b>Sample spacing</b>: typical distance between geochemical samples (map units, metres); "
         "used only when Levels is 0.<br>NaN/nodata pixels stay nodata and do not bleed into their "
         "neighbours (normalized convolution)."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(QgsProcessingParameterNumber(
             self.LEVELS, "Pyramid levels (0 = automatic from the sample spacing)",
@@ -42,7 +45,7 @@ class LaplacianDecomposition(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_LOW, "Low frequency"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_HIGH, "High frequency"))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
@@ -51,25 +54,18 @@ class LaplacianDecomposition(GeochemAlgorithm):
         if levels == 0 and spacing <= 0:
             return False, "Set either the pyramid levels or the sample spacing (for automatic levels)."
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is not None:
-            from ..core.pyramid import auto_levels, max_levels
-
-            if levels == 0:
-                if layer.crs().isGeographic():
-                    return False, (
-                        f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): "
-                        "automatic levels compare the sample spacing (metres) with the pixel size. "
-                        "Reproject the raster to a projected CRS (Raster > Projections > Warp), or "
-                        "give the number of levels.")
-                levels = auto_levels(spacing, layer.rasterUnitsPerPixelX())
-            cap = max_levels((layer.height(), layer.width()))
-            if levels > cap:
-                return False, (f"{levels} pyramid levels are too many for a {layer.width()} x "
-                               f"{layer.height()} raster (at most {cap}); use fewer levels.")
+        # an explicit depth is checked against the raster by the base class
+        # (core.pyramid.levels_problem); the automatic one is capped (core.pyramid.resolve_levels)
+        if layer is not None and levels == 0 and layer.crs().isGeographic():
+            return False, (
+                f"'{layer.name()}' is in a geographic CRS ({layer.crs().authid()}, degrees): "
+                "automatic levels compare the sample spacing (metres) with the pixel size. "
+                "Reproject the raster to a projected CRS (Raster > Projections > Warp), or "
+                "give the number of levels.")
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pyramid import BlockPyramid, auto_levels
+        from ..core.pyramid import BlockPyramid, resolve_levels
 
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         self.step(feedback, 1, f"Reading '{layer.name()}'")
@@ -80,8 +76,11 @@ class LaplacianDecomposition(GeochemAlgorithm):
         src = raster_io.open_blocks(path)
         levels = self.parameterAsInt(parameters, self.LEVELS, context)
         if levels == 0:
-            levels = auto_levels(self.parameterAsDouble(parameters, self.SPACING, context),
-                                 src.grid.cell_x)
+            notes = []
+            levels = resolve_levels(0, self.parameterAsDouble(parameters, self.SPACING, context),
+                                    src.grid.cell_x, src.grid.shape, notes)
+            for note in notes:
+                feedback.pushInfo(note)
             feedback.pushInfo(f"Automatic pyramid depth: {levels} levels")
         out_low = self.parameterAsOutputLayer(parameters, self.OUTPUT_LOW, context)
         out_high = self.parameterAsOutputLayer(parameters, self.OUTPUT_HIGH, context)
@@ -90,18 +89,18 @@ class LaplacianDecomposition(GeochemAlgorithm):
         # two passes of row blocks (core.pyramid.BlockPyramid): the first streams REDUCE down
         # to the coarsest level, the second expands it back block by block; the result equals
         # the whole-image decomposition while memory follows the block
-        block = raster_io.block_rows_for(cols)
+        block = block_rows_for(cols)
         raster_io.check_memory((min(block, rows), cols), src.n_bands, 8,
                                f"raster '{os.path.basename(path)}'", copies=6)
         pyramid = BlockPyramid((rows, cols), levels, src.n_bands)
-        for row0, nrows in raster_io.row_blocks(rows, block):
+        for row0, nrows in row_blocks(rows, block):
             self.step(feedback, 5 + 40 * row0 / rows, None)
             pyramid.push(src.read(row0, 0, nrows, cols))
         with raster_io.WindowedWriter(out_low, src.grid, src.crs_wkt, src.n_bands,
                                       descriptions=[f"{d} low (k={levels})" for d in desc]) as lo, \
                 raster_io.WindowedWriter(out_high, src.grid, src.crs_wkt, src.n_bands,
                                          descriptions=[f"{d} high (k={levels})" for d in desc]) as hi:
-            for row0, nrows in raster_io.row_blocks(rows, block):
+            for row0, nrows in row_blocks(rows, block):
                 self.step(feedback, 45 + 50 * row0 / rows, None)
                 low, high = pyramid.decompose(src.read(row0, 0, nrows, cols), row0)
                 for b in range(src.n_bands):

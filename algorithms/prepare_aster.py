@@ -75,6 +75,8 @@ def subsystem_grid(meta, subsystem, shape):
 
 
 class PrepareAster(GeochemAlgorithm):
+    """``geochemfusion:prepareaster``: reflectance stack from an ASTER L1T product."""
+
     NAME = "prepareaster"
     DISPLAY_NAME = "Prepare ASTER L1T scene (reflectance stack)"
     GROUP = "Imagery preparation"
@@ -107,7 +109,7 @@ class PrepareAster(GeochemAlgorithm):
         "the bands by themselves."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT, "ASTER L1T scene (AST_L1T_*.hdf)",
             fileFilter="ASTER L1T HDF-EOS (*.hdf *.HDF);;All files (*.*)"))

@@ -137,6 +137,8 @@ DAMAGED = ("The Sentinel-2 product is damaged or incomplete (an interrupted down
 
 
 class PrepareSentinel2(GeochemAlgorithm):
+    """``geochemfusion:preparesentinel2``: reflectance stack from a Sentinel-2 product."""
+
     NAME = "preparesentinel2"
     DISPLAY_NAME = "Prepare Sentinel-2 product (reflectance stack)"
     GROUP = "Imagery preparation"
@@ -168,7 +170,7 @@ class PrepareSentinel2(GeochemAlgorithm):
         "size of the bands as float32) are written next to the output and removed at the end."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT, "Sentinel-2 product (.SAFE folder, .zip or MTD_MSIL*.xml)",
             fileFilter="Sentinel-2 products (*.zip *.xml *.SAFE);;All files (*.*)"))

@@ -1,56 +1,25 @@
 """``geochemfusion:principalcomponents`` — PCA of a raster stack with its loading table."""
 
 from qgis.core import (
-    QgsFeature,
-    QgsFeatureSink,
-    QgsFields,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsWkbTypes,
 )
 
-from . import compat, raster_io
+from ..core.blocks import block_rows_for, row_blocks
+from . import raster_io
 from .base import GeochemAlgorithm, sample_size_parameter
 from .params import parse_int_list
 from .styles import CONTINUOUS
-
-
-def write_loading_table(alg, parameters, context, key, rows):
-    """Write a list of dicts as a geometry-less table sink.
-
-    Columns are the union of the rows' keys, in first-seen order; a column is
-    text if any row holds text in it; missing or empty values are NULL.
-    """
-    columns = {}
-    for row in rows:
-        for name, value in row.items():
-            text = isinstance(value, str) and value != ""
-            columns[name] = columns.get(name, False) or text
-    fields = QgsFields()
-    for name, text in columns.items():
-        fields.append(compat.make_field(name, text))
-    sink, dest = alg.parameterAsSink(parameters, key, context, fields, QgsWkbTypes.NoGeometry)
-    if sink is None:
-        return None
-    for row in rows:
-        feat = QgsFeature(fields)
-        values = []
-        for name, text in columns.items():
-            value = row.get(name)
-            if value is None or value == "":
-                values.append(None)
-            else:
-                values.append(str(value) if text else float(value))
-        feat.setAttributes(values)
-        sink.addFeature(feat, QgsFeatureSink.FastInsert)
-    return dest
+from .tables import write_table
 
 
 class PrincipalComponents(GeochemAlgorithm):
+    """``geochemfusion:principalcomponents``: principal components of an image stack."""
+
     NAME = "principalcomponents"
     DISPLAY_NAME = "Principal components"
     INPUT, N_COMPONENTS, STANDARDIZE, COMPONENTS, OUTPUT, OUTPUT_TABLE = (
@@ -69,7 +38,7 @@ class PrincipalComponents(GeochemAlgorithm):
         "the explained variance of each component, so you can see what PC2 means."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input stack"))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_COMPONENTS, "Number of components (0 = all)",
@@ -117,7 +86,7 @@ class PrincipalComponents(GeochemAlgorithm):
         rows, cols = src.grid.shape
         with raster_io.WindowedWriter(out, src.grid, src.crs_wkt, len(keep),
                                       descriptions=desc) as writer:
-            for row0, nrows in raster_io.row_blocks(rows, raster_io.block_rows_for(cols)):
+            for row0, nrows in row_blocks(rows, block_rows_for(cols)):
                 self.step(feedback, 20 + 75 * row0 / rows, None)
                 comps = pca.transform(src.read(row0, 0, nrows, cols))
                 for i, k in enumerate(keep):
@@ -125,7 +94,7 @@ class PrincipalComponents(GeochemAlgorithm):
         self.load_styled(context, out, CONTINUOUS, f"{layer.name()} principal components")
         results = {self.OUTPUT: out}
         table = pca.loading_table(src.descriptions)
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_TABLE, table)
+        dest = write_table(self, parameters, context, self.OUTPUT_TABLE, table)
         if dest is not None:
             results[self.OUTPUT_TABLE] = dest
         for row in table:

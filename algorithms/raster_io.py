@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, osr
 
+from ..core.blocks import block_rows_for, row_blocks, sample_pixels_from_windows
 from ..core.grid import Grid
+from ..core.vocabulary import SAMPLE_SIZE
 
 gdal.UseExceptions()
 
@@ -33,6 +35,8 @@ GTIFF_OPTIONS = ["COMPRESS=DEFLATE", "PREDICTOR=2", "TILED=YES", "BIGTIFF=IF_SAF
 
 @dataclass
 class RasterData:
+    """A raster read whole: data, grid, CRS and band descriptions."""
+
     data: np.ndarray  # (bands, rows, cols) float64, NaN = nodata
     grid: Grid
     crs_wkt: str
@@ -52,6 +56,7 @@ def layer_path(layer, name="raster"):
 
 
 def open_raster(path):
+    """Open ``path`` with GDAL (read only), or raise a message naming the file."""
     try:
         return gdal.Open(path)
     except RuntimeError as exc:
@@ -491,14 +496,7 @@ def metadata_float(path, key):
 
 
 # -- window-by-window processing of large rasters ---------------------------------------
-BLOCK_ROWS = 1024
-"""Rows per window when whole scenes are processed window by window."""
-
-
-def row_blocks(nrows, block_rows=BLOCK_ROWS):
-    """``(row0, n)`` windows of at most ``block_rows`` rows covering ``nrows`` rows."""
-    for row0 in range(0, int(nrows), int(block_rows)):
-        yield row0, min(int(block_rows), int(nrows) - row0)
+# The block budget and the row windows are the core's (core.blocks): one for the plugin.
 
 
 class WindowedWriter:
@@ -552,6 +550,17 @@ class WindowedWriter:
             self.ds.SetMetadata({str(k): str(v) for k, v in self.metadata.items()})
         self._strip_rows = max(1, self.ds.GetRasterBand(1).GetBlockSize()[1])
         return self
+
+    def describe(self, *, metadata=None, descriptions=None):
+        """Add metadata items and name the bands while the file is written.
+
+        For what is known only once the run has fitted (the pyramid depth, the
+        feature names).
+        """
+        for key, value in (metadata or {}).items():
+            self.ds.SetMetadataItem(str(key), str(value))
+        for i, name in enumerate(descriptions or []):
+            self.ds.GetRasterBand(i + 1).SetDescription(str(name))
 
     def write(self, band_index, row0, values):
         """Write a ``(rows, cols)`` window (NaN = nodata) into 0-based band ``band_index`` at ``row0``."""
@@ -743,8 +752,10 @@ def clip_grid(grid, extent):
 
 
 def window_covering(grid, extent, *, margin=0):
-    """``(row0, col0, nrows, ncols)`` of the cells of ``grid`` covering ``extent``
-    plus ``margin`` cells on each side (clamped to the grid)."""
+    """``(row0, col0, nrows, ncols)`` of the cells of ``grid`` covering ``extent``.
+
+    Plus ``margin`` cells on each side (clamped to the grid).
+    """
     sub = clip_grid(grid, extent)
     col0 = int(round((sub.x_min - grid.x_min) / grid.cell_x))
     row0 = int(round((grid.y_max - sub.y_max) / grid.cell_y))
@@ -762,7 +773,7 @@ def convert_to_file(read_window, grid, crs_wkt, path, *, on_window=None):
     window (raise from it to cancel: the file is then removed).
     """
     with WindowedWriter(path, grid, crs_wkt, 1, nodata=float("nan"), statistics=False) as out:
-        for row0, n in row_blocks(grid.nrows):
+        for row0, n in row_blocks(grid.nrows, block_rows_for(grid.ncols)):
             if on_window is not None:
                 on_window(row0 / grid.nrows)
             out.write(0, row0, read_window(row0, n))
@@ -791,7 +802,7 @@ def stack_onto_grid(sources, grid, crs_wkt, path, *, resample, descriptions=None
     adjust = adjust or [None] * len(sources)
     with WindowedWriter(path, grid, crs_wkt, len(sources), descriptions=descriptions,
                         metadata=metadata) as out:
-        for row0, n in row_blocks(grid.nrows):
+        for row0, n in row_blocks(grid.nrows, block_rows_for(grid.ncols)):
             if on_window is not None:
                 on_window(row0 / grid.nrows)
             for i, vrt in enumerate(vrts):
@@ -927,25 +938,18 @@ WHOLE_READ_PIXELS = 4_000_000
 """Rasters up to this many pixels are fitted on whole; larger ones on a pixel sample."""
 
 
-def fitting_stack(src, *, n_pixels=200_000, random_state=0):
+def fitting_stack(src, *, n_pixels=SAMPLE_SIZE, random_state=0):
     """What a fit step (PCA, K-means) sees: the whole raster when small, else a pixel sample.
 
     Returns ``(bands, rows, cols)``; for a large raster ``(bands, 1, n)`` valid
-    pixels read from random windows (:func:`geochem_fusion.core.scene.sample_pixels_from_windows`),
+    pixels read from random windows (:func:`geochem_fusion.core.blocks.sample_pixels_from_windows`),
     so that memory does not grow with the image.
     """
-    from ..core.scene import sample_pixels_from_windows
-
     rows, cols = src.grid.shape
     if rows * cols <= WHOLE_READ_PIXELS:
         return src.read(0, 0, rows, cols)
     return sample_pixels_from_windows(src.read, src.grid.shape, n_pixels=n_pixels,
                                       random_state=random_state)[:, None, :]
-
-
-def block_rows_for(ncols, n_bands=1):
-    """Rows per block for block-by-block algorithms: about 2 M values per band."""
-    return max(16, 2 ** 21 // max(1, int(ncols)))
 
 
 def resampled_reader(src, grid, *, band=None):

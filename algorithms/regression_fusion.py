@@ -11,32 +11,15 @@ from qgis.core import (
 
 from . import raster_io
 from .base import CoreFeedback, GeochemAlgorithm, sample_size_parameter
+from .fusion_labels import FUSION_HELP, fused_name
 from .params import DEFAULT_MODE, DEFAULT_N_CLUSTERS, DEFAULT_REGRESSION, MODES, REGRESSIONS
-from .principal_components import write_loading_table
 from .styles import GEOCHEM
-
-FUSION_HELP = (
-    "<b>Mode</b>: <i>paper</i> = eq. 3 of the paper exactly, Geo_f = Geo_Lre + Geo_H + Σ ai·MS_Hi "
-    "(the low-frequency geochemistry is replaced by its regression on the image, so what the image "
-    "does not explain is lost); <i>coherent</i> = Geo_L + Geo_H + Σ ai·MS_Hi (keeps the measured "
-    "geochemistry and adds the image detail; block-averaged back to the survey support it returns "
-    "the input).<br><b>Regression</b>: <i>global</i> = one linear fit for the whole area; "
-    "<i>local</i> = one fit per geological unit (K-means units), units with too few pixels fall "
-    "back to the global fit.<br><b>Levels</b>: Laplacian pyramid depth; 0 = automatic, "
-    "round(log2(sample spacing / pixel size)).<br><b>Log transform</b>: fit and fuse log10 of the "
-    "concentrations (right-skewed data), back-transformed at the end; off in the paper.<br>"
-    "Reference: Remote Sensing 2023, 15(8), 1993, §4.3, eqs. 1–3."
-)
-
-
-def fused_name(element, regression, mode):
-    """Layer/band name of a fused layer, e.g. "Cu fused (local, coherent)"."""
-    if mode == "adaptive":  # no global/local choice in that mode
-        return f"{element} fused (adaptive)"
-    return f"{element} fused ({regression}, {mode})"
+from .tables import flatten_rows, write_table
 
 
 class RegressionFusion(GeochemAlgorithm):
+    """``geochemfusion:regressionfusion``: the pyramid fusion of a geochemical raster with image features."""
+
     NAME = "regressionfusion"
     DISPLAY_NAME = "Regression fusion (geochemistry + image detail)"
     GEOCHEM, FEATURES, LEVELS, MODE, REGRESSION, UNITS, N_CLUSTERS, LOG_TRANSFORM = (
@@ -57,7 +40,7 @@ class RegressionFusion(GeochemAlgorithm):
         "empty and regression is local, units are computed with <b>Number of units</b>."
     )
 
-    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+    def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.GEOCHEM, "Geochemical layer (kriged, any resolution)"))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -82,7 +65,7 @@ class RegressionFusion(GeochemAlgorithm):
             self.OUTPUT_COEFFICIENTS, "Regression coefficients", optional=True,
             createByDefault=True))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+    def checkParameterValues(self, parameters, context):
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message
@@ -99,7 +82,8 @@ class RegressionFusion(GeochemAlgorithm):
         return True, ""
 
     def run_algorithm(self, parameters, context, feedback):
-        from ..core.pipeline import fuse_raster_blocks
+        from ..core.pyramid_scene import fuse_raster_blocks
+        from ..core.vocabulary import FusionSettings
 
         geo_layer = self.parameterAsRasterLayer(parameters, self.GEOCHEM, context)
         feat_layer = self.parameterAsRasterLayer(parameters, self.FEATURES, context)
@@ -130,6 +114,12 @@ class RegressionFusion(GeochemAlgorithm):
             read_units = raster_io.resampled_reader(units, feats.grid, band=0)
         element = geo.descriptions[0].replace(" kriged", "")
         name = fused_name(element, regression, mode)
+        settings = FusionSettings(
+            mode=mode, regression=regression,
+            levels=self.parameterAsInt(parameters, self.LEVELS, context),
+            n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
+            log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
+            sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context))
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress = CoreFeedback(feedback, 5, 95)
         # the features are read, split and fused row block by row block (core.pyramid_scene):
@@ -138,41 +128,18 @@ class RegressionFusion(GeochemAlgorithm):
                                       metadata={"MODE": mode, "REGRESSION": regression}) as writer:
             results, notes = fuse_raster_blocks(
                 raster_io.resampled_reader(geo, feats.grid, band=0), feats.read, feats.grid,
-                geo_grid=geo.grid, levels=self.parameterAsInt(parameters, self.LEVELS, context),
-                sample_spacing=spacing, mode=mode, regression=regression, read_units=read_units,
-                n_clusters=self.parameterAsInt(parameters, self.N_CLUSTERS, context),
-                log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
-                sample_size=self.parameterAsInt(parameters, self.SAMPLE_SIZE, context),
+                settings, geo_grid=geo.grid, sample_spacing=spacing, read_units=read_units,
                 consume=lambda row0, fused, _f, _u: writer.write(0, row0, fused[0]),
                 progress=progress.progress, cancel=progress.is_canceled)
-            writer.ds.SetMetadataItem("LEVELS", str(results[0].levels))
+            writer.describe(metadata={"LEVELS": results[0].levels})
         for note in notes:
             feedback.pushInfo(note)
         feedback.pushInfo(f"Pyramid depth: {results[0].levels} levels")
         self.load_styled(context, out, GEOCHEM, name)
         outputs = {self.OUTPUT: out}
         table = results[0].coefficient_table(feats.descriptions)
-        dest = write_loading_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
+        dest = write_table(self, parameters, context, self.OUTPUT_COEFFICIENTS,
                                    flatten_rows(table))
         if dest is not None:
             outputs[self.OUTPUT_COEFFICIENTS] = dest
         return outputs
-
-
-def flatten_rows(rows):
-    """Table rows with list values spread over columns and None/bool as text or numbers."""
-    flat = []
-    for row in rows:
-        out = {}
-        for key, value in row.items():
-            if isinstance(value, (list, tuple)):
-                for i, v in enumerate(value):
-                    out[f"{key}_{i + 1}"] = v
-            elif value is None:
-                out[key] = "global"
-            elif isinstance(value, bool):
-                out[key] = float(value)
-            else:
-                out[key] = value
-        flat.append(out)
-    return flat

@@ -18,6 +18,7 @@ def _pyplot():
 
 
 def figure_html(fig, alt):
+    """A matplotlib figure as an inline PNG ``<img>`` (``alt`` text), the figure closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     _pyplot().close(fig)
@@ -26,6 +27,7 @@ def figure_html(fig, alt):
 
 
 def table_html(rows, caption=None):
+    """Rows (dicts with the same keys) as an HTML table, with an optional caption."""
     if not rows:
         return ""
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
@@ -67,6 +69,7 @@ def map_html(array, title, cmap="RdYlBu_r", categorical=False, points=None):
 
 
 def variogram_html(lags, semivariance, model_function, title):
+    """The experimental variogram and the fitted model as an inline figure."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     ax.plot(lags, semivariance, "o", label="experimental")

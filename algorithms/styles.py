@@ -67,6 +67,7 @@ def geochem_class_breaks(values):
 
 
 def style_geochem(layer, band=1):
+    """Concentration style: a colour ramp on quantiles of the valid values."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -91,6 +92,7 @@ def style_geochem(layer, band=1):
 
 
 def style_variance(layer, band=1):
+    """Kriging variance style: a sequential ramp from the smallest to the largest variance."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -107,6 +109,7 @@ def style_variance(layer, band=1):
 
 
 def style_units(layer, band=1):
+    """Unit style: one colour and one legend entry (Unit 1, 2, ...) per unit."""
     values = np.unique(_sample_values(layer, band).astype(int))
     classes = [
         QgsPalettedRasterRenderer.Class(int(v), QColor(_UNIT_COLORS[i % len(_UNIT_COLORS)]),
@@ -117,6 +120,7 @@ def style_units(layer, band=1):
 
 
 def style_continuous(layer, band=1):
+    """Continuous style (features, indices): a grey ramp stretched on 2-98 %."""
     values = _sample_values(layer, band)
     if values.size == 0:
         return
@@ -187,6 +191,7 @@ STYLERS = {GEOCHEM: style_geochem, VARIANCE: style_variance, UNITS: style_units,
 
 
 def apply_style(layer, kind, band=1):
+    """Apply the ``kind`` style (``GEOCHEM``, ``VARIANCE``, ``UNITS``, ``CONTINUOUS``) to ``layer``."""
     STYLERS[kind](layer, band)
     layer.triggerRepaint()
 
@@ -210,7 +215,7 @@ class LayerStyler(QgsProcessingLayerPostProcessorInterface):
         self.name = name
         _PENDING.add(self)
 
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+    def postProcessLayer(self, layer, context, feedback):
         _PENDING.discard(self)
         if not isinstance(layer, QgsRasterLayer):
             return

@@ -105,8 +105,11 @@ def variogram_settings(alg, parameters, context, model):
 
 
 def variogram_report_html(result, title):
-    """Figures of a ``KrigingResult``: the variogram with pairs per lag, the directional
-    variograms with the fitted model, and the anisotropy ellipse; plus the choice made."""
+    """Figures of a ``KrigingResult`` and the choice made.
+
+    The variogram with pairs per lag, the directional variograms with the
+    fitted model, and the anisotropy ellipse.
+    """
     import html
 
     import numpy as np
@@ -185,3 +188,20 @@ def variogram_report_html(result, title):
     if result.anisotropy_note:
         text += f"<p>{html.escape(result.anisotropy_note)}</p>"
     return text + "".join(parts)
+
+
+def kriging_sections(element, result):
+    """Report sections describing a kriging result (variogram, LOO statistics, maps)."""
+    from .report import map_html, table_html
+
+    loo = dict(result.loo)
+    sections = [
+        ("Variogram", variogram_report_html(result, element)
+         + (table_html([{"model": k, "LOO RMSE": v} for k, v in result.candidates.items()],
+                       "Automatic model choice (leave-one-out RMSE)") if result.candidates else "")),
+        ("Leave-one-out cross-validation", table_html([loo],
+         "mean error ≈ 0 and standardized RMSE ≈ 1 indicate a good variogram fit")),
+        ("Maps", map_html(result.estimate, f"{element} kriged")
+         + map_html(result.variance, f"{element} kriging variance", cmap="viridis")),
+    ]
+    return sections

@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import inspect
 import io
 import json
 import logging
@@ -90,26 +89,28 @@ from qgis_env import link_package  # noqa: E402
 sys.path.insert(0, str(link_package()))
 
 from geochem_fusion.core import metrics  # noqa: E402
+from geochem_fusion.core.blocks import array_reader  # noqa: E402
+from geochem_fusion.core.features import fit_image_model  # noqa: E402
 from geochem_fusion.core.grid import Grid  # noqa: E402
-from geochem_fusion.core.kriging import OrdinaryKrigingModel, median_nn_spacing  # noqa: E402
-from geochem_fusion.core.pipeline import (  # noqa: E402
-    fuse_raster,
-    fuse_samples,
+from geochem_fusion.core.kriging import OrdinaryKrigingModel  # noqa: E402
+from geochem_fusion.core.pipeline import fuse_raster, fuse_samples  # noqa: E402
+from geochem_fusion.core.resample import resample_cubic  # noqa: E402
+from geochem_fusion.core.samples import median_nn_spacing  # noqa: E402
+from geochem_fusion.core.vocabulary import (  # noqa: E402
+    SAMPLE_SIZE,
+    FusionSettings,
     kriging_grid,
 )
-from geochem_fusion.core.resample import resample_cubic  # noqa: E402
-from geochem_fusion.core.scene import array_reader, fit_image_model  # noqa: E402
 
 logger = logging.getLogger("bench.accuracy")
 
 SEED = 0
 NOTES = []  # lines added to the report by this invocation
 N_CLUSTERS = 5  # K-means units of the local regression (fuse_samples' default)
-SAMPLE_SIZE = 200_000  # pixels sampled by fuse_samples' fit steps (its default)
 #: Variogram of every ordinary kriging here (kriging alone, the paper/coherent
 #: chain, SAGA's input): fuse_samples' default, so that kriging alone is the
 #: kriging the product itself would do.
-VARIOGRAM = inspect.signature(fuse_samples).parameters["variogram"].default
+VARIOGRAM = FusionSettings().variogram
 
 
 # ===========================================================================
@@ -118,7 +119,8 @@ VARIOGRAM = inspect.signature(fuse_samples).parameters["variogram"].default
 def product_default(x, y, values, image, image_grid, *, element_info):
     """The product's default: :func:`fuse_samples` with every setting left at its default."""
     res = fuse_samples(x, y, {element_info.name: values}, image, image_grid,
-                       band_names=element_info.band_names, random_state=element_info.seed)
+                       FusionSettings(band_names=element_info.band_names,
+                                      random_state=element_info.seed))
     return res.elements[element_info.name].fusion.fused
 
 
@@ -183,15 +185,17 @@ def kriging_alone(x, y, values, image, image_grid, *, element_info):
 
 
 def _image_model(image, image_grid, features, info):
-    """The feature transform and K-means units exactly as :func:`fuse_samples` fits them
-    (:func:`~geochem_fusion.core.scene.fit_image_model` on pixels from random windows),
-    applied to the whole image; cached for the image. Returns ``(features, units)``."""
+    """The feature transform and K-means units exactly as :func:`fuse_samples` fits them.
+
+    (:func:`~geochem_fusion.core.features.fit_image_model` on pixels from random windows),
+    applied to the whole image; cached for the image. Returns ``(features, units)``.
+    """
     key = ("image model", features)
     if key not in info.image_cache:
         transform, kmeans, _ = fit_image_model(
-            array_reader(image), image_grid, features=features, band_names=info.band_names,
-            regression="local", n_clusters=N_CLUSTERS, sample_size=SAMPLE_SIZE,
-            random_state=info.seed)
+            array_reader(image), image_grid, FusionSettings(
+                features=features, band_names=info.band_names, regression="local",
+                n_clusters=N_CLUSTERS, sample_size=SAMPLE_SIZE, random_state=info.seed))
         data = transform.transform(image)
         info.image_cache[key] = (data, kmeans.predict(data))
     return info.image_cache[key]
@@ -212,9 +216,9 @@ def _fusion(mode, regression, features="bands"):
         feats, units = _image_model(image, image_grid, features, element_info)
         labels = units if regression == "local" else None
         res, _, _ = fuse_raster(est, kgrid, feats, image_grid,
-                                sample_spacing=median_nn_spacing(x, y), mode=mode,
-                                regression=regression, labels=labels,
-                                random_state=element_info.seed)
+                                FusionSettings(mode=mode, regression=regression,
+                                               random_state=element_info.seed),
+                                sample_spacing=median_nn_spacing(x, y), labels=labels)
         return res.fused
     method.__doc__ = f"fuse_samples(features={features!r}, mode={mode!r}, regression={regression!r})"
     method.settings = dict(features=features, mode=mode, regression=regression)
@@ -228,8 +232,9 @@ def check_equivalence(x, y, values, image, image_grid, info, name="coherent loca
                         seed=info.seed, image_cache=info.image_cache)
     mine = METHODS[name](x, y, values, image, image_grid, element_info=fresh)
     res = fuse_samples(x, y, {info.name: values}, image, image_grid,
-                       band_names=info.band_names, random_state=info.seed,
-                       n_clusters=N_CLUSTERS, variogram=VARIOGRAM, **METHODS[name].settings)
+                       FusionSettings(band_names=info.band_names, random_state=info.seed,
+                                      n_clusters=N_CLUSTERS, variogram=VARIOGRAM,
+                                      **METHODS[name].settings))
     ref = res.elements[info.name].fusion.fused
     if not np.array_equal(np.isnan(mine), np.isnan(ref)):
         return float("inf")
@@ -441,6 +446,7 @@ def window_mean(target, rows, cols):
 
 
 def s2_cases(quick):
+    """The Sentinel-2 cases (scene, band) of the protocol (one scene with ``quick``)."""
     scenes = S2_SCENES[:1] if quick else S2_SCENES
     bands = S2_BANDS[:1] if quick else S2_BANDS
     spacings = (640,) if quick else S2_SPACINGS
@@ -448,6 +454,7 @@ def s2_cases(quick):
 
 
 def run_s2(methods, quick, seed, store):
+    """Run every method on every Sentinel-2 case; scores go to ``store``."""
     x0, y0 = 500_000.0, 7_000_000.0  # arbitrary UTM-like origin
     loaded, image_caches, first = {}, {}, True
     for scene, band, spacing in s2_cases(quick):
@@ -618,6 +625,7 @@ _KOLARI = {}
 
 
 def run_kolari(methods, quick, seed, store, jobs=1):
+    """Run every method on the Kolari folds; scores go to ``store``."""
     image, grid, names, valid, x, y, logv, (drow, dcol, n_dep) = load_kolari()
     folds = block_folds(x, y, seed)
     col = np.floor((x - grid.x_min) / grid.cell_x).astype(int)
@@ -708,6 +716,7 @@ class Store:
         self.fresh = set()
 
     def put(self, protocol, case, method, rec):
+        """Store the record ``rec`` of a method on a case."""
         rec = {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in rec.items()}
         rec["when"] = _now()
         key = f"{protocol}|{case}|{method}"
@@ -722,6 +731,7 @@ class Store:
         self.path.write_text(json.dumps(self.data, indent=1, sort_keys=True))
 
     def get(self, protocol, case, method):
+        """The stored record of a method on a case, or None."""
         return self.data.get(f"{protocol}|{case}|{method}")
 
 
@@ -809,6 +819,7 @@ def _wins(store, protocol, cases):
 
 
 def report(store, s2_list, kolari_list, *, command, runtime, quick, jobs=1, out=""):
+    """The Markdown report of the stored scores."""
     lines = ["# Accuracy benchmark on real data (issue 6)", ""]
     last = store.data.get(f"_run {out}", {})
     if runtime is None and last:  # --report-only: describe the run that made the results
@@ -958,6 +969,7 @@ def _saga_version():
 
 
 def main(argv=None):
+    """Command line entry point."""
     global RK_PIXELWISE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

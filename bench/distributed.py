@@ -81,6 +81,7 @@ def generate():
 
 
 def tiles():
+    """The four input tiles of the benchmark."""
     return [str(WORK / f"T{i}{j}.tif") for i in range(2) for j in range(2)]
 
 
@@ -88,6 +89,7 @@ def single(samples, out):
     """Child: the single-process product (``fuse_scene`` on the mosaic) as one COG."""
     from geochem_fusion.core.samples import check_sample_table
     from geochem_fusion.core.scene import fuse_scene
+    from geochem_fusion.core.vocabulary import FusionSettings, Sinks
     from geochem_fusion.mosaic.samples import read_points
     from geochem_fusion.mosaic.tiles import TileWriter, WindowReader
 
@@ -100,8 +102,9 @@ def single(samples, out):
     x, y, values, _ = check_sample_table(x, y, values)
     writer = TileWriter(str(out / "fused.tif"), read.grid, read.crs_wkt, 1)
     t0 = time.perf_counter()
-    scene = fuse_scene(x, y, values, read, read.grid, writer.write, band_names=read.descriptions,
-                       krige_alone=False, preview_size=None)
+    scene = fuse_scene(x, y, values, read, read.grid,
+                       FusionSettings(band_names=read.descriptions),
+                       Sinks(writer.write, krige_alone=False, preview_size=None))
     t1 = time.perf_counter()
     writer.finish()
     t2 = time.perf_counter()
@@ -110,6 +113,7 @@ def single(samples, out):
 
 
 def noop(i):
+    """A task that does nothing (the scheduler's overhead)."""
     return i
 
 
@@ -146,6 +150,7 @@ def compare(a_path, b_path, rows=512):
 
 
 def main(argv=None):
+    """Command line entry point."""
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logger.setLevel(logging.INFO)
     scale.logger.setLevel(logging.INFO)

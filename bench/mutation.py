@@ -93,6 +93,7 @@ def copy_repo(dest):
 
 
 def test_command(tests, qgis):
+    """The pytest command that kills the mutants of one module (QGIS tests with ``qgis``)."""
     py = sys.executable
     cmd = f"{py} -m pytest -x -q -p no:cacheprovider -p no:randomly " + " ".join(tests)
     if qgis:
@@ -102,6 +103,7 @@ def test_command(tests, qgis):
 
 
 def run(cmd, cwd, **kw):
+    """Run ``cmd`` in ``cwd``; its completed process."""
     return subprocess.run(cmd, cwd=cwd, shell=isinstance(cmd, str), capture_output=True,
                           text=True, **kw)
 
@@ -138,6 +140,7 @@ def sample_jobs(db, sample, seed):
 
 
 def collect(db):
+    """The mutants and their outcomes stored in a cosmic-ray session ``db``."""
     con = sqlite3.connect(db)
     out = []
     for job, op, occ, line, outcome, worker, diff, output in con.execute(
@@ -152,6 +155,7 @@ def collect(db):
 
 
 def cosmic(*args, cwd):
+    """Run ``cosmic-ray`` with ``args`` in ``cwd``."""
     exe = Path(sys.executable).with_name("cosmic-ray")
     res = run([str(exe), *args], cwd)
     if res.returncode != 0:
@@ -160,6 +164,7 @@ def cosmic(*args, cwd):
 
 
 def run_module(key, src, sample, seed, timeout_factor):
+    """Mutate one module (a seeded sample of its mutants) and run its tests on each."""
     path, tests, qgis = MODULES[key]
     cmd = test_command(tests, qgis)
     deliberate_mutant(src, path, cmd)
@@ -219,6 +224,7 @@ def rerun_survivors(key, src, previous):
 
 
 def previous_first(previous, job):
+    """Order the mutants so that those killed or surviving last time come first."""
     for m in previous["mutants"]:
         if m["job"] == job:
             return m.get("first_outcome")
@@ -226,6 +232,7 @@ def previous_first(previous, job):
 
 
 def load_equivalent():
+    """The mutants recorded as equivalent (``bench/mutation_equivalent.toml``)."""
     if not EQUIVALENT.exists():
         return {}
     import tomllib
@@ -236,11 +243,13 @@ def load_equivalent():
 
 
 def explanation(equivalent, key, m):
+    """Why a surviving mutant ``m`` of module ``key`` is equivalent, if recorded."""
     return (equivalent.get((key, m["line"], m["operator"], m["occurrence"]))
             or equivalent.get((key, m["line"], m["operator"], -1)))
 
 
 def tables(report):
+    """The Markdown tables of a report (per module, then the survivors)."""
     equivalent = load_equivalent()
     lines = ["| module | mutants (eligible) | run | killed | survived | of which equivalent | "
              "surviving non-equivalent | killed after new tests |",
@@ -269,6 +278,7 @@ def tables(report):
 
 
 def write_markdown(report):
+    """Write ``bench/results/mutation.md`` from a report."""
     md = RESULTS / "mutation.md"
     table, detail = tables(report)
     runs = "; ".join(f"{k}: `{r['command']}` ({r['date']})" + (
@@ -286,6 +296,7 @@ def write_markdown(report):
 
 
 def main(argv=None):
+    """Command line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--modules", default=",".join(MODULES),
                     help="comma-separated keys of MODULES (default: all)")

@@ -190,6 +190,7 @@ class Scene:
         self.nugget_sd = 0.05
 
     def units(self, field):
+        """Unit labels of a field (its thresholds)."""
         return np.digitize(field, self.thresholds)
 
     def image_block(self, row0, nrows, ncols):
@@ -241,6 +242,7 @@ def _srs():
 
 
 def image_grid(size):
+    """The image grid of a square scene of ``size`` pixels."""
     return Grid(X0, Y0, PIXEL, PIXEL, size, size)
 
 
@@ -334,6 +336,7 @@ class Run:
         self.lines = []  # (seconds since start, text)
 
     def __call__(self):
+        """Run the command, timing it and recording its progress lines."""
         logger.info("running %s", " ".join(self.argv))
         busy = _busy_cpu_seconds()
         start = time.perf_counter()
@@ -388,6 +391,7 @@ class Run:
 
 
 def qgis_exe():
+    """Path of ``qgis_process.bin`` (or the wrapper), or an error."""
     exe = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
     if exe is None:
         raise SystemExit("qgis_process.bin not found: run make setup")
@@ -395,12 +399,14 @@ def qgis_exe():
 
 
 def qgis_startup():
+    """Run ``qgis_process`` once so that its start-up is not timed."""
     qgis_env.qgis_process("help", "geochemfusion:fusegeochemistry")  # enables the plugin once
     return Run([qgis_exe(), "help", "geochemfusion:fusegeochemistry"],
                env=qgis_env.qgis_process_env())()
 
 
 def floor(folder, size):
+    """Time the I/O floor: warp the coarse grid to the image grid and write one band."""
     grid = image_grid(size)
     out = folder / "floor.tif"
     if out.exists():
@@ -464,8 +470,10 @@ def fusion(folder, elements, *, paper=False):
 
 
 def raster_fusion(folder):
-    """``regressionfusion`` of the coarse grid (standing for a kriged layer) with the four
-    bands: the raster-only chain (coherent mode, local regression with 8 K-means units)."""
+    """``regressionfusion`` of the coarse grid (standing for a kriged layer) with the four bands.
+
+    The raster-only chain (coherent mode, local regression with 8 K-means units).
+    """
     out, table = folder / "fused_raster.tif", folder / "coefficients.csv"
     argv = [qgis_exe(), "run", "geochemfusion:regressionfusion", "--",
             f"GEOCHEM={folder / 'coarse.tif'}", f"FEATURES={folder / 'image.tif'}",
@@ -488,12 +496,13 @@ def raster_fusion(folder):
 def check_cancel(folder, after_seconds, *, paper=False):
     """Seconds from the cancel request to the Canceled exception, for each request time.
 
-    ``paper``: the paper mode (:func:`~geochem_fusion.core.pyramid_scene.fuse_pyramid_scene`,
-    bands-PC2), else the default (:func:`~geochem_fusion.core.scene.fuse_scene`)."""
+    ``paper``: the paper mode (bands-PC2), else the default; both through the core's entry
+    point, :func:`~geochem_fusion.core.scene.fuse_scene`.
+    """
     from geochem_fusion.algorithms import raster_io
     from geochem_fusion.core.progress import Canceled
-    from geochem_fusion.core.pyramid_scene import fuse_pyramid_scene
     from geochem_fusion.core.scene import fuse_scene
+    from geochem_fusion.core.vocabulary import FusionSettings, Sinks
 
     image = raster_io.open_blocks(str(folder / "image.tif"))
     ds = ogr.Open(str(folder / "samples.gpkg"))
@@ -524,14 +533,14 @@ def check_cancel(folder, after_seconds, *, paper=False):
 
         try:
             with raster_io.WindowedWriter(str(out), image.grid, image.crs_wkt, 1) as writer:
-                args = (np.array(x), np.array(y), {"Cu": np.array(cu)}, image.read, image.grid,
-                        writer.write)
                 common = dict(band_names=image.descriptions, regression="local",
-                              n_clusters=N_CLUSTERS, progress=progress, cancel=cancel)
-                if paper:
-                    fuse_pyramid_scene(*args, mode="paper", features="bands-pc2", **common)
-                else:
-                    fuse_scene(*args, krige_alone=False, **common)
+                              n_clusters=N_CLUSTERS)
+                settings = (FusionSettings(mode="paper", features="bands-pc2", **common)
+                            if paper else FusionSettings(**common))
+                fuse_scene(np.array(x), np.array(y), {"Cu": np.array(cu)}, image.read,
+                           image.grid, settings,
+                           Sinks(writer.write, krige_alone=False, progress=progress,
+                                 cancel=cancel))
             stopped = None
         except Canceled:
             stopped = time.perf_counter()
@@ -557,6 +566,7 @@ def check_cancel(folder, after_seconds, *, paper=False):
 # report
 # ----------------------------------------------------------------------------------------
 def machine():
+    """The machine's CPUs and memory, for the report."""
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -727,6 +737,7 @@ def report(rows, startup, cancels, command, path, *, paper_cancels=()):
 
 
 def qgis_version():
+    """The QGIS version ``qgis_process`` reports."""
     out = subprocess.run([qgis_exe(), "--version"], capture_output=True, text=True,
                          env=qgis_env.qgis_process_env())
     text = " ".join(out.stdout.split())
@@ -735,6 +746,7 @@ def qgis_version():
 
 
 def saga_version():
+    """The SAGA GIS version, or None when it is not installed."""
     if shutil.which("saga_cmd") is None:
         return "SAGA GIS not installed (its rows are left out)"
     out = subprocess.run(["saga_cmd", "--version"], capture_output=True, text=True)
@@ -743,6 +755,7 @@ def saga_version():
 
 
 def main(argv=None):
+    """Command line entry point."""
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logger.setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],

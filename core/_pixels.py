@@ -1,14 +1,13 @@
 """Pixel handling shared by the fitted core steps (PCA, K-means, regression).
 
 The fit steps of the method are estimated on a seeded random *sample* of
-valid pixels and then applied block by block (METHOD.md, "Scale"), so a full
+valid pixels and then applied block by block (``docs/method.md``, "Scale"), so a full
 Sentinel-2 tile never becomes one ``(n_pixels, bands)`` float64 matrix.  This
 module holds the small pieces they share:
 
 - :func:`as_stack` validates a ``(bands, rows, cols)`` stack;
 - :func:`valid_mask` marks the pixels where every band is finite;
 - :func:`sample_indices` / :func:`sample_pixels` draw the seeded sample;
-- :func:`row_blocks` cuts a raster into row blocks of bounded size;
 - :func:`band_scaling` computes the per-band centring and scaling.
 
 Nodata is NaN inside core: a pixel is *valid* when all its bands are finite.
@@ -21,11 +20,12 @@ import warnings
 
 import numpy as np
 
+from .blocks import block_rows_for, row_blocks
+
 __all__ = [
-    "DEFAULT_BLOCK_PIXELS",
     "as_stack",
     "band_scaling",
-    "row_blocks",
+    "map_pixels",
     "sample_indices",
     "sample_pixels",
     "valid_mask",
@@ -33,9 +33,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Pixels per row block in the block-wise ``transform``/``predict`` methods
-#: (2**18 pixels: about 19 MB of float64 for a 9-band stack).
-DEFAULT_BLOCK_PIXELS = 1 << 18
 
 
 def as_stack(x, name="stack", *, dtype=np.float64) -> np.ndarray:
@@ -169,27 +166,6 @@ def sample_pixels(stack, mask, sample_size, random_state=0) -> np.ndarray:
     return np.asarray(stack[:, rows, cols].T, dtype=np.float64)
 
 
-def row_blocks(shape, *, max_pixels=DEFAULT_BLOCK_PIXELS):
-    """Split ``rows`` into consecutive row slices of at most ``max_pixels`` pixels.
-
-    Parameters
-    ----------
-    shape : tuple
-        Array shape ending in ``(rows, cols)``.
-    max_pixels : int, keyword-only
-        Pixel budget per block (at least one full row is always taken).
-
-    Yields
-    ------
-    slice
-        Row slice covering ``rows`` in order.
-    """
-    rows, cols = int(shape[-2]), int(shape[-1])
-    step = max(1, int(max_pixels) // max(cols, 1))
-    for start in range(0, rows, step):
-        yield slice(start, min(start + step, rows))
-
-
 def band_scaling(samples, *, standardize=True):
     """Per-band centre and scale of sampled pixel vectors.
 
@@ -236,7 +212,8 @@ def map_pixels(stack, func, n_out, *, fill=np.nan, dtype=None):
     dtype = stack.dtype if dtype is None else dtype
     shape = (rows, cols) if n_out is None else (n_out, rows, cols)
     out = np.full(shape, fill, dtype=dtype)
-    for block in row_blocks(stack.shape):
+    for row0, nrows in row_blocks(rows, block_rows_for(cols, n_bands)):
+        block = slice(row0, row0 + nrows)
         pixels = stack[:, block].reshape(n_bands, -1).T
         ok = np.isfinite(pixels).all(axis=1)
         if n_out is None:

@@ -4,9 +4,9 @@ The paper's fusion (:mod:`.fusion`) regresses the *kriged* geochemistry on the
 image at the coarse scale.  When the samples themselves are available (the
 one-click ``fusegeochemistry`` starts from them), the image can be related to
 the measured values directly, at their own support, and what the image does
-not explain is kriged.  METHOD.md ("What measurements on real data already
-say") records that this roughly halves the RMSE of a paper-like fusion on real
-Sentinel-2, and that on real till geochemistry a plain covariate model can do
+not explain is kriged (``docs/method.md``, the ``adaptive`` mode).  Measured on
+real data, this roughly halves the RMSE of a paper-like fusion on real
+Sentinel-2, and on real till geochemistry a plain covariate model can do
 *worse* than kriging alone, so the method must decide from the data how much to
 trust the image.  This module does that:
 
@@ -48,18 +48,18 @@ from itertools import combinations
 import numpy as np
 from scipy import ndimage
 
-from .kriging import OrdinaryKrigingModel, leave_one_out
+from .kriging import OrdinaryKrigingModel, krige_at, leave_one_out
 from .resample import resample_cubic
+from .samples import median_nn_spacing
+from .vocabulary import DEFAULT_WINDOWS
 
 __all__ = [
-    "AdaptiveFit", "fit_adaptive", "fit_adaptive_samples", "chips_from_image", "read_chips",
+    "AdaptiveFit", "AdaptiveOptions", "fit_adaptive_samples", "chips_from_image", "read_chips",
     "sample_features", "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_WINDOWS = (1, 3, 5)
-"""Square averaging windows (pixels) tried for the sample support."""
 DEFAULT_SHRINKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Shrinkage factors of the image trend tried (0 = kriging alone)."""
 FEATURE_SETS = ("bands", "bands+ratios")
@@ -91,7 +91,7 @@ def _window_mean(band, window, out=None):
 
 
 def feature_stack(image, feature_set="bands", *, window=1, band_names=None):
-    """Features of METHOD step 3 for the adaptive fit: ``(q, rows, cols)`` and their names.
+    """Features of ``docs/method.md`` step 3 for the adaptive fit: ``(q, rows, cols)`` and their names.
 
     ``bands+ratios`` adds every pairwise normalized difference ``(bi − bj)/(bi + bj)``.
     Each feature is averaged over ``window`` × ``window`` pixels (NaN-aware).
@@ -172,7 +172,7 @@ def _apply_trend(As, labels, fits):
 
 @dataclass
 class AdaptiveFit:
-    """What :func:`fit_adaptive` chose and why.
+    """What :func:`fit_adaptive_samples` chose and why.
 
     Attributes
     ----------
@@ -372,11 +372,55 @@ def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
 
-def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, feature_sets=None,
-                         windows=DEFAULT_WINDOWS, shrinks=DEFAULT_SHRINKS, variogram="spherical",
-                         n_closest_points=32, min_samples=12, block=None, n_folds=5,
-                         margin=0.02, random_state=0, labels=None, min_unit_samples=15,
-                         support_selection="gcv", shrink_selection="loo"):
+@dataclass(frozen=True)
+class AdaptiveOptions:
+    """How :func:`fit_adaptive_samples` chooses its predictor (the defaults are the product's).
+
+    Parameters
+    ----------
+    feature_sets : sequence of str, optional
+        Default: ``("bands", "bands+ratios")`` when every chip pixel is
+        positive (reflectance) and there are several bands, else ``("bands",)``.
+    windows, shrinks : sequences
+        Candidates for the support window (pixels) and λ (0 < λ ≤ 1).
+    n_closest_points : int
+        Neighbours of the moving-window kriging.
+    min_samples : int
+        Fewest samples with valid features for a trend to be tried.
+    block : float, optional
+        Side of the spatial CV blocks (map units; default 5 median sample spacings).
+    n_folds : int
+        Folds of the spatial CV.
+    margin : float
+        Relative RMSE by which the image must beat kriging alone (default 2 %).
+    min_unit_samples : int
+        Fewest samples of a unit for its own trend (local regression).
+    support_selection : {"gcv", "cv"}
+        How the feature set and window are chosen: ``"gcv"`` (default) by the
+        leave-one-out error of the ridge trend alone, then λ by spatial CV;
+        ``"cv"``: every combination by spatial CV (noisier with few samples).
+    shrink_selection : {"loo", "cv"}
+        How λ is chosen: by leave-one-out (default: the error of interpolating
+        between samples, which is what a map pixel sees) or by the spatial CV.
+        Either way the image is used only if the chosen λ also beats kriging
+        alone in the spatial CV by ``margin``.
+    """
+
+    feature_sets: tuple = None
+    windows: tuple = DEFAULT_WINDOWS
+    shrinks: tuple = DEFAULT_SHRINKS
+    n_closest_points: int = 32
+    min_samples: int = 12
+    block: float = None
+    n_folds: int = 5
+    margin: float = 0.02
+    min_unit_samples: int = 15
+    support_selection: str = "gcv"
+    shrink_selection: str = "loo"
+
+
+def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, labels=None,
+                         variogram="spherical", options=None, random_state=0):
     """Choose the adaptive predictor from the samples by spatial cross-validation.
 
     Every candidate — kriging alone, and for each feature set and support
@@ -398,23 +442,15 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         at least the largest window.
     kriging_grid : Grid
         Coarse grid on which the final residual is kriged.
-    feature_sets : sequence of str, optional
-        Default: ``("bands", "bands+ratios")`` when every chip pixel is
-        positive (reflectance) and there are several bands, else ``("bands",)``.
-    windows, shrinks : sequences
-        Candidates for the support window (pixels) and λ (0 < λ ≤ 1).
+    band_names : list of str, optional
+        Names of the chip bands (the coefficient table).
     variogram : str
         Variogram of the final residual kriging (``"auto"`` allowed); the
         cross-validation uses spherical models fitted to all samples.
-    support_selection : {"gcv", "cv"}
-        How the feature set and window are chosen: ``"gcv"`` (default) by the
-        leave-one-out error of the ridge trend alone, then λ by spatial CV;
-        ``"cv"``: every combination by spatial CV (noisier with few samples).
-    shrink_selection : {"loo", "cv"}
-        How λ is chosen: by leave-one-out (default: the error of interpolating
-        between samples, which is what a map pixel sees) or by the spatial CV.
-        Either way the image is used only if the chosen λ also beats kriging
-        alone in the spatial CV by ``margin``.
+    options : AdaptiveOptions, optional
+        The candidates and how one is chosen (default: the product's).
+    random_state : int
+        Seed of the spatial folds.
     labels : ndarray of int, shape (n,), optional
         Geological unit of each sample (−1 = none): local regression, one
         ridge trend per unit with at least ``min_unit_samples`` samples, the
@@ -426,8 +462,12 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
         With ``kriging`` (the residual kriged on ``kriging_grid``) set; use
         :meth:`AdaptiveFit.predict` for any window of the image.
     """
-    from .kriging import krige_at, median_nn_spacing
-
+    options = options if options is not None else AdaptiveOptions()
+    feature_sets, windows, shrinks = options.feature_sets, options.windows, options.shrinks
+    n_closest_points, min_samples = options.n_closest_points, options.min_samples
+    block, n_folds, margin = options.block, options.n_folds, options.margin
+    min_unit_samples = options.min_unit_samples
+    support_selection, shrink_selection = options.support_selection, options.shrink_selection
     if labels is not None:
         labels = np.asarray(labels).astype(np.int64).ravel()
         if labels.size != np.asarray(x).size:
@@ -574,30 +614,3 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, featu
     model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
     fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)
     return fit
-
-
-def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, units=None,
-                 **options):
-    """Choose and fit the adaptive predictor and predict on the whole image grid.
-
-    Convenience for images that fit in memory: :func:`chips_from_image`, then
-    :func:`fit_adaptive_samples` (``options`` are its keywords), then
-    :meth:`AdaptiveFit.predict`. ``units`` ``(rows, cols)`` (−1 = none) makes
-    the trend local: one per geological unit.
-
-    Returns
-    -------
-    fused : ndarray, shape (rows, cols)
-    fit : AdaptiveFit
-    """
-    windows = options.get("windows", DEFAULT_WINDOWS)
-    chips = chips_from_image(image, image_grid, x, y, half=max(windows) // 2)
-    labels = None
-    if units is not None:
-        r, c, inside = _sample_pixels(x, y, image_grid)
-        labels = np.full(r.size, -1)
-        labels[inside] = np.asarray(units)[r[inside], c[inside]]
-    fit = fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
-                               labels=labels, **options)
-    fit.fused = fit.predict(image, image_grid, labels=units, band_names=band_names)
-    return fit.fused, fit

@@ -178,6 +178,7 @@ class SceneMetadata:
 
     @property
     def day_of_year(self) -> int:
+        """Day of the year of the acquisition (1-366)."""
         return self.date.timetuple().tm_yday
 
     @property

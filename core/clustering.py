@@ -1,9 +1,9 @@
-"""K-means units for the local regression (METHOD.md step 5).
+"""K-means units for the local regression (``docs/method.md`` step 5).
 
 In local mode the paper splits the image into N classes with K-means on the
 image features, one class standing for one geological unit, and fits the
 regression of eq. 1 separately in each.  K-means is fitted on a seeded pixel
-sample and applied block by block (METHOD.md, "Scale").
+sample and applied block by block (``docs/method.md``, "How the streaming chain maps onto the steps").
 
 References
 ----------
@@ -23,6 +23,7 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 
 from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
+from .vocabulary import SAMPLE_SIZE
 
 __all__ = ["KMeansUnits"]
 
@@ -69,13 +70,13 @@ class KMeansUnits:
     Notes
     -----
     Uses :class:`sklearn.cluster.KMeans` (k-means++ initialisation, 4 runs,
-    best inertia kept).  ``predict`` and ``distances`` work on row blocks, so
+    best inertia kept).  ``predict`` works on row blocks, so
     memory is bounded by the block size, not the image size.
     """
 
     n_init = 4
 
-    def __init__(self, n_clusters=8, *, sample_size=100_000, random_state=0, standardize=True):
+    def __init__(self, n_clusters=8, *, sample_size=SAMPLE_SIZE, random_state=0, standardize=True):
         self.n_clusters = n_clusters
         self.sample_size = sample_size
         self.random_state = random_state
@@ -141,26 +142,6 @@ class KMeansUnits:
         )
         return self
 
-    def distances(self, stack):
-        """Euclidean distance of every pixel to every class centre.
-
-        Parameters
-        ----------
-        stack : array_like, shape (bands, rows, cols)
-            Same bands, in the same order, as in ``fit``.
-
-        Returns
-        -------
-        numpy.ndarray, shape (n_clusters, rows, cols)
-            Distances in the clustering space ``z`` (standardized units when
-            ``standardize``); NaN where any band is not finite.  Float32 input
-            gives float32 output, otherwise float64.
-        """
-        stack = self._check_stack(stack)
-        return map_pixels(
-            stack, lambda px: cdist((px - self.mean_) / self.scale_, self._centres_z),
-            len(self._centres_z))
-
     def predict(self, stack):
         """Class of the nearest centre for every pixel.
 
@@ -180,10 +161,6 @@ class KMeansUnits:
             lambda px: np.argmin(cdist((px - self.mean_) / self.scale_, self._centres_z,
                                        "sqeuclidean"), axis=1),
             None, fill=-1, dtype=np.int32)
-
-    def fit_predict(self, stack):
-        """``fit(stack)`` then ``predict(stack)``."""
-        return self.fit(stack).predict(stack)
 
     def _check_stack(self, stack):
         if not hasattr(self, "cluster_centers_"):

@@ -40,9 +40,15 @@ import warnings
 import numpy as np
 
 from . import metrics
+from .adaptive import spatial_folds
+from .blocks import array_reader
 from .grid import Grid
+from .kriging import OrdinaryKrigingModel
 from .progress import step as _step
 from .resample import resample_cubic
+from .samples import median_nn_spacing
+from .scene import fuse_scene
+from .vocabulary import FusionSettings, Sinks, kriging_grid
 
 __all__ = [
     "METHODS",
@@ -510,8 +516,6 @@ def _regression_kriging(x, y, z, read, image_grid, kgrid, log_transform, capture
     """Linear regression on the bands at the sample pixels + ordinary kriging of the residuals."""
     from sklearn.linear_model import LinearRegression
 
-    from .kriging import OrdinaryKrigingModel
-
     bands = _pixel_bands(read, image_grid, x, y)
     n_bands = 0 if bands is None else bands.shape[1]
     use = np.zeros(x.size, dtype=bool) if bands is None else np.isfinite(bands).all(axis=1)
@@ -539,9 +543,6 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
     The layer is made block by block (the fusions' scene functions) or row by row
     (kriging, regression kriging), and only the rows bilinear sampling needs are kept.
     """
-    from .kriging import OrdinaryKrigingModel, median_nn_spacing
-    from .pipeline import kriging_grid
-
     capture = _RowCapture(image_grid, xq, yq)
     if method in ("kriging alone", "regression kriging"):
         kgrid = kriging_grid(image_grid, median_nn_spacing(x, y))
@@ -557,21 +558,17 @@ def _predict_at(method, x, y, z, read, image_grid, xq, yq, *, log_transform, ran
                                                                       image_grid.ncols))
             capture.write(int(r), np.power(10.0, layer) if log_transform else layer)
         return capture.sample()
-    settings = dict(log_transform=log_transform, band_names=band_names,
-                    random_state=random_state, preview_size=None)
+    # "default": the product's defaults (adaptive); "paper global", "coherent global": that
+    # mode with the other defaults
+    settings = FusionSettings(mode="adaptive" if method == "default" else method.split()[0],
+                              log_transform=log_transform, band_names=band_names,
+                              random_state=random_state)
 
     def write(_element, row0, block):
         capture.write(row0, block)
 
-    if method == "default":
-        from .scene import fuse_scene
-
-        fuse_scene(x, y, {"value": z}, read, image_grid, write, krige_alone=False, **settings)
-    else:
-        from .pyramid_scene import fuse_pyramid_scene
-
-        fuse_pyramid_scene(x, y, {"value": z}, read, image_grid, write,
-                           mode=method.split()[0], **settings)
+    fuse_scene(x, y, {"value": z}, read, image_grid, settings,
+               Sinks(write, preview_size=None, krige_alone=False))
     return capture.sample()
 
 
@@ -591,7 +588,7 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     Methods (:data:`METHODS`):
 
     - ``"kriging alone"``: ordinary kriging (``variogram="auto"``) on the
-      kriging grid of :func:`~.pipeline.kriging_grid` (a quarter of the sample
+      kriging grid of :func:`~.vocabulary.kriging_grid` (a quarter of the sample
       spacing), brought to the image grid by cubic convolution -- the kriging
       of :func:`~.pipeline.fuse_samples` (with ``log_transform``: of log10,
       back-transformed by ``10 ** x``);
@@ -655,9 +652,6 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     fusion per method: about half a minute for the 300 x 200 pixel demo image and
     150 samples on a small machine, and minutes on a whole Sentinel-2 tile.
     """
-    from .adaptive import spatial_folds
-    from .kriging import median_nn_spacing
-
     methods = list(METHODS if methods is None else methods)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -671,8 +665,6 @@ def cross_validate_chain(x, y, values, image, image_grid, *, methods=None, block
     if callable(image):
         read = image
     else:
-        from .scene import array_reader
-
         image = np.asarray(image, dtype=np.float64)
         if image.ndim != 3 or image.shape[1:] != image_grid.shape:
             raise ValueError(f"image of shape {image.shape} does not match its grid "

@@ -2,7 +2,7 @@
 
 Reference: "Research on Scale Improvement of Geochemical Exploration Based on
 Remote Sensing Image Fusion", Remote Sensing 2023, 15(8), 1993, §4.3; the
-specification in METHOD.md.
+method as the project states it in ``docs/method.md``.
 
 With ``X_L``/``X_H`` the Laplacian-pyramid low/high parts
 (:func:`geochem_fusion.core.pyramid.decompose`):
@@ -41,13 +41,12 @@ import numpy as np
 from .progress import step
 from .pyramid import decompose
 from .regression import FeatureRegression
+from .vocabulary import PYRAMID_MODES, REGRESSIONS, SAMPLE_SIZE, check_choice
 
-__all__ = ["FusionResult", "fuse", "MODES", "REGRESSIONS"]
+__all__ = ["FusionResult", "fuse"]
 
 logger = logging.getLogger(__name__)
 
-MODES = ("paper", "coherent")
-REGRESSIONS = ("global", "local")
 
 
 @dataclass
@@ -108,9 +107,7 @@ def fuse(
     labels=None,
     log_transform=False,
     blend_sigma=0.0,
-    min_pixels=None,
-    ridge=0.0,
-    sample_size=200_000,
+    sample_size=SAMPLE_SIZE,
     random_state=0,
     cancel=None,
 ):
@@ -139,8 +136,9 @@ def fuse(
     blend_sigma : float
         Pixels; > 0 smooths the per-unit coefficients across unit borders to
         avoid seams (local regression only). Off in the paper.
-    min_pixels, ridge, sample_size, random_state
-        Passed to :class:`~geochem_fusion.core.regression.FeatureRegression`.
+    sample_size, random_state
+        Passed to :class:`~geochem_fusion.core.regression.FeatureRegression`
+        (its other options keep their defaults, as in the block-by-block chain).
     cancel : callable() -> bool, optional
         Polled between the pyramid of each layer and the fit; raises
         :class:`~geochem_fusion.core.progress.Canceled` when it returns True.
@@ -149,10 +147,8 @@ def fuse(
     -------
     FusionResult
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if regression not in REGRESSIONS:
-        raise ValueError(f"regression must be one of {REGRESSIONS}, got {regression!r}")
+    check_choice("mode", mode, PYRAMID_MODES)
+    check_choice("regression", regression, REGRESSIONS)
     geo, features, labels = _validate(geo, features, labels)
     if regression == "local" and labels is None:
         raise ValueError("local regression needs unit labels (run K-means units first)")
@@ -181,8 +177,7 @@ def fuse(
     step(None, cancel, 0.0)
 
     model = FeatureRegression(
-        regression, min_pixels=min_pixels, sample_size=sample_size, random_state=random_state,
-        ridge=ridge,
+        regression, sample_size=sample_size, random_state=random_state,
     ).fit(geo_low, ms_low, labels)
     gains, intercept = model.coefficient_maps(labels, shape=geo.shape, blend_sigma=blend_sigma)
 

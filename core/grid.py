@@ -75,14 +75,17 @@ class Grid:
     # -- properties -------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
+        """``(rows, cols)``."""
         return (self.nrows, self.ncols)
 
     @property
     def x_max(self) -> float:
+        """East edge (map units)."""
         return self.x_min + self.ncols * self.cell_x
 
     @property
     def y_min(self) -> float:
+        """South edge (map units)."""
         return self.y_max - self.nrows * self.cell_y
 
     @property
@@ -91,6 +94,7 @@ class Grid:
         return (self.x_min, self.y_min, self.x_max, self.y_max)
 
     def to_gdal(self) -> tuple[float, float, float, float, float, float]:
+        """The GDAL geotransform of the grid."""
         return (self.x_min, self.cell_x, 0.0, self.y_max, 0.0, -self.cell_y)
 
     # -- coordinates ------------------------------------------------------
@@ -120,6 +124,7 @@ class Grid:
         )
 
     def overlaps(self, other: Grid) -> bool:
+        """Whether the two grids' extents overlap (touching edges do not)."""
         return not (
             other.x_min >= self.x_max
             or other.x_max <= self.x_min

@@ -141,8 +141,11 @@ _TOKEN = re.compile(r"\s*(B\d+A?|\d+|[()+/·*×])")
 
 
 def _parse(formula: str) -> Tuple[Ratio, ...]:
-    """Parse ``ratio ('+' ratio)*`` where a ratio is ``group '/' group`` and a
-    group is a parenthesised sum of products or a bare product of bands."""
+    """Parse ``ratio ('+' ratio)*``.
+
+    A ratio is ``group '/' group`` and a group is a parenthesised sum of
+    products or a bare product of bands.
+    """
     pos, tokens = 0, []
     formula_s = formula.strip()
     while pos < len(formula_s):
@@ -206,7 +209,7 @@ def _index(key: str, name: str, formula: str, reference: str) -> Index:
 
 _KO = "Kalinowski & Oliver (2004); paper Table 1"
 
-#: ASTER indices: every row of the paper's Tables 1-2 (METHOD.md), one index per ratio.
+#: ASTER indices: every row of the paper's Tables 1-2 (``docs/method.md`` step 3), one index per ratio.
 #: Note that "SiO2 12/13" and "Garnets/pyroxenes 12/13" are the same ratio under two
 #: names (both rows are in the paper); drop one before a PCA if duplicates matter.
 ASTER_INDICES: Tuple[Index, ...] = (

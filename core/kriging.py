@@ -1,4 +1,4 @@
-"""Ordinary kriging of point samples onto a coarse grid (METHOD.md step 1).
+"""Ordinary kriging of point samples onto a coarse grid (``docs/method.md`` step 1).
 
 The geochemical samples (``x``, ``y`` in metres of a projected CRS, values
 e.g. in ppm) are interpolated by ordinary kriging with `PyKrige`_ on a grid
@@ -45,16 +45,18 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from pykrige import variogram_models
-from pykrige.ok import OrdinaryKriging
 from scipy.spatial import cKDTree
 
+from .blocks import single_threaded_blas
 from .grid import Grid
 from .progress import step as _step
+from .samples import median_nn_spacing, merge_near_sites
+from .vocabulary import MIN_SAMPLES, VARIOGRAM_MODELS
 
 __all__ = [
     "MIN_SAMPLES",
@@ -78,18 +80,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Fewest samples accepted: a variogram cannot be estimated from fewer.
-MIN_SAMPLES = 10
 
-#: Variogram models tried by ``variogram='auto'`` (all accepted by name too).
-VARIOGRAM_MODELS = ("spherical", "exponential", "gaussian", "linear")
 
-_VARIOGRAM_FUNCTIONS = {
-    "spherical": variogram_models.spherical_variogram_model,
-    "exponential": variogram_models.exponential_variogram_model,
-    "gaussian": variogram_models.gaussian_variogram_model,
-    "linear": variogram_models.linear_variogram_model,
-}
 _PARAMETER_KEYS = {
     "spherical": ("sill", "range", "nugget"),
     "exponential": ("sill", "range", "nugget"),
@@ -112,32 +104,11 @@ _LN10 = math.log(10.0)
 # ---------------------------------------------------------------------------
 # sample spacing
 # ---------------------------------------------------------------------------
-def median_nn_spacing(x, y) -> float:
-    """Median nearest-neighbour distance between sample points.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (n,)
-        Sample coordinates (map units, metres).
-
-    Returns
-    -------
-    float
-        Median over samples of the distance to the closest other sample.
-        Coincident samples count with distance 0.
-    """
-    x, y = _as_coordinates(x, y)
-    if x.size < 2:
-        raise ValueError(f"need at least 2 samples to measure their spacing, got {x.size}")
-    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
-    return float(np.median(distance[:, 1]))
-
-
 def default_cell_size(x, y) -> float:
     """Kriging cell size: a quarter of the median nearest-neighbour spacing.
 
-    METHOD.md step 1 krigs on a grid "coarse enough to be cheap (about a
-    quarter of the sample spacing)": finer cells add no information, since
+    ``docs/method.md`` step 1 krigs on a grid coarse enough to be cheap (about a
+    quarter of the sample spacing): finer cells add no information, since
     kriging is smooth between samples.
 
     Parameters
@@ -265,7 +236,7 @@ class ExperimentalVariogram:
 
 
 def default_max_lag(x, y):
-    """gstat's default cut-off: a third of the diagonal of the samples' bounding box."""
+    """The default cut-off of gstat: a third of the diagonal of the samples' bounding box."""
     x, y = _as_coordinates(x, y)
     return float(math.hypot(np.ptp(x), np.ptp(y)) / 3.0)
 
@@ -400,7 +371,7 @@ def fit_variogram(model, variogram):
         )
     weight = np.sqrt(variogram.pairs / np.maximum(lags, 1e-12 * lags.max()) ** 2)
     weight = weight / weight.mean()
-    function = _VARIOGRAM_FUNCTIONS[model]
+    function = load_pykrige().variograms[model]
     x0 = np.array(_initial_parameters(model, lags, gamma))
     if model == "linear":
         lower, upper = [0.0, 0.0], [np.inf, max(float(gamma.max()), 1e-12)]
@@ -458,7 +429,7 @@ def fit_anisotropy(model, directional, *, fixed=None):
     max_lag = max(v.max_lag for v in directional)
     weight = np.sqrt(pairs / np.maximum(lags, 1e-12 * lags.max()) ** 2)
     weight = weight / weight.mean()
-    function = _VARIOGRAM_FUNCTIONS[model]
+    function = load_pykrige().variograms[model]
     top = max(float(gamma.max()), 1e-12)
     base = _to_pykrige(model, _check_parameters(model, fixed)) if fixed else None
 
@@ -816,7 +787,7 @@ class OrdinaryKrigingModel:
         if anisotropy is not None:
             options = {"anisotropy_scaling": anisotropy.ratio,
                        "anisotropy_angle": anisotropy.pykrige_angle}
-        kriger = OrdinaryKriging(
+        kriger = load_pykrige().ordinary_kriging(
             self.x_,
             self.y_,
             self.z_,
@@ -967,7 +938,7 @@ class OrdinaryKrigingModel:
             backend, window = "vectorized", None
             step = max(1, min(_CHUNK_POINTS, _MAX_FULL_ELEMENTS // (n + 1)))
         else:
-            backend, window = _BACKEND, int(self.n_closest_points)
+            backend, window = load_pykrige().backend, int(self.n_closest_points)
             step = _CHUNK_POINTS
         if chunk_size is not None:
             if int(chunk_size) != chunk_size or chunk_size < 1:
@@ -975,7 +946,7 @@ class OrdinaryKrigingModel:
             step = int(chunk_size)
         estimate = np.empty(npoints)
         variance = np.empty(npoints)
-        with _single_threaded_blas():
+        with single_threaded_blas():
             for start in range(0, npoints, step):
                 _step(progress, cancel, start / max(npoints, 1))
                 stop = min(start + step, npoints)
@@ -1042,7 +1013,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
         )
     checked = _check_parameters(variogram_model, variogram_parameters)
     parameters = _to_pykrige(variogram_model, checked)
-    gamma = _VARIOGRAM_FUNCTIONS[variogram_model]
+    gamma = load_pykrige().variograms[variogram_model]
     x, y, values = _validate_samples(x, y, values, log_transform=False, minimum=3)
     n = x.size
     k = min(int(n_closest_points), n - 1)
@@ -1058,7 +1029,7 @@ def leave_one_out(x, y, values, *, variogram_model, variogram_parameters, n_clos
     is_self[~is_self.any(axis=1), -1] = True
     is_self &= np.cumsum(is_self, axis=1) == 1
     neighbours = neighbours[~is_self].reshape(n, k)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _solve_batched(xy, values, xy, neighbours, gamma, parameters)
 
 
@@ -1121,9 +1092,9 @@ def krige_at(x, y, values, xq, yq, *, variogram_model, variogram_parameters,
         return np.empty(0), np.empty(0)
     _, neighbours = cKDTree(xy).query(targets, k=k)
     neighbours = np.asarray(neighbours).reshape(targets.shape[0], k)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _solve_batched(xy, values, targets, neighbours,
-                              _VARIOGRAM_FUNCTIONS[variogram_model], parameters)
+                              load_pykrige().variograms[variogram_model], parameters)
 
 
 def _isotropic_xy(x, y, anisotropy):
@@ -1281,11 +1252,12 @@ def _validate_samples(x, y, values, *, log_transform, minimum=MIN_SAMPLES):
 
 
 def _merge_duplicates(x, y, z):
-    """Average samples sharing exact coordinates, then sites closer than a small fraction of
-    the sample spacing (:func:`~.samples.merge_near_sites`): no variogram is fitted on pairs
-    at almost zero distance as if they were structure.  Warns when any are merged."""
-    from .samples import merge_near_sites
+    """Average samples sharing exact coordinates, then sites very close together.
 
+    Sites closer than a small fraction of the sample spacing are merged
+    (:func:`~.samples.merge_near_sites`): no variogram is fitted on pairs at
+    almost zero distance as if they were structure.  Warns when any are merged.
+    """
     xy, inverse, counts = np.unique(
         np.column_stack([x, y]), axis=0, return_inverse=True, return_counts=True
     )
@@ -1355,46 +1327,50 @@ def _from_pykrige(model, values):
     return {"sill": psill + nugget, "range": range_, "nugget": nugget}
 
 
-def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, made once, when this module is imported.
+class _PyKrige:
+    """PyKrige, imported on first use (it is optional: see :func:`load_pykrige`)."""
 
-    Making it scans the process's libraries with ``dl_iterate_phdr``, which holds the
-    dynamic loader's lock while calling back into Python: done in a worker thread while
-    another thread imports an extension module (``dlopen`` with the GIL held) the two
-    wait for each other forever. So it is made here, in the importing thread, and reused.
+    def __init__(self):
+        from pykrige import variogram_models
+        from pykrige.ok import OrdinaryKriging
+
+        self.ordinary_kriging = OrdinaryKriging
+        self.variograms = {
+            "spherical": variogram_models.spherical_variogram_model,
+            "exponential": variogram_models.exponential_variogram_model,
+            "gaussian": variogram_models.gaussian_variogram_model,
+            "linear": variogram_models.linear_variogram_model,
+        }
+        self.backend = self._find_backend()
+
+    @staticmethod
+    def _find_backend():
+        """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
+        try:
+            from pykrige.lib import cok  # noqa: F401
+        except ImportError:
+            logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
+            return "loop"
+        return "C"
+
+
+_PYKRIGE = []
+_PYKRIGE_LOCK = threading.Lock()
+
+
+def load_pykrige():
+    """PyKrige's classes, variogram functions and backend, imported once.
+
+    PyKrige is the one optional dependency of the core: every step but kriging
+    runs without it. The chains call this in the calling thread before they
+    start worker threads that krige, so that PyKrige's extension modules are
+    never first imported in a worker (see :func:`~.blocks.single_threaded_blas`).
+    Raises ImportError when PyKrige is not installed.
     """
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-_BLAS = _blas_controller()
-
-
-def _single_threaded_blas():
-    """Many tiny kriging systems: BLAS threads only add contention (seen: 0.2 s vs 12 s on a
-    busy 2-core machine), so limit BLAS to one thread while kriging when threadpoolctl (a
-    scikit-learn dependency) is available."""
-    if _BLAS is None:
-        import contextlib
-
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-def _find_backend():
-    """PyKrige's Cython moving-window backend when it is built, else its Python loop."""
-    try:
-        from pykrige.lib import cok  # noqa: F401
-    except ImportError:
-        logger.warning("PyKrige's C extension is unavailable: using its slower 'loop' backend")
-        return "loop"
-    return "C"
-
-
-_BACKEND = _find_backend()  # imported here, not in the worker threads that krige (see above)
+    with _PYKRIGE_LOCK:
+        if not _PYKRIGE:
+            _PYKRIGE.append(_PyKrige())
+        return _PYKRIGE[0]
 
 
 def semivariance(model, parameters, h, *, anisotropy=None, azimuth=None):
@@ -1411,4 +1387,5 @@ def semivariance(model, parameters, h, *, anisotropy=None, azimuth=None):
 
 def _model_semivariance(model, parameters, h):
     """Semivariance of ``model`` with our ``parameters`` dict at lags ``h``."""
-    return _VARIOGRAM_FUNCTIONS[model](_to_pykrige(model, parameters), np.asarray(h, dtype=float))
+    return load_pykrige().variograms[model](_to_pykrige(model, parameters),
+                                            np.asarray(h, dtype=float))

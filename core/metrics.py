@@ -29,6 +29,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
+from .blocks import BLOCK_PIXELS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -42,7 +44,6 @@ __all__ = [
     "ssim",
     "success_rate_auc",
     "success_rate_curve",
-    "summary",
     "uiqi",
     "wald_consistency",
 ]
@@ -53,7 +54,7 @@ LAPLACIAN_3X3 = np.array([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1
 _SSIM_SIGMA = 1.5
 _SSIM_TRUNCATE = 3.5  # window radius int(3.5 * 1.5 + 0.5) = 5 -> 11x11, as Wang et al. (2004)
 _SSIM_RADIUS = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)
-_SSIM_BLOCK_PIXELS = 2 ** 21  # pixels of a row block of the SSIM map (about 2 M)
+_SSIM_BLOCK_PIXELS = BLOCK_PIXELS  # pixels of a row block of the SSIM map (the one budget)
 
 
 def _pairs(a, b) -> Tuple[np.ndarray, np.ndarray]:
@@ -456,21 +457,3 @@ def success_rate_auc(layer, rows, cols) -> float:
     """
     x, y = success_rate_curve(layer, rows, cols)
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2.0))
-
-
-def summary(fused, reference) -> Dict[str, float]:
-    """All pixel-wise metrics of ``fused`` against ``reference`` (same 2-D grid).
-
-    Returns
-    -------
-    dict
-        ``cc``, ``rmse``, ``bias``, ``uiqi``, ``ssim`` and ``scc``.
-    """
-    return {
-        "cc": pearson_cc(fused, reference),
-        "rmse": rmse(fused, reference),
-        "bias": bias(fused, reference),
-        "uiqi": uiqi(fused, reference),
-        "ssim": ssim(fused, reference),
-        "scc": scc(fused, reference),
-    }

@@ -1,18 +1,14 @@
-"""Principal component analysis of a raster stack (METHOD.md step 3).
+"""Principal component analysis of a raster stack (``docs/method.md`` step 3).
 
 The paper reduces the image bands (or the alteration indices) with PCA and
 uses PC2 as the image feature, PC1 carrying albedo and topography.  PCA is
 fitted on a seeded sample of valid pixels and applied block by block, so it
-scales to full Sentinel-2 tiles (METHOD.md, "Scale").
+scales to full Sentinel-2 tiles (``docs/method.md``, "How the streaming chain
+maps onto the steps").
 
-A principal component's sign is arbitrary.  Two conventions are offered and
-both are stated in METHOD.md step 3:
-
-- :class:`PCA` orients every component so that its largest-magnitude
-  coefficient is positive (deterministic, independent of the geochemistry);
-- :func:`orient_to` flips a component image so that it correlates
-  non-negatively with a reference image, e.g. the low-frequency geochemistry
-  ``Geo_L``.
+A principal component's sign is arbitrary: :class:`PCA` orients every
+component so that its largest-magnitude coefficient is positive
+(deterministic, independent of the geochemistry; ``docs/method.md`` step 3).
 
 References
 ----------
@@ -25,14 +21,14 @@ Sensing Image Fusion. *Remote Sensing* 15(8), 1993 (2023), section 4.3.
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
-from sklearn.decomposition import PCA as _SkPCA
+from sklearn import decomposition
 
 from ._pixels import as_stack, band_scaling, map_pixels, sample_pixels, valid_mask
+from .vocabulary import SAMPLE_SIZE
 
-__all__ = ["PCA", "orient_to"]
+__all__ = ["PCA"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +81,7 @@ class PCA:
     -----
     ``fit`` uses :class:`sklearn.decomposition.PCA` (full SVD) on the sample.
     ``transform`` works on row blocks of about
-    :data:`~geochem_fusion.core._pixels.DEFAULT_BLOCK_PIXELS` pixels, so only
+    :data:`~geochem_fusion.core.blocks.BLOCK_PIXELS` pixels, so only
     one block is ever held as an ``(n_pixels, bands)`` float64 matrix.
 
     Examples
@@ -97,7 +93,7 @@ class PCA:
     (2, 50, 60)
     """
 
-    def __init__(self, n_components=None, *, standardize=False, sample_size=200_000,
+    def __init__(self, n_components=None, *, standardize=False, sample_size=SAMPLE_SIZE,
                  random_state=0):
         self.n_components = n_components
         self.standardize = standardize
@@ -140,7 +136,7 @@ class PCA:
             )
         self.mean_, self.scale_ = band_scaling(samples, standardize=self.standardize)
         z = (samples - self.mean_) / self.scale_
-        sk = _SkPCA(n_components=n_components, svd_solver="full").fit(z)
+        sk = decomposition.PCA(n_components=n_components, svd_solver="full").fit(z)
 
         components = sk.components_.copy()
         largest = np.argmax(np.abs(components), axis=1)
@@ -191,10 +187,6 @@ class PCA:
             stack, lambda px: ((px - self.mean_) / self.scale_) @ self.components_.T,
             self.n_components_)
 
-    def fit_transform(self, stack):
-        """``fit(stack)`` then ``transform(stack)``."""
-        return self.fit(stack).transform(stack)
-
     # -- reporting ----------------------------------------------------------
     def loading_table(self, band_names=None):
         """Loadings and explained variance as table rows for reports.
@@ -233,55 +225,3 @@ class PCA:
     def _check_fitted(self):
         if not hasattr(self, "components_"):
             raise ValueError("this PCA is not fitted yet: call fit(stack) first")
-
-
-def orient_to(component_image, reference_image):
-    """Flip a component image so it correlates non-negatively with a reference.
-
-    This is the data-driven sign convention of METHOD.md step 3: orient e.g.
-    PC2 so that it correlates positively with the low-frequency geochemistry
-    ``Geo_L``.
-
-    Parameters
-    ----------
-    component_image : array_like
-        Component scores, e.g. ``pca.transform(stack)[1]``; NaN is nodata.
-    reference_image : array_like
-        Same shape as ``component_image``; NaN is nodata.
-
-    Returns
-    -------
-    oriented : numpy.ndarray of float
-        ``sign * component_image`` (a new array).
-    sign : int
-        ``-1`` if the Pearson correlation over the pixels finite in both is
-        negative, else ``+1`` (also when the correlation is undefined, e.g. a
-        constant image, which is reported with a warning).
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ or no pixel is finite in both images.
-    """
-    comp = np.asarray(component_image, dtype=float)
-    ref = np.asarray(reference_image, dtype=float)
-    if comp.shape != ref.shape:
-        raise ValueError(
-            f"component image shape {comp.shape} differs from reference shape {ref.shape}; "
-            "resample both to the same grid"
-        )
-    both = np.isfinite(comp) & np.isfinite(ref)
-    if not both.any():
-        raise ValueError("the component and reference images have no finite pixel in common")
-    a = comp[both] - comp[both].mean()
-    b = ref[both] - ref[both].mean()
-    cov = float(a @ b)
-    if cov == 0.0:
-        warnings.warn(
-            "the component and the reference are uncorrelated (or one is constant); "
-            "the component's sign is left unchanged",
-            UserWarning,
-            stacklevel=2,
-        )
-    sign = -1 if cov < 0 else 1
-    return comp * sign, sign

@@ -1,6 +1,6 @@
 """Gaussian and Laplacian pyramids with nodata-aware normalized convolution.
 
-This is the frequency split of METHOD.md step 4: an image ``X`` is divided
+This is the frequency split of ``docs/method.md`` step 4: an image ``X`` is divided
 into a low-frequency part ``X_L`` (Gaussian pyramid level ``k`` expanded back
 to full size) and a high-frequency part ``X_H = X - X_L`` (the sum of the
 Laplacian bands ``0 .. k-1``), so that ``X_L + X_H == X``.
@@ -33,9 +33,9 @@ Windowed processing
 -------------------
 The low band at a pixel depends only on input pixels less than
 ``4 * (2**levels - 1)`` pixels away (REDUCE and EXPAND each reach
-``2 * 2**j`` full-resolution pixels at level ``j``).  :func:`halo` returns
-that reach rounded up to a multiple of ``2**levels``.  Decomposing a window
-read with this halo (clipped at the image edges) reproduces the whole-image
+``2 * 2**j`` full-resolution pixels at level ``j``).  Rounded up to a
+multiple of ``2**levels``, that is a halo of ``2**(levels + 2)`` pixels.
+Decomposing a window read with this halo (clipped at the image edges) reproduces the whole-image
 result in the window's interior to floating-point rounding, **provided the
 read window's first row and column are multiples of** ``2**levels`` (so the
 window's REDUCE sampling lattice coincides with the whole image's).  With
@@ -69,11 +69,9 @@ from scipy import ndimage
 __all__ = [
     "auto_levels",
     "decompose",
-    "gaussian_pyramid",
-    "halo",
-    "laplacian_pyramid",
+    "levels_problem",
     "max_levels",
-    "reconstruct",
+    "resolve_levels",
 ]
 
 logger = logging.getLogger(__name__)
@@ -89,7 +87,7 @@ _AXES = (-2, -1)
 def auto_levels(sample_spacing, pixel_size) -> int:
     """Default pyramid depth: the halvings from image pixel to sample support.
 
-    ``max(1, round(log2(sample_spacing / pixel_size)))`` (METHOD.md step 4).
+    ``max(1, round(log2(sample_spacing / pixel_size)))`` (``docs/method.md`` step 4).
 
     Parameters
     ----------
@@ -137,108 +135,43 @@ def max_levels(shape) -> int:
     return k
 
 
-def halo(levels) -> int:
-    """Pixels of context a window needs for :func:`decompose` to match the whole image.
+def resolve_levels(levels, sample_spacing, pixel_size, shape, notes=None) -> int:
+    """The pyramid depth of a run: ``levels`` when given, else the automatic depth.
 
-    The exact reach of ``levels`` REDUCE + EXPAND steps is
-    ``4 * (2**levels - 1)`` pixels; it is rounded up to the next multiple of
-    ``2**levels`` (that is, ``2**(levels + 2)``) so that a window whose core
-    starts on a multiple of ``2**levels`` still starts on one after the halo
-    is added (the alignment :func:`decompose` needs, see the module notes).
-    Inside such a window minus its halo the result equals the whole-image
-    result to floating-point rounding.
-
-    Parameters
-    ----------
-    levels : int
-        Pyramid depth, >= 0.
-
-    Returns
-    -------
-    int
-        Halo width in full-resolution pixels (0 for ``levels == 0``).
+    The one home of the depth rule. ``levels > 0`` is checked against
+    :func:`max_levels` (ValueError when too deep); ``levels == 0`` gives
+    :func:`auto_levels` of ``sample_spacing`` and ``pixel_size``, capped by
+    :func:`max_levels` of ``shape`` (the cap is told in ``notes`` when given).
     """
-    levels = _check_levels_value(levels)
-    return 0 if levels == 0 else 2 ** (levels + 2)
+    if levels and levels > 0:
+        return _check_levels(levels, shape)
+    levels = auto_levels(sample_spacing, pixel_size)
+    cap = max_levels(shape)
+    if levels > cap:
+        if notes is not None:
+            notes.append(f"pyramid depth {levels} capped at {cap} by the image size")
+        levels = cap
+    return levels
 
 
 # -- pyramids ------------------------------------------------------------
-def gaussian_pyramid(x, levels) -> list:
-    """Gaussian pyramid by repeated REDUCE.
+def levels_problem(levels, shape, name="the raster") -> str:
+    """Why a raster of ``shape`` cannot take ``levels`` (a message naming ``name``), or "".
 
-    Parameters
-    ----------
-    x : array_like, shape (rows, cols) or (bands, rows, cols)
-        Image or stack; NaN is nodata.
-    levels : int
-        Number of REDUCE steps, ``0 <= levels <= max_levels(x.shape)``.
-
-    Returns
-    -------
-    list of ndarray
-        ``levels + 1`` float64 arrays; level 0 is (a float64 copy of) ``x``,
-        level ``j`` has ``ceil(rows / 2**j)`` x ``ceil(cols / 2**j)`` cells.
-        A coarse cell is NaN when no valid pixel supports it.
+    The user-facing side of :func:`resolve_levels`: a raster too small for any
+    pyramid, or an explicit depth beyond :func:`max_levels` (``levels`` 0 =
+    automatic is always possible: it is capped).
     """
-    x = _as_stack(x)
-    levels = _check_levels(levels, x.shape)
-    return _gaussian(x, levels)
-
-
-def laplacian_pyramid(x, levels) -> list:
-    """Laplacian pyramid: ``levels`` band-pass levels, then the coarsest Gaussian level.
-
-    ``L_j = G_j - EXPAND(G_{j+1})`` for ``j < levels`` and ``L_levels = G_levels``.
-
-    Parameters
-    ----------
-    x : array_like, shape (rows, cols) or (bands, rows, cols)
-        Image or stack; NaN is nodata.
-    levels : int
-        Pyramid depth, ``0 <= levels <= max_levels(x.shape)``.
-
-    Returns
-    -------
-    list of ndarray
-        ``levels + 1`` float64 arrays with the shapes of the Gaussian levels.
-        :func:`reconstruct` inverts it.
-    """
-    x = _as_stack(x)
-    levels = _check_levels(levels, x.shape)
-    gauss = _gaussian(x, levels)
-    bands = [g - _expand(gauss[j + 1], g.shape[-2:]) for j, g in enumerate(gauss[:-1])]
-    return bands + [gauss[-1]]
-
-
-def reconstruct(pyramid) -> np.ndarray:
-    """Invert :func:`laplacian_pyramid`: ``R_j = EXPAND(R_{j+1}) + L_j``.
-
-    Parameters
-    ----------
-    pyramid : sequence of ndarray
-        Output of :func:`laplacian_pyramid` (possibly with edited bands); each
-        level must have ``ceil(n / 2)`` cells of the previous one per axis.
-
-    Returns
-    -------
-    ndarray
-        Float64 array with the shape of ``pyramid[0]``.
-    """
-    if len(pyramid) == 0:
-        raise ValueError("expected a non-empty list of pyramid levels, got an empty one")
-    levels = [np.asarray(level, dtype=np.float64) for level in pyramid]
-    for j in range(1, len(levels)):
-        fine, coarse = levels[j - 1].shape, levels[j].shape
-        expected = fine[:-2] + tuple(-(-n // 2) for n in fine[-2:])
-        if coarse != expected:
-            raise ValueError(
-                f"pyramid level {j} has shape {coarse} but level {j - 1} has shape {fine}; "
-                f"level {j} must have shape {expected} (pass the list from laplacian_pyramid)"
-            )
-    out = levels[-1]
-    for band in reversed(levels[:-1]):
-        out = _expand(out, band.shape[-2:]) + band
-    return out
+    rows, cols = int(shape[-2]), int(shape[-1])
+    cap = max_levels(shape)
+    if cap == 0:
+        return (f"{name} is only {cols} x {rows} pixels: too small for a Laplacian pyramid (it "
+                "needs at least 3 x 3 pixels, and many more to be useful). Use a larger image.")
+    if levels <= cap:
+        return ""
+    return (f"{levels} pyramid levels are too many for the {cols} x {rows} pixels of {name} "
+            f"(at most {cap}: the coarsest level keeps 2 x 2 cells); use fewer levels, or 0 for "
+            "automatic.")
 
 
 def decompose(x, levels):
@@ -250,7 +183,7 @@ def decompose(x, levels):
         Image or stack; NaN (any non-finite value) is nodata.
     levels : int
         Pyramid depth ``k``, ``0 <= k <= max_levels(x.shape)`` (see
-        :func:`auto_levels` for the METHOD default).  ``0`` gives
+        :func:`auto_levels` for the default of ``docs/method.md`` step 4).  ``0`` gives
         ``low = x`` and ``high = 0``.
 
     Returns
@@ -268,8 +201,8 @@ def decompose(x, levels):
 
     Notes
     -----
-    For window-by-window use see :func:`halo` and the module notes (the read
-    window must start at a multiple of ``2**levels``).
+    For row blocks of a large raster use :class:`BlockPyramid` (see the module
+    notes).
 
     Examples
     --------

@@ -21,9 +21,15 @@ The result equals :func:`~geochem_fusion.core.fusion.fuse` on the whole
 arrays to floating-point rounding when the fit sees every pixel (images up to
 ``sample_size`` pixels). :func:`fuse_pyramid_scene` runs the whole chain from
 sample points (kriging on the coarse grid, feature transform and K-means
-fitted on pixel samples, as :func:`~geochem_fusion.core.scene.fuse_scene`).
+fitted on pixel samples, as the adaptive chain, :mod:`~.adaptive_scene`), and
+:func:`fuse_raster_blocks` from a geochemical raster (the ``regressionfusion``
+algorithm).
 
-Readers have the signature of :mod:`~geochem_fusion.core.scene`:
+The fit (passes 1 and 2, :func:`fit_layers`) gives a :class:`PyramidModel`: the
+coarsest pyramid level and the regression coefficients, small enough to send to
+other processes; its :meth:`~PyramidModel.predict_block` fuses any row block.
+
+Readers have the signature of :mod:`~.blocks`:
 ``read(row0, col0, nrows, ncols) -> (layers, nrows, ncols)``, float, NaN = nodata.
 """
 
@@ -35,14 +41,20 @@ import threading
 
 import numpy as np
 
-from .fusion import MODES, REGRESSIONS, FusionResult
-from .kriging import OrdinaryKrigingModel
+from .blocks import Previews, block_rows_for, ordered_map, row_blocks, run_tasks, sample_pixels_from_windows
+from .clustering import KMeansUnits
+from .features import fit_image_model
+from .fusion import FusionResult
+from .kriging import OrdinaryKrigingModel, load_pykrige
 from .progress import step
-from .pyramid import BlockPyramid
+from .pyramid import BlockPyramid, resolve_levels
 from .regression import FeatureRegression
 from .resample import resample_cubic
+from .samples import scene_samples
+from .vocabulary import PYRAMID_MODES, REGRESSIONS, SceneResult, check_choice
 
-__all__ = ["fuse_layers", "fuse_pyramid_scene", "fit_rows"]
+__all__ = ["LayerSource", "PyramidModel", "PyramidSceneModel", "fit_layers", "fit_pyramid_scene",
+           "fit_rows", "fuse_layers", "fuse_raster_blocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +65,21 @@ FIT_OFFER = 4
 
 
 def fit_rows(rows, cols, levels, sample_size):
-    """Rows whose pixels the regression is fitted on: all of them for an image of up to
-    ``sample_size`` pixels, else every ``s``-th row, ``s`` at most ``2**(levels - 2)`` (a
+    """Rows whose pixels the regression is fitted on.
+
+    All of them for an image of up to ``sample_size`` pixels, else every ``s``-th row,
+    ``s`` at most ``2**(levels - 2)`` (a
     quarter of the low band's scale, so the sample follows it) and no denser than needed to
-    offer ``sample_size`` pixels."""
+    offer ``sample_size`` pixels.
+    """
     if sample_size is None or rows * cols <= sample_size:
         return np.arange(rows)
     stride = max(1, min(rows * cols // sample_size, 2 ** max(levels - 2, 0)))
     return np.arange(0, rows, stride)
 
 
-def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="coherent",
-                regression="global", read_units=None, kmeans=None, log_transform=False, blend_sigma=0.0,
-                min_pixels=None, ridge=0.0, sample_size=200_000, random_state=0,
-                block_rows=None, consume=None, progress=None, cancel=None, start=0.0,
-                span=1.0):
-    """Fuse geochemical layers with feature layers on the same grid, block by block.
+class LayerSource:
+    """The layers a pyramid fusion reads, block by block, on the image grid.
 
     Parameters
     ----------
@@ -79,60 +90,48 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
         ``read_features(row0, col0, nrows, ncols) -> (p, nrows, ncols)``: the features ``MS``.
     shape : tuple of int
         ``(rows, cols)`` of the image grid.
-    levels : int
-        Pyramid depth (:func:`~geochem_fusion.core.pyramid.auto_levels`).
     read_units : callable, optional
         ``read_units(row0, col0, nrows, ncols) -> (nrows, ncols)`` unit labels (−1 or NaN =
         none), for ``regression="local"``; or
     kmeans : KMeansUnits, optional
         fitted units predicted from the features of each block.
-    consume : callable
-        ``consume(row0, fused, features, labels)`` with ``fused`` ``(n_elements, nrows,
-        cols)`` in data units, called for every row block in order, in the calling thread.
-    progress, cancel : callables
-        See :mod:`geochem_fusion.core.progress`; reported from ``start`` to
-        ``start + span`` and polled for every block.
-
-    Other parameters as :func:`~geochem_fusion.core.fusion.fuse`.
-
-    Returns
-    -------
-    list of FusionResult
-        One per element, with the fitted ``model``; the arrays are None (the
-        fused blocks went to ``consume``).
+    log_transform : bool
+        The geochemistry is fused as log10 (its values must be positive).
     """
-    from .scene import _ordered_map, block_rows_for
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if regression not in REGRESSIONS:
-        raise ValueError(f"regression must be one of {REGRESSIONS}, got {regression!r}")
-    if regression == "local" and read_units is None and kmeans is None:
-        raise ValueError("local regression needs unit labels (run K-means units first)")
-    if blend_sigma < 0:
-        raise ValueError(f"blend_sigma must be >= 0 pixels, got {blend_sigma}")
-    rows, cols = shape
-    lock = threading.Lock()  # readers (GDAL datasets) serve one thread at a time
+    def __init__(self, read_geo, read_features, shape, *, read_units=None, kmeans=None,
+                 log_transform=False):
+        self.read_geo = read_geo
+        self.read_features = read_features
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.read_units = read_units
+        self.kmeans = kmeans
+        self.log_transform = bool(log_transform)
+        self.has_units = read_units is not None or kmeans is not None
+        self._lock = threading.Lock()  # readers (GDAL datasets) serve one thread at a time
 
-    def read(row0, nrows, halo=0, with_units=False):
-        """Geochemistry (fit space), features and units of rows ``row0 - halo : row0 + nrows +
-        halo``, and the first row read."""
+    def read(self, row0, nrows, halo=0, with_units=False):
+        """Geochemistry (fit space), features, units and first row of a block with its halo.
+
+        The rows ``row0 - halo : row0 + nrows + halo`` (clipped to the raster).
+        """
+        rows, cols = self.shape
         a0, a1 = max(row0 - halo, 0), min(row0 + nrows + halo, rows)
         labels = None
-        with lock:
-            geo = np.asarray(read_geo(a0, 0, a1 - a0, cols), dtype=np.float64)
-            feats = np.asarray(read_features(a0, 0, a1 - a0, cols), dtype=np.float64)
-            if with_units and read_units is not None:
-                labels = np.asarray(read_units(a0, 0, a1 - a0, cols))
+        with self._lock:
+            geo = np.asarray(self.read_geo(a0, 0, a1 - a0, cols), dtype=np.float64)
+            feats = np.asarray(self.read_features(a0, 0, a1 - a0, cols), dtype=np.float64)
+            if with_units and self.read_units is not None:
+                labels = np.asarray(self.read_units(a0, 0, a1 - a0, cols))
                 labels = labels[0] if labels.ndim == 3 else labels
         if with_units:
             if labels is None:
-                labels = kmeans.predict(feats)
+                labels = self.kmeans.predict(feats)
             elif not np.issubdtype(labels.dtype, np.integer):
                 labels = np.where(np.isfinite(labels), labels, -1).astype(np.int32)
         if geo.ndim == 2:
             geo = geo[None]
-        if log_transform:
+        if self.log_transform:
             bad = np.isfinite(geo) & (geo <= 0)
             if bad.any():
                 raise ValueError(
@@ -143,17 +142,128 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
                 geo = np.log10(geo)
         return geo, feats, labels, a0
 
+
+class PyramidModel:
+    """The fitted pyramid fusion: the coarsest pyramid level and one regression per element.
+
+    Made by :func:`fit_layers`; :meth:`predict_block` fuses any row block from
+    it and the layers (eqs. 2–3), independently of the other blocks.
+    """
+
+    def __init__(self, pyramid, models, settings, n_elements, block_rows):
+        self.pyramid = pyramid
+        self.models = models
+        self.mode = settings.mode
+        self.regression = settings.regression
+        self.blend_sigma = settings.blend_sigma
+        self.levels = pyramid.levels
+        self.n_elements = n_elements
+        self.block_rows = block_rows
+        local = self.regression == "local"
+        self.halo = int(4 * self.blend_sigma + 0.5) + 1 if self.blend_sigma > 0 and local else 0
+
+    def predict_block(self, source, row0, nrows):
+        """``(row0, fused, features, labels)`` of rows ``row0 : row0 + nrows`` (full width).
+
+        ``fused`` is ``(n_elements, nrows, cols)`` in data units.
+        """
+        cols = source.shape[1]
+        n_geo = self.n_elements
+        geo, feats, block_labels, a0 = source.read(row0, nrows, self.halo,
+                                                   with_units=self.regression == "local")
+        core = slice(row0 - a0, row0 - a0 + nrows)
+        low, high = self.pyramid.decompose(np.concatenate([geo[:, core], feats[:, core]]), row0)
+        ms_low, ms_high = low[n_geo:], high[n_geo:]
+        fused = np.empty((n_geo, nrows, cols))
+        for e, model in enumerate(self.models):
+            if block_labels is None:
+                gains, intercept = model.coefficient_maps(shape=(nrows, cols))
+            else:
+                gains, intercept = model.coefficient_maps(block_labels,
+                                                          blend_sigma=self.blend_sigma)
+                gains, intercept = gains[:, core], intercept[core]
+            detail = np.einsum("prc,prc->rc", gains, ms_high)
+            base = intercept + np.einsum("prc,prc->rc", gains, ms_low) if self.mode == "paper" \
+                else low[e]
+            fused[e] = base + high[e] + detail
+        if source.log_transform:
+            fused = np.power(10.0, fused)
+        return row0, fused, feats[:, core], (None if block_labels is None
+                                              else block_labels[core])
+
+    def predict(self, source, consume, *, progress=None, cancel=None, start=0.0, span=1.0):
+        """Every row block, computed in worker threads, handed to ``consume`` in order.
+
+        ``consume(row0, fused, features, labels)`` is called in the calling thread;
+        progress runs from ``start + span * FITTED`` to ``start + span``.
+        Returns one :class:`~.fusion.FusionResult` per element (the model; arrays None).
+        """
+        rows = source.shape[0]
+        n_blocks = int(math.ceil(rows / self.block_rows))
+
+        def take(b, result):
+            step(progress, cancel, start + span * (FITTED + (1 - FITTED) * b / n_blocks),
+                 f"injecting image detail: block {b + 1}/{n_blocks}" if b % 10 == 0 else None)
+            if consume is not None:
+                consume(*result)
+
+        ordered_map(lambda block: self.predict_block(source, *block),
+                    row_blocks(rows, self.block_rows), take)
+        step(progress, cancel, start + span)
+        logger.info("fused %d layer(s) with %s regression in %s mode at depth %d, %d blocks",
+                    self.n_elements, self.regression, self.mode, self.levels, n_blocks)
+        return self.results(source.log_transform)
+
+    def results(self, log_transform):
+        """One :class:`~.fusion.FusionResult` per element: the model, no arrays."""
+        return [FusionResult(fused=None, geo_low=None, geo_high=None, geo_low_regressed=None,
+                             injected_detail=None, model=model, mode=self.mode,
+                             regression=self.regression, levels=int(self.levels),
+                             log_transform=bool(log_transform))
+                for model in self.models]
+
+
+def fit_layers(source, levels, settings, *, n_elements=1, progress=None, cancel=None,
+               start=0.0, span=1.0):
+    """Passes 1 and 2 of the pyramid fusion: reduce every layer, fit eq. 1 on sampled rows.
+
+    Parameters
+    ----------
+    source : LayerSource
+        The geochemistry, features and units on the image grid.
+    levels : int
+        Pyramid depth (:func:`~geochem_fusion.core.pyramid.resolve_levels`).
+    settings : FusionSettings
+        ``mode`` (a pyramid mode), ``regression``, ``blend_sigma``,
+        ``sample_size``, ``random_state``, ``block_rows``.
+    n_elements : int
+        Geochemical layers ``source.read_geo`` gives.
+    progress, cancel : callables
+        See :mod:`geochem_fusion.core.progress`; reported from ``start`` to
+        ``start + span * FITTED`` and polled for every block.
+
+    Returns
+    -------
+    PyramidModel
+    """
+    check_choice("mode", settings.mode, PYRAMID_MODES)
+    check_choice("regression", settings.regression, REGRESSIONS)
+    regression, sample_size = settings.regression, settings.sample_size
+    if regression == "local" and not source.has_units:
+        raise ValueError("local regression needs unit labels (run K-means units first)")
+    rows, cols = source.shape
+
     # --- pass 1: stream every layer into the pyramid ----------------------------------------
-    geo, feats, _, _ = read(0, 1)
+    geo, feats, _, _ = source.read(0, 1)
     n_geo, p = geo.shape[0], feats.shape[0]
     if n_geo != n_elements:
         raise ValueError(f"the geochemistry reader gave {n_geo} layers for {n_elements} elements")
-    pyramid = BlockPyramid(shape, levels, n_geo + p)
-    block_rows = block_rows or block_rows_for(cols, 2 * (n_geo + p))
+    pyramid = BlockPyramid(source.shape, levels, n_geo + p)
+    block_rows = settings.block_rows or block_rows_for(cols, 2 * (n_geo + p))
     for row0 in range(0, rows, block_rows):
         step(progress, cancel, start + span * REDUCED * row0 / rows,
              "splitting the layers into low and high frequency (pyramid)" if row0 == 0 else None)
-        geo, feats, _, _ = read(row0, min(block_rows, rows - row0))
+        geo, feats, _, _ = source.read(row0, min(block_rows, rows - row0))
         pyramid.push(np.concatenate([geo, feats]))
 
     # --- fit (eq. 1) on the low band of sampled rows ------------------------------------------
@@ -163,7 +273,7 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
     # row), so the fit's memory is bounded whatever the image and the depth
     keep = (1.0 if sample_size is None
             else min(1.0, FIT_OFFER * sample_size / max(1, chosen.size * cols)))
-    rng = np.random.default_rng(random_state)
+    rng = np.random.default_rng(settings.random_state)
     runs = (np.split(chosen, np.flatnonzero(np.diff(chosen) > 1) + 1) if chosen.size else [])
     lows, labels = [], []
     local = regression == "local"
@@ -171,7 +281,7 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
         for row0 in range(int(run[0]), int(run[-1]) + 1, block_rows):
             nrows = min(block_rows, int(run[-1]) + 1 - row0)
             step(progress, cancel, start + span * (REDUCED + (FITTED - REDUCED) * row0 / rows))
-            geo, feats, block_labels, _ = read(row0, nrows, with_units=local)
+            geo, feats, block_labels, _ = source.read(row0, nrows, with_units=local)
             low, _ = pyramid.decompose(np.concatenate([geo, feats]), row0)
             low = low.reshape(low.shape[0], -1)  # pixels in raster order
             taken = slice(None) if keep >= 1.0 else rng.random(low.shape[1]) < keep
@@ -183,96 +293,138 @@ def fuse_layers(read_geo, read_features, shape, *, levels, n_elements=1, mode="c
     models = []
     for e in range(n_geo):
         models.append(FeatureRegression(
-            regression, min_pixels=min_pixels, sample_size=sample_size,
-            random_state=random_state, ridge=ridge).fit(lows[e], lows[n_geo:], labels))
+            regression, sample_size=sample_size,
+            random_state=settings.random_state).fit(lows[e], lows[n_geo:], labels))
     del lows
-
-    # --- pass 2: inject the detail (eqs. 2-3), block by block --------------------------------
-    halo = int(4 * blend_sigma + 0.5) + 1 if blend_sigma > 0 and regression == "local" else 0
-
-    def compute(row0):
-        nrows = min(block_rows, rows - row0)
-        geo, feats, block_labels, a0 = read(row0, nrows, halo, with_units=regression == "local")
-        core = slice(row0 - a0, row0 - a0 + nrows)
-        low, high = pyramid.decompose(np.concatenate([geo[:, core], feats[:, core]]), row0)
-        ms_low, ms_high = low[n_geo:], high[n_geo:]
-        fused = np.empty((n_geo, nrows, cols))
-        for e, model in enumerate(models):
-            if block_labels is None:
-                gains, intercept = model.coefficient_maps(shape=(nrows, cols))
-            else:
-                gains, intercept = model.coefficient_maps(block_labels, blend_sigma=blend_sigma)
-                gains, intercept = gains[:, core], intercept[core]
-            detail = np.einsum("prc,prc->rc", gains, ms_high)
-            base = intercept + np.einsum("prc,prc->rc", gains, ms_low) if mode == "paper" \
-                else low[e]
-            fused[e] = base + high[e] + detail
-        if log_transform:
-            fused = np.power(10.0, fused)
-        return row0, fused, feats[:, core], (None if block_labels is None
-                                              else block_labels[core])
-
-    n_blocks = int(math.ceil(rows / block_rows))
-
-    def take(b, result):
-        step(progress, cancel, start + span * (FITTED + (1 - FITTED) * b / n_blocks),
-             f"injecting image detail: block {b + 1}/{n_blocks}" if b % 10 == 0 else None)
-        if consume is not None:
-            consume(*result)
-
-    _ordered_map(compute, range(0, rows, block_rows), take)
-    step(progress, cancel, start + span)
-    logger.info("fused %d layer(s) with %s regression in %s mode at depth %d, %d blocks",
-                n_geo, regression, mode, levels, n_blocks)
-    return [FusionResult(fused=None, geo_low=None, geo_high=None, geo_low_regressed=None,
-                         injected_detail=None, model=model, mode=mode, regression=regression,
-                         levels=int(levels), log_transform=bool(log_transform))
-            for model in models]
+    return PyramidModel(pyramid, models, settings, n_geo, block_rows)
 
 
-def fuse_pyramid_scene(x, y, values, read, image_grid, write, *, band_names=None,
-                       features="bands", sensor="sentinel2", band_map=None, pcs=(2,),
-                       regression="global", n_clusters=5, mode="coherent", levels=0,
-                       log_transform=False, variogram="auto", cell_size=None, blend_sigma=0.0,
-                       block_rows=None, sample_size=200_000, random_state=0,
-                       write_features=None, write_units=None, preview_size=600, progress=None,
-                       cancel=None):
-    """The ``paper`` / ``coherent`` chain from sample points over a whole scene, block by block.
+def fuse_layers(source, levels, settings, consume, *, n_elements=1, progress=None,
+                cancel=None, start=0.0, span=1.0):
+    """Fuse geochemical layers with feature layers on the same grid, block by block.
 
-    Kriging of each element on the coarse grid (METHOD.md step 1), cubic
-    resampling to the image grid per block (step 2), image features and K-means
-    units fitted on pixel samples (steps 3 and 5, shared by all elements), then
-    :func:`fuse_layers` (steps 4, 6–8) for all elements at once, so the image is
-    read and decomposed once per pass whatever the number of elements.
-
-    Parameters as :func:`~geochem_fusion.core.scene.fuse_scene` (``read``,
-    ``write(element_index, row0, block)``, ``write_features``, ``write_units``,
-    ``preview_size``) and :func:`~geochem_fusion.core.pipeline.fuse_samples`
-    (``mode``, ``levels`` with 0 = automatic, ``blend_sigma``).
+    :func:`fit_layers` then :meth:`PyramidModel.predict`: ``consume(row0, fused,
+    features, labels)`` with ``fused`` ``(n_elements, nrows, cols)`` in data units,
+    called for every row block in order, in the calling thread. Parameters as
+    :func:`fit_layers`; the equations are those of :func:`~geochem_fusion.core.fusion.fuse`.
 
     Returns
     -------
-    SceneResult
-        ``fits`` maps each element to its :class:`~geochem_fusion.core.fusion.FusionResult`
-        (the model; arrays None), ``kriging`` to its kriging result; ``levels``
-        is the depth used.
+    list of FusionResult
+        One per element, with the fitted ``model``; the arrays are None (the
+        fused blocks went to ``consume``).
     """
-    from .pipeline import spacing_levels
-    from .scene import Previews, SceneResult, _run_tasks, fit_image_model, scene_samples
+    model = fit_layers(source, levels, settings, n_elements=n_elements, progress=progress,
+                       cancel=cancel, start=start, span=span)
+    return model.predict(source, consume, progress=progress, cancel=cancel, start=start,
+                         span=span)
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    x, y, near, spacing, kgrid = scene_samples(x, y, values, regression, image_grid, cell_size)
-    rows, cols = image_grid.shape
+
+class PyramidSceneModel:
+    """The fitted ``paper`` / ``coherent`` chain of a scene: nothing image-sized.
+
+    The kriged elements on the coarse grid, the feature transform, the K-means
+    units and the :class:`PyramidModel` (coarsest pyramid level and gains), so
+    any row block can be fused from the image reader alone
+    (:meth:`predict_block`).
+    """
+
+    def __init__(self, names, kriging, transform, kmeans, image_grid, kriging_grid,
+                 sample_spacing, log_transform, notes):
+        self.names = list(names)
+        self.kriging = kriging
+        self.transform = transform
+        self.kmeans = kmeans
+        self.image_grid = image_grid
+        self.kriging_grid = kriging_grid
+        self.sample_spacing = float(sample_spacing)
+        self.log_transform = bool(log_transform)
+        self.notes = notes
+        self.layers = None  # the PyramidModel, set by fit_pyramid_scene
+        self._estimates = np.stack([kriging[name].estimate for name in self.names])
+
+    @property
+    def levels(self):
+        """The pyramid depth used."""
+        return self.layers.levels
+
+    def source(self, read):
+        """The :class:`LayerSource` of the scene: kriged elements and features from ``read``."""
+        image_grid, kgrid = self.image_grid, self.kriging_grid
+
+        def read_geo(row0, col0, nrows, ncols):
+            return resample_cubic(self._estimates, kgrid,
+                                  image_grid.window(row0, col0, nrows, ncols))
+
+        def read_features(row0, col0, nrows, ncols):
+            return self.transform.transform(read(row0, col0, nrows, ncols))
+
+        return LayerSource(read_geo, read_features, image_grid.shape, kmeans=self.kmeans,
+                           log_transform=self.log_transform)
+
+    def predict_block(self, read, row0, nrows):
+        """``(fused, features, units)`` of rows ``row0 : row0 + nrows`` (full width).
+
+        ``fused`` is ``(n_elements, nrows, cols)`` in data units.
+        """
+        _, fused, feats, labels = self.layers.predict_block(self.source(read), row0, nrows)
+        return fused, feats, labels
+
+    def predict(self, read, sinks):
+        """Every row block of the scene, in worker threads, written in order to ``sinks``."""
+        progress, cancel = sinks.progress, sinks.cancel
+        kmeans = self.kmeans
+        previews = (Previews(self.image_grid, self.names, len(self.transform.names_),
+                             units=kmeans is not None, preview_size=sinks.preview_size)
+                    if sinks.preview_size else None)
+
+        def consume(row0, fused, feats, labels):
+            for i, block in enumerate(fused):
+                sinks.write(i, row0, block)
+            if sinks.write_features is not None:
+                sinks.write_features(row0, feats)
+            if sinks.write_units is not None and labels is not None:
+                sinks.write_units(row0, labels)
+            if previews is not None:
+                previews.put(previews.take(row0, fused, feats, labels, kmeans))
+
+        results = self.layers.predict(self.source(read), consume, progress=progress,
+                                      cancel=cancel, start=0.2, span=0.8)
+        step(progress, cancel, 1.0, "done")
+        if previews is not None:
+            previews.add_kriged(self.kriging, self.kriging_grid)
+        return SceneResult(dict(zip(self.names, results)), self.kriging, self.transform, kmeans,
+                           self.sample_spacing, self.kriging_grid,
+                           previews.layers if previews else {},
+                           previews.grid if previews else None, self.notes,
+                           levels=int(self.levels))
+
+
+def fit_pyramid_scene(x, y, values, read, image_grid, settings, *, progress=None, cancel=None):
+    """Fit the ``paper`` / ``coherent`` chain from sample points over a whole scene.
+
+    Kriging of each element on the coarse grid (docs/method.md step 1), cubic
+    resampling to the image grid per block (step 2), image features and K-means
+    units fitted on pixel samples (steps 3 and 5, shared by all elements), then
+    :func:`fit_layers` (steps 4 and 6) for all elements at once, so the image is
+    read and decomposed once per pass whatever the number of elements.
+
+    Parameters as :func:`~geochem_fusion.core.adaptive_scene.fit_adaptive_scene`;
+    ``settings.mode`` is a pyramid mode and ``settings.levels`` 0 = automatic.
+
+    Returns
+    -------
+    PyramidSceneModel
+    """
+    check_choice("mode", settings.mode, PYRAMID_MODES)
+    x, y, near, spacing, kgrid = scene_samples(x, y, values, image_grid, settings.cell_size)
+    load_pykrige()  # here, not first in the worker threads that krige
     notes = []
-    if levels <= 0:
-        levels = spacing_levels(spacing, image_grid.cell_x, image_grid.shape, notes)
+    levels = resolve_levels(settings.levels, spacing, image_grid.cell_x, image_grid.shape, notes)
     names = list(values)
 
-    transform, kmeans, _ = fit_image_model(
-        read, image_grid, features=features, sensor=sensor, band_map=band_map, pcs=pcs,
-        band_names=band_names, regression=regression, n_clusters=n_clusters,
-        sample_size=sample_size, random_state=random_state, progress=progress, cancel=cancel)
+    transform, kmeans, _ = fit_image_model(read, image_grid, settings, progress=progress,
+                                           cancel=cancel)
 
     tasks, counts = {}, {}
     for name in names:
@@ -280,39 +432,49 @@ def fuse_pyramid_scene(x, y, values, read, image_grid, write, *, band_names=None
         ok = near & np.isfinite(vals)
         counts[name] = int(ok.sum())
         tasks[name] = (lambda ok=ok, vals=vals: OrdinaryKrigingModel(
-            variogram, log_transform=log_transform).fit(x[ok], y[ok], vals[ok]).krige_grid(kgrid))
-    krigings = _run_tasks(tasks, progress, cancel, 0.08, 0.12,
-                          "; ".join(f"{name}: kriging {counts[name]} samples" for name in names))
-    estimates = np.stack([krigings[name].estimate for name in names])
+            settings.variogram, log_transform=settings.log_transform).fit(
+            x[ok], y[ok], vals[ok]).krige_grid(kgrid))
+    krigings = run_tasks(tasks, progress, cancel, 0.08, 0.12,
+                         "; ".join(f"{name}: kriging {counts[name]} samples" for name in names))
+    model = PyramidSceneModel(names, krigings, transform, kmeans, image_grid, kgrid, spacing,
+                              settings.log_transform, notes)
+    model.layers = fit_layers(model.source(read), levels, settings, n_elements=len(names),
+                              progress=progress, cancel=cancel, start=0.2, span=0.8)
+    return model
 
-    def read_geo(row0, col0, nrows, ncols):
-        return resample_cubic(estimates, kgrid, image_grid.window(row0, col0, nrows, ncols))
 
-    def read_features(row0, col0, nrows, ncols):
-        return transform.transform(read(row0, col0, nrows, ncols))
+def fuse_raster_blocks(read_geo, read_features, image_grid, settings, *, geo_grid,
+                       sample_spacing=None, read_units=None, consume=None, progress=None,
+                       cancel=None):
+    """The pyramid fusion of a geochemical raster of any resolution, on readers, block by block.
 
-    previews = (Previews(image_grid, names, len(transform.names_), units=kmeans is not None,
-                         preview_size=preview_size) if preview_size else None)
-
-    def consume(row0, fused, feats, labels):
-        for i, block in enumerate(fused):
-            write(i, row0, block)
-        if write_features is not None:
-            write_features(row0, feats)
-        if write_units is not None and labels is not None:
-            write_units(row0, labels)
-        if previews is not None:
-            previews.put(previews.take(row0, fused, feats, labels, kmeans))
-
-    results = fuse_layers(
-        read_geo, read_features, (rows, cols), levels=levels, n_elements=len(names), mode=mode,
-        regression=regression, kmeans=kmeans, log_transform=log_transform,
-        blend_sigma=blend_sigma, sample_size=sample_size, random_state=random_state,
-        block_rows=block_rows, consume=consume, progress=progress, cancel=cancel, start=0.2,
-        span=0.8)
-    step(progress, cancel, 1.0, "done")
-    if previews is not None:
-        previews.add_kriged(krigings, kgrid)
-    return SceneResult(dict(zip(names, results)), krigings, transform, kmeans, float(spacing),
-                       kgrid, previews.layers if previews else {},
-                       previews.grid if previews else None, notes, levels=int(levels))
+    ``read_geo``, ``read_features`` and ``read_units`` are ``read(row0, col0, nrows, ncols)``
+    callables on ``image_grid`` (:class:`LayerSource`); ``geo_grid`` is the geochemical
+    raster's own grid (for the automatic depth and the overlap check). ``settings``: a
+    :class:`~.vocabulary.FusionSettings` in a pyramid mode (``levels`` 0 = automatic from
+    ``sample_spacing``, default 4 geochemical cells, since kriging grids are a quarter of
+    the sample spacing). K-means units, when needed and no ``read_units`` is given, are
+    fitted on a seeded pixel sample. Returns ``(list of FusionResult, notes)``; the fused
+    blocks go to ``consume(row0, fused, features, labels)``.
+    """
+    if not geo_grid.overlaps(image_grid):
+        raise ValueError(
+            "the geochemical raster and the feature stack do not overlap; check their extents "
+            "and CRSs"
+        )
+    notes = []
+    levels = resolve_levels(settings.levels, sample_spacing or 4.0 * geo_grid.cell_x,
+                            image_grid.cell_x, image_grid.shape, notes)
+    kmeans = None
+    if settings.regression == "local" and read_units is None:
+        step(progress, cancel, 0.0, f"clustering {settings.n_clusters} geological units (K-means)")
+        pixels = sample_pixels_from_windows(read_features, image_grid.shape,
+                                            n_pixels=settings.sample_size,
+                                            random_state=settings.random_state)
+        kmeans = KMeansUnits(settings.n_clusters, sample_size=settings.sample_size,
+                             random_state=settings.random_state).fit(pixels[:, None, :])
+    source = LayerSource(read_geo, read_features, image_grid.shape, read_units=read_units,
+                         kmeans=kmeans, log_transform=settings.log_transform)
+    results = fuse_layers(source, levels, settings, consume, progress=progress, cancel=cancel,
+                          start=0.05, span=0.95)
+    return results, notes

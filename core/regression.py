@@ -1,4 +1,4 @@
-"""Linear regression of the geochemistry on image features (METHOD.md step 6).
+"""Linear regression of the geochemistry on image features (``docs/method.md`` step 6).
 
 The paper fits, by least squares, globally or separately in each K-means
 unit (eq. 1)::
@@ -29,7 +29,9 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ._pixels import as_stack, row_blocks, sample_indices, valid_mask
+from ._pixels import as_stack, sample_indices, valid_mask
+from .blocks import block_rows_for, row_blocks
+from .vocabulary import SAMPLE_SIZE
 
 __all__ = ["FeatureRegression", "LinearFit", "SingularDesignError", "fit_linear"]
 
@@ -37,8 +39,10 @@ logger = logging.getLogger(__name__)
 
 
 class SingularDesignError(ValueError):
-    """The design matrix cannot identify the coefficients (too few pixels,
-    a constant feature or exactly collinear features)."""
+    """The design matrix cannot identify the coefficients.
+
+    Too few pixels, a constant feature or exactly collinear features.
+    """
 
 
 @dataclass
@@ -185,7 +189,7 @@ class FeatureRegression:
         Number of features p.
     """
 
-    def __init__(self, mode="global", *, min_pixels=None, sample_size=200_000, random_state=0,
+    def __init__(self, mode="global", *, min_pixels=None, sample_size=SAMPLE_SIZE, random_state=0,
                  ridge=0.0):
         self.mode = mode
         self.min_pixels = min_pixels
@@ -288,8 +292,8 @@ class FeatureRegression:
             ``(rows, cols)`` when ``labels`` is not given (global mode).
         blend_sigma : float, keyword-only
             Standard deviation, in pixels, of a Gaussian that smooths the
-            coefficient maps to soften seams at unit borders (METHOD.md, local
-            regression details).  0 (default) keeps hard borders.  Only the
+            coefficient maps to soften seams at unit borders (``docs/method.md``
+            step 6).  0 (default) keeps hard borders.  Only the
             labelled pixels are averaged (normalised convolution: the filtered
             coefficients divided by the filtered labelled mask); unlabelled
             pixels keep the global fit.  When applying by windows, give the
@@ -362,7 +366,8 @@ class FeatureRegression:
         else:
             table, index = self._lookup(labels)
         out = np.empty(X.shape[1:], dtype=X.dtype)
-        for block in row_blocks(X.shape):
+        for row0, nrows in row_blocks(X.shape[1], block_rows_for(X.shape[2], X.shape[0])):
+            block = slice(row0, row0 + nrows)
             if blend_sigma > 0:
                 a0, gain = intercept[block], gains[:, block]
             else:
@@ -408,8 +413,10 @@ class FeatureRegression:
 
     # -- helpers ------------------------------------------------------------
     def _lookup(self, labels):
-        """Coefficient table ``(p + 1, n_entries)`` (row 0 = intercept, column 0 =
-        global fit) and each pixel's column index."""
+        """Coefficient table ``(p + 1, n_entries)`` and each pixel's column index.
+
+        Row 0 is the intercept, column 0 the global fit.
+        """
         fits = [self.global_fit_, *self.fits_.values()]
         table = np.array([[f.intercept, *f.coef] for f in fits]).T
         index = np.zeros(labels.shape, dtype=np.intp)

@@ -1,6 +1,6 @@
 """Cubic convolution resampling between north-up grids (Keys 1981, ``a = -0.5``).
 
-Used in METHOD.md step 2 to bring the coarse kriged layer onto the image grid.
+Used in ``docs/method.md`` step 2 to bring the coarse kriged layer onto the image grid.
 The interpolation is separable: first along x (columns) for every source
 row, then along y (rows).  Each output value is a weighted sum of the 4 x 4
 source cells around the destination cell centre, with the weights of the Keys

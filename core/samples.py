@@ -29,7 +29,7 @@ caller shows to the user:
   merged into one with their mean: repeated or re-sampled sites are not
   spatial structure, and a variogram fitted on pairs at almost zero distance
   would read them as a tiny range;
-* fewer than :data:`~geochem_fusion.core.kriging.MIN_SAMPLES` usable samples,
+* fewer than :data:`~geochem_fusion.core.vocabulary.MIN_SAMPLES` usable samples,
   or all values equal, is refused with the numbers;
 * extreme outliers (beyond the quartiles by more than ``outlier_iqr``
   interquartile ranges; Tukey 1977, "far out" values at 3 IQR), computed on
@@ -61,22 +61,15 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .vocabulary import BELOW_DETECTION, MIN_SAMPLES, kriging_grid
+
 __all__ = ["BELOW_DETECTION", "CONVENTIONS", "DL_FRACTION", "MIN_SAMPLES", "MISSING_CODES",
            "NEAR_DUPLICATE_FRACTION", "ParsedValues", "check_coverage", "check_overlap",
-           "check_sample_table", "check_samples", "clean_values", "merge_near_sites",
-           "parse_missing_codes", "parse_values", "qualifier_field"]
+           "check_sample_table", "check_samples", "check_samples_on_grid", "clean_values",
+           "median_nn_spacing", "merge_near_sites", "parse_missing_codes", "parse_values", "qualifier_field",
+           "scene_samples"]
 
 logger = logging.getLogger(__name__)
-
-#: Fewest usable samples per element (as :data:`geochem_fusion.core.kriging.MIN_SAMPLES`,
-#: repeated here so that this module does not need pykrige).
-MIN_SAMPLES = 10
-
-#: Policies for values that are below detection: ``"refuse"`` (stop with a
-#: message naming them), ``"half-min"`` (replace by half the smallest measured
-#: value) or ``"fraction-dl"`` (replace by ``dl_fraction`` times each sample's own
-#: detection limit).  The order is that of the algorithms' BELOW_DETECTION option.
-BELOW_DETECTION = ("refuse", "half-min", "fraction-dl")
 
 #: Default fraction of the detection limit that replaces a below-detection value.
 DL_FRACTION = 0.5
@@ -473,6 +466,7 @@ class ParsedValues:
     messages: list = field(default_factory=list)
 
     def subset(self, keep):
+        """The values of the samples in ``keep`` (a mask or indices), same messages."""
         return ParsedValues(self.values[keep], self.below[keep], self.above[keep],
                             self.limit[keep], self.labels[keep], self.messages)
 
@@ -810,11 +804,38 @@ def _report_outliers(x, y, v, name, k, messages):
     )
 
 
-def _median_spacing(x, y):
+def median_nn_spacing(x, y) -> float:
+    """Median nearest-neighbour distance between sample points.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Sample coordinates (map units, metres).
+
+    Returns
+    -------
+    float
+        Median over samples of the distance to the closest other sample.
+        Coincident samples count with distance 0.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.asarray(y, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length, got {x.size} and {y.size}")
+    bad = ~(np.isfinite(x) & np.isfinite(y))
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {x.size} samples have non-finite coordinates: drop them first"
+        )
     if x.size < 2:
-        return 0.0
-    d, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
-    return float(np.median(d[:, 1]))
+        raise ValueError(f"need at least 2 samples to measure their spacing, got {x.size}")
+    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([x, y]), k=2)
+    return float(np.median(distance[:, 1]))
+
+
+def _median_spacing(x, y):
+    """:func:`median_nn_spacing`, 0 for fewer than two samples."""
+    return 0.0 if np.size(x) < 2 else median_nn_spacing(x, y)
 
 
 def _report_isolated(x, y, factor, messages):
@@ -837,3 +858,41 @@ def _report_isolated(x, y, factor, messages):
         f"spacing of {spacing:.0f} map units from their nearest neighbour): {listed}. Check their "
         "coordinates for typing errors."
     )
+
+
+def check_samples_on_grid(x, y, image_grid):
+    """Samples inside the image, samples near it (kriging support), and their spacing.
+
+    The kriging uses the samples inside the image plus a margin of three
+    sample spacings, so the borders of the image are kriged from both sides.
+    """
+    inside = ((x >= image_grid.x_min) & (x <= image_grid.x_max)
+              & (y >= image_grid.y_min) & (y <= image_grid.y_max))
+    if not inside.any():
+        raise ValueError(
+            "no sample falls inside the image extent "
+            f"({image_grid.x_min:.0f}, {image_grid.y_min:.0f}) - "
+            f"({image_grid.x_max:.0f}, {image_grid.y_max:.0f}); check that samples and image "
+            "cover the same area and that their CRSs are right"
+        )
+    pts = inside if inside.sum() > 1 else np.ones_like(inside)
+    spacing = median_nn_spacing(x[pts], y[pts])
+    margin = 3 * spacing
+    near = ((x >= image_grid.x_min - margin) & (x <= image_grid.x_max + margin)
+            & (y >= image_grid.y_min - margin) & (y <= image_grid.y_max + margin))
+    return inside, near, spacing
+
+
+def scene_samples(x, y, values, image_grid, cell_size=None):
+    """Checks and geometry shared by the scene chains.
+
+    Returns ``(x, y, near, spacing, kgrid)``: float coordinates, the samples near
+    enough to the image to krige from, their median spacing and the coarse
+    kriging grid (:func:`~.vocabulary.kriging_grid`).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if not values:
+        raise ValueError("no element field given: choose at least one concentration field")
+    _, near, spacing = check_samples_on_grid(x, y, image_grid)
+    return x, y, near, spacing, kriging_grid(image_grid, spacing, cell_size=cell_size)

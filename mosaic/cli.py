@@ -1,4 +1,4 @@
-"""``python3 -m geochem_fusion fuse`` — the fusion of many image tiles on Dask, without QGIS.
+r"""``python3 -m geochem_fusion fuse`` — the fusion of many image tiles on Dask, without QGIS.
 
 Example (a new local cluster sized to the machine, then an existing one)::
 

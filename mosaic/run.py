@@ -37,10 +37,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..core.blocks import block_rows_for
 from ..core.grid import Grid
-from ..core.kriging import median_nn_spacing
-from ..core.samples import check_overlap, check_sample_table
-from ..core.scene import block_rows_for
+from ..core.samples import check_overlap, check_sample_table, median_nn_spacing
 from . import model as _model
 from . import tiles as _tiles
 from .samples import read_points
@@ -129,7 +128,7 @@ def fuse_tile(model, mosaic_path, window, path, descriptions, metadata):
         rows = block_rows_for(ncols, 2 * len(read.nodata))
         for r in range(row0, row0 + nrows, rows):
             n = min(rows, row0 + nrows - r)
-            fused = _model.predict_window(model, read, grid, r, col0, n, ncols)
+            fused = _model.predict_window(model, read, r, col0, n, ncols)
             for i in range(fused.shape[0]):
                 writer.write(i, r - row0, fused[i])
         writer.finish()
@@ -343,24 +342,24 @@ def _fit(client, x, y, values, mosaic_path, settings, log):
     """Stages 2-3: the image part on the client, one Dask task per element."""
     _say(log, "image model: feature transform and the features around the samples")
     read = _tiles.WindowReader(mosaic_path)
+    mosaic_grid = read.grid
     try:
-        part = _model.fit_image_part(x, y, values, read, read.grid, settings,
-                                     band_names=read.descriptions)
+        part = _model.fit_image_part(x, y, values, read, mosaic_grid,
+                                     settings.replace(band_names=read.descriptions))
     finally:
         read.close()
-    inputs, counts = _model.element_inputs(x, y, values, part, settings)
+    inputs, counts = _model.element_inputs(values, part, settings.log_transform)
     band_names = part.transform.names_
     _say(log, "fit: " + "; ".join(f"{n}: {counts[n]} samples" for n in inputs)
          + " (trend, variogram, residual kriging on the coarse grid)")
-    futures = {name: client.submit(_model.fit_element, args, part.kgrid, band_names, settings,
+    futures = {name: client.submit(_model.fit_element, args, part.kriging_grid, band_names,
+                                   settings,
                                    key=f"fit-{name}-{time.time_ns()}", retries=RETRIES)
                for name, args in inputs.items()}
     _progress(list(futures.values()), log)
     fits = {name: f.result() for name, f in futures.items()}
     names = list(values)
-    return _model.FittedModel(names, part.transform, part.kmeans, fits, part.kgrid,
-                              settings.log_transform, part.spacing,
-                              [_model.describe(n, fits[n]) for n in names])
+    return _model.fitted_model(names, part, fits, mosaic_grid, settings)
 
 
 def _load_model(path, run_id):

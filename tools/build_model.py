@@ -17,6 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def build():
+    """Build the model from the provider's algorithms and save it."""
     from qgis.core import (
         QgsApplication,
         QgsProcessing,

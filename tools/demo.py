@@ -26,6 +26,7 @@ OUT = REPO / "demo_output"
 
 
 def fusegeochemistry(settings, outputs):
+    """Run ``fusegeochemistry`` on the demo data with ``settings``, writing ``outputs``."""
     args = ["run", "geochemfusion:fusegeochemistry", "--",
             f"SAMPLES={DATA / 'samples.gpkg'}|layername=samples", "FIELD=Cu", "FIELD=Zn",
             f"IMAGE={DATA / 'sentinel2.tif'}", *settings]
@@ -80,6 +81,7 @@ def evaluatefusion(outputs):
 
 
 def build_project_and_map(outputs):
+    """A QGIS project of the outputs and the map picture of the README."""
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -160,6 +162,7 @@ def build_project_and_map(outputs):
 
 
 def score(outputs):
+    """Scores of the fused layers against the demo's true fields."""
     import numpy as np
     from osgeo import gdal
 
@@ -196,6 +199,7 @@ def score(outputs):
 
 
 def main():
+    """Run the demo: fuse, score, and print the table."""
     args = sys.argv[1:]
     if args[:1] == ["--plugin-zip"] and len(args) == 2:
         installed = qgis_env.install_plugin_zip(args[1])

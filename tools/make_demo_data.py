@@ -327,6 +327,7 @@ def write_points(path: Path, layer_name: str, wkt: str, fields, rows: list[dict]
 
 
 def main(argv=None) -> None:
+    """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("package", type=Path, help="xarray-spatial wheel or sdist file")
     parser.add_argument("--out", type=Path,

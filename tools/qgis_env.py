@@ -57,6 +57,7 @@ def install_plugin_zip(zip_path):
 
 
 def qgis_process_env():
+    """The environment ``qgis_process`` runs in: offscreen, the venv's packages, the link."""
     env = dict(os.environ)
     site = sysconfig.get_paths()["purelib"]
     env.update({

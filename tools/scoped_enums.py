@@ -107,6 +107,7 @@ def scan_source(source, filename="<string>"):
 
 
 def python_files(paths):
+    """The ``.py`` files of ``paths`` (files, or folders searched recursively)."""
     for path in map(Path, paths):
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*.py") if ".pkg" not in p.parts)
@@ -115,6 +116,7 @@ def python_files(paths):
 
 
 def fix_source(source, found):
+    """``source`` with the unscoped enums in ``found`` replaced by their scoped spelling."""
     lines = source.splitlines(keepends=True)
     for line, col, end, _text, scoped in sorted(found, reverse=True):
         if scoped is None:
@@ -125,6 +127,7 @@ def fix_source(source, found):
 
 
 def main(argv):
+    """Command line entry point: list (or ``--fix``) unscoped enums in ``argv``'s paths."""
     fix = "--fix" in argv
     paths = [a for a in argv if a != "--fix"]
     total = 0

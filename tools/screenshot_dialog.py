@@ -108,6 +108,7 @@ def _in_qgis():
 
 
 def main(timeout=120):
+    """Open the dialog in QGIS desktop (under Xvfb) and save its picture."""
     import shutil
     import signal
     import subprocess

@@ -7,8 +7,36 @@ from scipy import ndimage
 from geochem_fusion.core import adaptive
 from geochem_fusion.core.grid import Grid
 from geochem_fusion.core.kriging import OrdinaryKrigingModel
-from geochem_fusion.core.pipeline import kriging_grid
 from geochem_fusion.core.resample import resample_cubic
+from geochem_fusion.core.vocabulary import kriging_grid
+
+
+def fit_adaptive(x, y, z, image, image_grid, kriging_grid, *, band_names=None, units=None,
+                 **options):
+    """Choose and fit the adaptive predictor and predict on the whole image grid.
+
+    For images that fit in memory (test only; the product runs core.adaptive_scene):
+    ``adaptive.chips_from_image``, then ``adaptive.fit_adaptive_samples`` (``options``
+    those of ``adaptive.AdaptiveOptions``), then ``AdaptiveFit.predict``. ``units``
+    ``(rows, cols)`` (−1 = none) makes the trend local: one per geological unit.
+
+    Returns
+    -------
+    fused : ndarray, shape (rows, cols)
+    fit : AdaptiveFit
+    """
+    windows = options.get("windows", adaptive.DEFAULT_WINDOWS)
+    chips = adaptive.chips_from_image(image, image_grid, x, y, half=max(windows) // 2)
+    labels = None
+    if units is not None:
+        r, c, inside = adaptive._sample_pixels(x, y, image_grid)
+        labels = np.full(r.size, -1)
+        labels[inside] = np.asarray(units)[r[inside], c[inside]]
+    fit = adaptive.fit_adaptive_samples(x, y, z, chips, kriging_grid, band_names=band_names,
+                                        labels=labels,
+                                        options=adaptive.AdaptiveOptions(**options))
+    fit.fused = fit.predict(image, image_grid, labels=units, band_names=band_names)
+    return fit.fused, fit
 
 
 def _scene(seed=0, n=120, relation=1.0):
@@ -77,7 +105,7 @@ def test_feature_stack_ratios_and_window():
 def test_adaptive_uses_the_image_when_it_explains_the_values():
     bands, truth, grid, x, y, z = _scene(relation=1.0)
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg)
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg)
     assert fit.shrink > 0 and fit.loo_rmse < fit.kriging_alone_rmse
     ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
     kriged = resample_cubic(ok.predict_grid(kg)[0], kg, grid)
@@ -94,7 +122,7 @@ def test_adaptive_holds_back_when_the_image_is_unrelated():
     rng = np.random.default_rng(4)
     noise = 0.2 + 0.05 * rng.random(bands.shape)  # an image unrelated to the values
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, noise, grid, kg)
+    fused, fit = fit_adaptive(x, y, z, noise, grid, kg)
     # either kriging alone is chosen, or a heavily shrunk trend that LOO says is no worse
     assert fit.loo_rmse <= fit.kriging_alone_rmse
     if fit.shrink == 0:
@@ -110,7 +138,7 @@ def test_window_by_window_prediction_equals_whole_image():
     # whole-image result exactly (same arithmetic; tolerance is rounding)
     bands, truth, grid, x, y, z = _scene(relation=1.0, seed=5)
     kg = kriging_grid(grid, 100.0)
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(3, 5))
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg, windows=(3, 5))
     h = fit.halo
     out = np.full_like(fused, np.nan)
     for r0 in (0, 50):
@@ -139,8 +167,8 @@ def test_local_trends_per_unit():
     col, row = grid.to_pixel(x, y)
     z = truth[np.round(row).astype(int), np.round(col).astype(int)]
     kg = kriging_grid(grid, 80.0)
-    fused_g, fit_g = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,))
-    fused_l, fit_l = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1,), units=units)
+    fused_g, fit_g = fit_adaptive(x, y, z, bands, grid, kg, windows=(1,))
+    fused_l, fit_l = fit_adaptive(x, y, z, bands, grid, kg, windows=(1,), units=units)
     assert fit_l.regression == "local" and set(fit_l.unit_fits) == {0, 1}
     # the local gains on band 1 have opposite signs, as in the truth
     g0, g1 = fit_l.unit_fits[0][0][0], fit_l.unit_fits[1][0][0]
@@ -158,7 +186,7 @@ def test_the_image_must_beat_kriging_alone_by_the_margin():
     # margin it is held back and the result is kriging alone.
     bands, truth, grid, x, y, z = _scene(relation=0.05, seed=4, n=80)
     kg = kriging_grid(grid, 100.0)
-    _, no_guard = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=0.0)
+    _, no_guard = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=0.0)
     assert no_guard.shrink > 0
     gain = 1.0 - no_guard.loo_rmse / no_guard.kriging_alone_rmse
     # the same ratio read from the candidate table (the chosen row against kriging alone)
@@ -167,13 +195,13 @@ def test_the_image_must_beat_kriging_alone_by_the_margin():
     assert len(chosen) == 1
     assert chosen[0]["cv rmse"] / no_guard.candidates[0]["cv rmse"] == pytest.approx(1.0 - gain)
     assert 0.0 < gain < 0.02  # a real but small improvement: the case the guard is for
-    fused, fit = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3))
+    fused, fit = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3))
     assert fit.shrink == 0.0 and fit.feature_set == "-"
     ok = OrdinaryKrigingModel("spherical").fit(x, y, z)
     np.testing.assert_allclose(fused, resample_cubic(ok.predict_grid(kg)[0], kg, grid),
                                rtol=1e-9, atol=1e-9)
     # the threshold is the margin itself: just below the gain the image is used again
-    _, loose = adaptive.fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=gain / 2)
+    _, loose = fit_adaptive(x, y, z, bands, grid, kg, windows=(1, 3), margin=gain / 2)
     assert loose.shrink == no_guard.shrink
 
 
@@ -210,7 +238,7 @@ def test_support_is_chosen_among_the_windows_that_have_samples():
     holed = bands.copy()
     holed[:, r, c] = np.nan
     kg = kriging_grid(grid, 100.0)
-    _, fit = adaptive.fit_adaptive(x, y, z, holed, grid, kg, windows=(1, 3),
+    _, fit = fit_adaptive(x, y, z, holed, grid, kg, windows=(1, 3),
                                    feature_sets=("bands",))
     image_rows = [row for row in fit.candidates if row["shrink"] > 0]
     assert image_rows and {row["window"] for row in image_rows} == {3}

@@ -1,14 +1,32 @@
-"""Tests of core.clustering.KMeansUnits: recovery of separated classes,
-determinism, stable label order, NaN handling and validation."""
+"""Tests of core.clustering.KMeansUnits.
+
+Recovery of separated classes, determinism, stable label order, NaN handling
+and validation.
+"""
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import cdist
 from sklearn.metrics import adjusted_rand_score
 
+from geochem_fusion.core._pixels import map_pixels
 from geochem_fusion.core.clustering import KMeansUnits
 
 # distinct first-band values, so the documented label order (by first band) is well defined
 CENTRES = np.array([[0.0, 0.0, 0.0], [20.0, 0.0, -5.0], [10.0, 20.0, 5.0], [30.0, 20.0, 10.0]])
+
+
+def distances(km, stack):
+    """Euclidean distance of every pixel to every class centre, in the clustering space.
+
+    ``(n_clusters, rows, cols)``, NaN where any band is not finite; float32 input
+    gives float32 output (test only: the product needs the nearest centre alone).
+    """
+    stack = km._check_stack(stack)
+    return map_pixels(
+        stack, lambda px: cdist((px - km.mean_) / km.scale_, km._centres_z),
+        len(km._centres_z))
+
 
 
 def separated_classes(rows=60, cols=80, noise=1.0, seed=0):
@@ -21,7 +39,7 @@ def separated_classes(rows=60, cols=80, noise=1.0, seed=0):
 
 def test_recovers_separated_classes_up_to_permutation():
     stack, truth = separated_classes()
-    labels = KMeansUnits(4, sample_size=2000).fit_predict(stack)
+    labels = KMeansUnits(4, sample_size=2000).fit(stack).predict(stack)
     assert labels.dtype == np.int32 and labels.shape == truth.shape
     # classes are 20 noise SDs apart: no pixel can be misassigned, so the ARI is exactly 1
     assert adjusted_rand_score(truth.ravel(), labels.ravel()) == 1.0
@@ -56,7 +74,7 @@ def test_nan_pixels_get_minus_one():
     assert labels[5, 6] == -1 and np.all(labels[10] == -1)
     assert np.count_nonzero(labels == -1) == 1 + 80
     assert labels.min() == -1 and labels.max() == 3
-    d = km.distances(stack)
+    d = distances(km, stack)
     assert d.shape == (4, 60, 80)
     assert np.isnan(d[:, 5, 6]).all()
 
@@ -64,7 +82,7 @@ def test_nan_pixels_get_minus_one():
 def test_distances_agree_with_predict_and_standardized_space():
     stack, _ = separated_classes(seed=5)
     km = KMeansUnits(4).fit(stack)
-    d = km.distances(stack)
+    d = distances(km, stack)
     np.testing.assert_array_equal(np.argmin(d, axis=0), km.predict(stack))
     # distance to a centre, recomputed by hand in the standardized space
     z = (stack[:, 7, 9] - km.mean_) / km.scale_
@@ -75,7 +93,7 @@ def test_distances_agree_with_predict_and_standardized_space():
 def test_standardize_balances_bands_in_different_units():
     stack, truth = separated_classes(seed=6)
     stack[2] *= 1e4  # third band in other units: unscaled it would dominate
-    labels = KMeansUnits(4).fit_predict(stack)
+    labels = KMeansUnits(4).fit(stack).predict(stack)
     assert adjusted_rand_score(truth.ravel(), labels.ravel()) == 1.0
 
 
@@ -83,7 +101,7 @@ def test_constant_band_warns_and_works():
     stack, truth = separated_classes(seed=7)
     stack = np.concatenate([stack, np.full((1, 60, 80), 2.5)])
     with pytest.warns(UserWarning, match="constant"):
-        labels = KMeansUnits(4).fit_predict(stack)
+        labels = KMeansUnits(4).fit(stack).predict(stack)
     assert adjusted_rand_score(truth.ravel(), labels.ravel()) == 1.0
 
 
@@ -119,6 +137,6 @@ def test_float32_input_and_inputs_not_mutated():
     stack = stack.astype(np.float32)
     before = stack.copy()
     km = KMeansUnits(4).fit(stack)
-    assert km.distances(stack).dtype == np.float32
+    assert distances(km, stack).dtype == np.float32
     assert adjusted_rand_score(truth.ravel(), km.predict(stack).ravel()) == 1.0
     np.testing.assert_array_equal(stack, before)

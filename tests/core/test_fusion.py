@@ -1,8 +1,11 @@
-"""Tests of core.fusion: coefficient recovery and accuracy on a synthetic scene
+"""Tests of core.fusion.
+
+Coefficient recovery and accuracy on a synthetic scene
 whose fine truth is linear in the features, the paper/coherent equations,
 Wald consistency, the documented weaknesses of eq. 3 (unexplained signal lost,
 detail counted twice), local regression with and without blending, the log
-transform, nodata and validation."""
+transform, nodata and validation.
+"""
 
 import numpy as np
 import pytest
@@ -131,7 +134,7 @@ def test_paper_and_coherent_equations_hold_exactly(scene):
 
 
 def test_features_that_explain_nothing_paper_loses_the_low_band_coherent_keeps_it():
-    """METHOD.md "known weakness of eq. 3".
+    """The known weakness of eq. 3 (``docs/method.md``, the ``paper`` mode).
 
     The geochemistry varies only down the rows and each feature only across the
     columns (independent random 1-D profiles).  On the full grid the sample covariance

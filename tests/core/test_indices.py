@@ -24,7 +24,7 @@ def _b(stack, band):
 
 
 # -- tables -----------------------------------------------------------------
-# Every row of METHOD.md's ASTER table, one entry per ratio: (name, formula).
+# Every row of the paper's ASTER table (docs/method.md step 3), one entry per ratio: (name, formula).
 METHOD_ROWS = [
     ("Ferric iron", "2/1"),
     ("Ferrous iron", "5/3"),
@@ -232,8 +232,10 @@ def test_b02_alias_in_band_map():
 
 
 def test_known_spectrum_ranks_kaolinite_ratio():
-    """A kaolinite-like spectrum (deep 2.2 um Al-OH absorption in ASTER band 5/6)
-    scores higher on the Al-OH index than a flat spectrum."""
+    """A kaolinite-like spectrum scores higher on the Al-OH index than a flat one.
+
+    Deep 2.2 um Al-OH absorption in ASTER band 5/6.
+    """
     flat = np.full(9, 0.4)
     kaol = flat.copy()
     kaol[4] = kaol[5] = 0.25  # bands 5 and 6 absorb

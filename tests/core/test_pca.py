@@ -1,12 +1,67 @@
-"""Tests of core.pca: orthonormality, recovery of known components, sign
-convention, loadings, NaN handling and validation."""
+"""Tests of core.pca.
+
+Orthonormality, recovery of known components, sign convention, loadings, NaN
+handling and validation.
+"""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from geochem_fusion.core.pca import PCA, orient_to
+from geochem_fusion.core.pca import PCA
+
+
+def orient_to(component_image, reference_image):
+    """Flip a component image so it correlates non-negatively with a reference.
+
+    A data-driven sign convention (test only: the product uses the PCA's own,
+    largest loading positive): orient e.g. PC2 so that it correlates positively
+    with the low-frequency geochemistry ``Geo_L``.
+
+    Parameters
+    ----------
+    component_image : array_like
+        Component scores, e.g. ``pca.transform(stack)[1]``; NaN is nodata.
+    reference_image : array_like
+        Same shape as ``component_image``; NaN is nodata.
+
+    Returns
+    -------
+    oriented : numpy.ndarray of float
+        ``sign * component_image`` (a new array).
+    sign : int
+        ``-1`` if the Pearson correlation over the pixels finite in both is
+        negative, else ``+1`` (also when the correlation is undefined, e.g. a
+        constant image, which is reported with a warning).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or no pixel is finite in both images.
+    """
+    comp = np.asarray(component_image, dtype=float)
+    ref = np.asarray(reference_image, dtype=float)
+    if comp.shape != ref.shape:
+        raise ValueError(
+            f"component image shape {comp.shape} differs from reference shape {ref.shape}; "
+            "resample both to the same grid"
+        )
+    both = np.isfinite(comp) & np.isfinite(ref)
+    if not both.any():
+        raise ValueError("the component and reference images have no finite pixel in common")
+    a = comp[both] - comp[both].mean()
+    b = ref[both] - ref[both].mean()
+    cov = float(a @ b)
+    if cov == 0.0:
+        warnings.warn(
+            "the component and the reference are uncorrelated (or one is constant); "
+            "the component's sign is left unchanged",
+            UserWarning,
+            stacklevel=2,
+        )
+    sign = -1 if cov < 0 else 1
+    return comp * sign, sign
 
 
 def correlated_stack(rows=40, cols=50, bands=4, seed=0):

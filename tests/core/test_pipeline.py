@@ -1,6 +1,9 @@
-"""Tests of core.pipeline: image features, the kriging grid, the whole chain from
-samples (fuse_samples) and from a raster (fuse_raster), progress/cancel hooks,
-validation, and a quick run on the real Kolari till Cu and airborne geophysics."""
+"""Tests of core.pipeline.
+
+Image features, the kriging grid, the whole chain from samples (fuse_samples)
+and from a raster (fuse_raster), progress/cancel hooks,
+validation, and a quick run on the real Kolari till Cu and airborne geophysics.
+"""
 
 import math
 
@@ -8,13 +11,16 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from geochem_fusion.core import features as core_features
 from geochem_fusion.core import pipeline
 from geochem_fusion.core.fusion import fuse
 from geochem_fusion.core.grid import Grid
 from geochem_fusion.core.indices import compute_indices
 from geochem_fusion.core.kriging import median_nn_spacing
 from geochem_fusion.core.progress import Canceled
+from geochem_fusion.core.pyramid import resolve_levels
 from geochem_fusion.core.resample import resample_cubic
+from geochem_fusion.core.vocabulary import FusionSettings, kriging_grid
 
 PIX = 10.0  # image pixel, m
 N = 160  # image pixels per side (1.6 km)
@@ -24,9 +30,12 @@ GRID = Grid(500_000.0, 7_000_000.0, PIX, PIX, N, N)
 
 # -- helpers ------------------------------------------------------------------
 def reference_pcs(stack):
-    """Correlation-matrix PCA by hand: scores of every component, sign-fixed so that
+    """Correlation-matrix PCA by hand.
+
+    Scores of every component, sign-fixed so that
     each component's largest-magnitude coefficient is positive (core.pca's stated
-    convention), strongest component first."""
+    convention), strongest component first.
+    """
     X = stack.reshape(stack.shape[0], -1).T
     Z = (X - X.mean(0)) / X.std(0)
     eigval, eigvec = np.linalg.eigh(np.corrcoef(Z.T))
@@ -57,16 +66,16 @@ def assert_same(blockwise, whole):
 
 # -- image_features -------------------------------------------------------------
 def test_bands_returns_the_stack(small_image):
-    feats = pipeline.image_features(small_image, features="bands")
+    feats = core_features.image_features(small_image, features="bands")
     np.testing.assert_array_equal(feats.data, small_image)
     assert feats.names == ["Band 1", "Band 2", "Band 3", "Band 4"]
     assert feats.pca is None and feats.indices is None
-    named = pipeline.image_features(small_image, features="bands", band_names=list("abcd"))
+    named = core_features.image_features(small_image, features="bands", band_names=list("abcd"))
     assert named.names == ["a", "b", "c", "d"]
 
 
 def test_bands_pc2_is_the_second_principal_component(small_image):
-    feats = pipeline.image_features(small_image, features="bands-pc2")
+    feats = core_features.image_features(small_image, features="bands-pc2")
     assert feats.data.shape == (1,) + small_image.shape[1:]
     assert feats.names == ["PC2"] and feats.pca is not None
     ref = reference_pcs(small_image)
@@ -77,7 +86,7 @@ def test_bands_pc2_is_the_second_principal_component(small_image):
 
 
 def test_pcs_returns_the_requested_components(small_image):
-    feats = pipeline.image_features(small_image, features="pcs", pcs=(1, 3))
+    feats = core_features.image_features(small_image, features="pcs", pcs=(1, 3))
     assert feats.names == ["PC1", "PC3"] and feats.data.shape[0] == 2
     ref = reference_pcs(small_image)
     assert corr(feats.data[0], ref[0]) > 1 - 1e-9
@@ -87,7 +96,7 @@ def test_pcs_returns_the_requested_components(small_image):
 @pytest.mark.parametrize("pcs", [(0,), (5,), (2, 5), ()])
 def test_invalid_pc_numbers_raise(small_image, pcs):
     with pytest.raises(ValueError, match=r"principal components .* between 1 and 4"):
-        pipeline.image_features(small_image, features="pcs", pcs=pcs)
+        core_features.image_features(small_image, features="pcs", pcs=pcs)
 
 
 def test_indices_pc2_from_a_sentinel2_stack():
@@ -98,7 +107,7 @@ def test_indices_pc2_from_a_sentinel2_stack():
     image = base * np.exp(0.2 * latent / latent.std())  # positive, ~20 % variation
     assert image.min() > 0
     band_map = {"B2": 0, "B3": 1, "B4": 2, "B8": 3, "B11": 4, "B12": 5}
-    feats = pipeline.image_features(image, features="indices-pc2", sensor="sentinel2",
+    feats = core_features.image_features(image, features="indices-pc2", sensor="sentinel2",
                                     band_map=band_map)
     expected = compute_indices(image, band_map, sensor="sentinel2")
     assert expected.data.shape[0] >= 3  # several indices, so PC2 exists
@@ -110,9 +119,9 @@ def test_indices_pc2_from_a_sentinel2_stack():
 
 def test_image_features_validation(small_image):
     with pytest.raises(ValueError, match="features must be one of"):
-        pipeline.image_features(small_image, features="pc1")
+        core_features.image_features(small_image, features="pc1")
     with pytest.raises(ValueError, match="ndim=2"):
-        pipeline.image_features(small_image[0], features="bands")
+        core_features.image_features(small_image[0], features="bands")
 
 
 # -- kriging_grid ---------------------------------------------------------------
@@ -126,7 +135,7 @@ def test_image_features_validation(small_image):
 def test_kriging_grid_is_aligned_with_the_pixels_and_covers_the_image(image_grid, spacing,
                                                                       cell_size, cell):
     pad = 3
-    kg = pipeline.kriging_grid(image_grid, spacing, cell_size=cell_size, pad_cells=pad)
+    kg = kriging_grid(image_grid, spacing, cell_size=cell_size, pad_cells=pad)
     assert kg.cell_x == pytest.approx(cell)
     # whole pixels per cell and whole pixels between the origins (so coarse cell
     # edges fall on pixel edges)
@@ -145,9 +154,12 @@ def test_kriging_grid_is_aligned_with_the_pixels_and_covers_the_image(image_grid
 # -- fuse_samples on a synthetic scene -------------------------------------------
 @pytest.fixture(scope="module")
 def synthetic():
-    """3 bands at 10 m with broad structure and fine detail; truth = linear in the
+    """A synthetic scene: 3 bands at 10 m, a truth, ~100 samples.
+
+    3 bands at 10 m with broad structure and fine detail; truth = linear in the
     bands + a smooth trend the bands do not hold; ~100 samples on a jittered 160 m
-    lattice (point values of the truth)."""
+    lattice (point values of the truth).
+    """
     rng = np.random.default_rng(1)
 
     def band():
@@ -177,8 +189,9 @@ def bands_run(synthetic):
     s = synthetic
     calls = []
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"], "Zn": s["zn"]}, s["image"], GRID,
-                                   features="bands", progress=lambda f, m: calls.append((f, m)),
-                                   mode="coherent", variogram="spherical")
+                                   FusionSettings(features="bands", mode="coherent",
+                                                  variogram="spherical"),
+                                   progress=lambda f, m: calls.append((f, m)))
     return result, calls
 
 
@@ -228,9 +241,9 @@ def test_automatic_levels_follow_the_sample_spacing(synthetic, bands_run):
 def test_levels_are_capped_by_the_image_size():
     notes = []
     # log2(160 / 10) = 4, but a 12 x 12 image only allows 3 halvings (2 x 2 coarsest)
-    assert pipeline.spacing_levels(160.0, 10.0, (12, 12), notes) == 3
+    assert resolve_levels(0, 160.0, 10.0, (12, 12), notes) == 3
     assert len(notes) == 1 and "capped at 3" in notes[0]
-    assert pipeline.spacing_levels(160.0, 10.0, (160, 160)) == 4
+    assert resolve_levels(0, 160.0, 10.0, (160, 160)) == 4
 
 
 def test_progress_increases_to_one(bands_run):
@@ -247,8 +260,9 @@ def test_progress_increases_to_one(bands_run):
 def test_local_regression_makes_shared_units(synthetic):
     s = synthetic
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"], "Zn": s["zn"]}, s["image"], GRID,
-                                   features="bands", regression="local", n_clusters=3, levels=3,
-                                   mode="coherent", variogram="spherical")
+                                   FusionSettings(features="bands", regression="local",
+                                                  n_clusters=3, levels=3, mode="coherent",
+                                                  variogram="spherical"))
     assert result.levels == 3
     assert result.units.shape == GRID.shape and result.kmeans is not None
     assert set(np.unique(result.units)) == {0, 1, 2}
@@ -265,9 +279,10 @@ def test_samples_not_analysed_are_skipped(synthetic):
     cu = s["cu"].copy()
     cu[::10] = np.nan  # 10 of the 100 samples have no Cu value
     messages = []
-    result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": cu}, s["image"], GRID, features="bands",
-                                   progress=lambda f, m: messages.append(m), mode="coherent",
-                                   variogram="spherical")
+    result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": cu}, s["image"], GRID,
+                                   FusionSettings(features="bands", mode="coherent",
+                                                  variogram="spherical"),
+                                   progress=lambda f, m: messages.append(m))
     assert "Cu: kriging 90 samples" in messages
     assert np.isfinite(result.elements["Cu"].fusion.fused).all()
     assert result.elements["Cu"].kriging.estimate.shape == result.kriging_grid.shape
@@ -291,7 +306,7 @@ def test_cancel_stops_the_run(synthetic):
     s = synthetic
     args = (s["x"], s["y"], {"Cu": s["cu"]}, s["image"], GRID)
     with pytest.raises(Canceled):
-        pipeline.fuse_samples(*args, features="bands", cancel=lambda: True)
+        pipeline.fuse_samples(*args, FusionSettings(features="bands"), cancel=lambda: True)
     # polled between steps: stop at the second poll (before kriging), nothing after
     polls, reports = [], []
 
@@ -300,7 +315,7 @@ def test_cancel_stops_the_run(synthetic):
         return len(polls) >= 2
 
     with pytest.raises(Canceled):
-        pipeline.fuse_samples(*args, features="bands", cancel=cancel_second,
+        pipeline.fuse_samples(*args, FusionSettings(features="bands"), cancel=cancel_second,
                               progress=lambda f, m: reports.append(f))
     assert len(polls) == 2 and reports == [0.0]
 
@@ -317,8 +332,9 @@ def test_fuse_raster_equals_resample_then_fuse(synthetic):
     by_hand = fuse(resample_cubic(geo, geo_grid, GRID), s["image"], levels=4)
     assert_same(result.fused, by_hand.fused)
     # an explicit spacing, paper mode and local regression with K-means units
-    result, labels, _ = pipeline.fuse_raster(geo, geo_grid, s["image"], GRID, sample_spacing=80.0,
-                                             mode="paper", regression="local", n_clusters=2)
+    result, labels, _ = pipeline.fuse_raster(
+        geo, geo_grid, s["image"], GRID,
+        FusionSettings(mode="paper", regression="local", n_clusters=2), sample_spacing=80.0)
     assert result.levels == 3 and result.mode == "paper"
     assert labels.shape == GRID.shape and set(np.unique(labels)) == {0, 1}
     by_hand = fuse(resample_cubic(geo, geo_grid, GRID), s["image"], levels=3, mode="paper",
@@ -368,8 +384,9 @@ def test_real_kolari_cu_with_airborne_radiometrics(shared_data):
     assert grids[0] == grids[1]
     image, grid = np.stack(bands), grids[0]
 
-    result = pipeline.fuse_samples(x, y, {"Cu": cu}, image, grid, features="bands",
-                                   log_transform=True, mode="coherent", variogram="spherical")
+    result = pipeline.fuse_samples(x, y, {"Cu": cu}, image, grid,
+                                   FusionSettings(features="bands", log_transform=True,
+                                                  mode="coherent", variogram="spherical"))
     fused = result.elements["Cu"].fusion.fused
     valid = np.isfinite(image).all(axis=0)
     assert valid.mean() > 0.9  # the middle of the survey is covered
@@ -388,10 +405,8 @@ def test_real_kolari_cu_with_airborne_radiometrics(shared_data):
 
 def test_defaults_are_the_product_defaults(synthetic):
     # fusegeochemistry's defaults: adaptive mode on all bands (chosen by bench/accuracy.py)
-    import inspect
-
-    params = inspect.signature(pipeline.fuse_samples).parameters
-    assert params["mode"].default == "adaptive" and params["features"].default == "bands"
+    defaults = FusionSettings()
+    assert defaults.mode == "adaptive" and defaults.features == "bands"
     s = synthetic
     result = pipeline.fuse_samples(s["x"], s["y"], {"Cu": s["cu"]}, s["image"], GRID)
     fit = result.elements["Cu"].fusion

@@ -6,11 +6,11 @@ import pytest
 from geochem_fusion.core._pixels import (
     as_stack,
     band_scaling,
-    row_blocks,
     sample_indices,
     sample_pixels,
     valid_mask,
 )
+from geochem_fusion.core.blocks import BLOCK_PIXELS, block_rows_for, row_blocks
 
 
 def test_as_stack_rejects_wrong_ndim_with_clear_message():
@@ -75,9 +75,18 @@ def test_sample_size_must_be_positive():
 
 
 def test_row_blocks_cover_rows_once():
-    blocks = list(row_blocks((2, 10, 7), max_pixels=20))
-    assert [b.stop - b.start for b in blocks] == [2, 2, 2, 2, 2]
-    assert list(row_blocks((10, 7), max_pixels=3))[0] == slice(0, 1)  # at least one row
+    blocks = list(row_blocks(10, 2))
+    assert [n for _, n in blocks] == [2, 2, 2, 2, 2]
+    assert [r for r, _ in blocks] == [0, 2, 4, 6, 8]
+    assert list(row_blocks(10, 0))[0] == (0, 1)  # at least one row
+    assert list(row_blocks(7, 3)) == [(0, 3), (3, 3), (6, 1)]
+
+
+def test_one_block_budget():
+    # about BLOCK_PIXELS pixels per block, fewer rows for many layers, never under 16 rows
+    assert block_rows_for(1000) == BLOCK_PIXELS // 1000
+    assert block_rows_for(1000, 8) == BLOCK_PIXELS // 1000 // 2
+    assert block_rows_for(10 ** 7) == 16
 
 
 def test_band_scaling_constant_band_gets_scale_one():

@@ -11,6 +11,110 @@ from geochem_fusion.core import pyramid
 EPS = np.finfo(np.float64).eps
 
 
+# -- the textbook pyramid (test only: the product uses decompose and BlockPyramid) --
+def halo(levels) -> int:
+    """Pixels of context a window needs for ``pyramid.decompose`` to match the whole image.
+
+    The exact reach of ``levels`` REDUCE + EXPAND steps is
+    ``4 * (2**levels - 1)`` pixels; it is rounded up to the next multiple of
+    ``2**levels`` (that is, ``2**(levels + 2)``) so that a window whose core
+    starts on a multiple of ``2**levels`` still starts on one after the halo
+    is added (the alignment :func:`~geochem_fusion.core.pyramid.decompose` needs, see the module notes).
+    Inside such a window minus its halo the result equals the whole-image
+    result to floating-point rounding.
+
+    Parameters
+    ----------
+    levels : int
+        Pyramid depth, >= 0.
+
+    Returns
+    -------
+    int
+        Halo width in full-resolution pixels (0 for ``levels == 0``).
+    """
+    levels = pyramid._check_levels_value(levels)
+    return 0 if levels == 0 else 2 ** (levels + 2)
+
+
+def gaussian_pyramid(x, levels) -> list:
+    """Gaussian pyramid by repeated REDUCE.
+
+    Parameters
+    ----------
+    x : array_like, shape (rows, cols) or (bands, rows, cols)
+        Image or stack; NaN is nodata.
+    levels : int
+        Number of REDUCE steps, ``0 <= levels <= max_levels(x.shape)``.
+
+    Returns
+    -------
+    list of ndarray
+        ``levels + 1`` float64 arrays; level 0 is (a float64 copy of) ``x``,
+        level ``j`` has ``ceil(rows / 2**j)`` x ``ceil(cols / 2**j)`` cells.
+        A coarse cell is NaN when no valid pixel supports it.
+    """
+    x = pyramid._as_stack(x)
+    levels = pyramid._check_levels(levels, x.shape)
+    return pyramid._gaussian(x, levels)
+
+
+def laplacian_pyramid(x, levels) -> list:
+    """Laplacian pyramid: ``levels`` band-pass levels, then the coarsest Gaussian level.
+
+    ``L_j = G_j - EXPAND(G_{j+1})`` for ``j < levels`` and ``L_levels = G_levels``.
+
+    Parameters
+    ----------
+    x : array_like, shape (rows, cols) or (bands, rows, cols)
+        Image or stack; NaN is nodata.
+    levels : int
+        Pyramid depth, ``0 <= levels <= max_levels(x.shape)``.
+
+    Returns
+    -------
+    list of ndarray
+        ``levels + 1`` float64 arrays with the shapes of the Gaussian levels.
+        :func:`reconstruct` inverts it.
+    """
+    x = pyramid._as_stack(x)
+    levels = pyramid._check_levels(levels, x.shape)
+    gauss = pyramid._gaussian(x, levels)
+    bands = [g - pyramid._expand(gauss[j + 1], g.shape[-2:]) for j, g in enumerate(gauss[:-1])]
+    return bands + [gauss[-1]]
+
+
+def reconstruct(levels_list) -> np.ndarray:
+    """Invert :func:`laplacian_pyramid`: ``R_j = EXPAND(R_{j+1}) + L_j``.
+
+    Parameters
+    ----------
+    levels_list : sequence of ndarray
+        Output of :func:`laplacian_pyramid` (possibly with edited bands); each
+        level must have ``ceil(n / 2)`` cells of the previous one per axis.
+
+    Returns
+    -------
+    ndarray
+        Float64 array with the shape of ``pyramid[0]``.
+    """
+    if len(levels_list) == 0:
+        raise ValueError("expected a non-empty list of pyramid levels, got an empty one")
+    levels = [np.asarray(level, dtype=np.float64) for level in levels_list]
+    for j in range(1, len(levels)):
+        fine, coarse = levels[j - 1].shape, levels[j].shape
+        expected = fine[:-2] + tuple(-(-n // 2) for n in fine[-2:])
+        if coarse != expected:
+            raise ValueError(
+                f"pyramid level {j} has shape {coarse} but level {j - 1} has shape {fine}; "
+                f"level {j} must have shape {expected} (pass the list from laplacian_pyramid)"
+            )
+    out = levels[-1]
+    for band in reversed(levels[:-1]):
+        out = pyramid._expand(out, band.shape[-2:]) + band
+    return out
+
+
 def smooth_field(shape, seed=0, sigma=4.0):
     """A random, spatially correlated field with values of order 1-10."""
     rng = np.random.default_rng(seed)
@@ -73,7 +177,7 @@ def test_reduce_of_an_impulse_gives_the_published_weights():
     # only even offsets m = 2i' - 2i land on coarse cells: the centre gets w(0)^2 = a^2
     x = np.zeros((33, 33))
     x[16, 16] = 1.0
-    g1 = pyramid.gaussian_pyramid(x, 1)[1]
+    g1 = gaussian_pyramid(x, 1)[1]
     w = burt_adelson_weights()
     assert g1[8, 8] == pytest.approx(w[2] * w[2], abs=1e-15)  # 0.140625
     assert g1[8, 9] == pytest.approx(w[2] * w[0], abs=1e-15)  # m = 0, n = -2
@@ -87,7 +191,7 @@ def test_pyramid_levels_match_the_papers_sums(levels):
     # term by term (independent of KERNEL and of scipy): interior cells, rounding only
     x = smooth_field((41, 45), seed=3)
     w = burt_adelson_weights()
-    gauss = pyramid.gaussian_pyramid(x, levels)
+    gauss = gaussian_pyramid(x, levels)
     expected = x
     for j in range(1, levels + 1):
         expected = reference_reduce(expected, w)
@@ -95,7 +199,7 @@ def test_pyramid_levels_match_the_papers_sums(levels):
         np.testing.assert_allclose(gauss[j][inner], expected[inner], rtol=1e-12)
         expected = gauss[j]  # the next level's reference starts from the checked level
     low, high = pyramid.decompose(x, 1)
-    ref_low = reference_expand(pyramid.gaussian_pyramid(x, 1)[1], x.shape, w)
+    ref_low = reference_expand(gaussian_pyramid(x, 1)[1], x.shape, w)
     inner = np.isfinite(ref_low)
     np.testing.assert_allclose(low[inner], ref_low[inner], rtol=1e-12)
     # high is the detail the paper's EXPAND(REDUCE(x)) misses: x - that, not x - anything
@@ -190,41 +294,41 @@ def test_low_removes_fine_detail():
 def test_laplacian_reconstruct_round_trip(shape):
     x = smooth_field(shape, seed=3)
     levels = pyramid.max_levels(shape)
-    lap = pyramid.laplacian_pyramid(x, levels)
+    lap = laplacian_pyramid(x, levels)
     assert len(lap) == levels + 1
     for j, band in enumerate(lap):
         expected = shape[:-2] + tuple(math.ceil(n / 2**j) for n in shape[-2:])
         assert band.shape == expected
     # each level adds one expand + one add on top of the subtraction: rounding only
-    np.testing.assert_allclose(pyramid.reconstruct(lap), x, rtol=0, atol=1e-12 * np.abs(x).max())
+    np.testing.assert_allclose(reconstruct(lap), x, rtol=0, atol=1e-12 * np.abs(x).max())
 
 
 def test_laplacian_round_trip_with_nodata():
     x = smooth_field((80, 90), seed=4)
     x[30:45, 20:60] = np.nan
-    lap = pyramid.laplacian_pyramid(x, 4)
-    back = pyramid.reconstruct(lap)
+    lap = laplacian_pyramid(x, 4)
+    back = reconstruct(lap)
     np.testing.assert_array_equal(np.isnan(back), np.isnan(x))
     np.testing.assert_allclose(back, x, rtol=0, atol=1e-12 * np.nanmax(np.abs(x)))
 
 
 def test_gaussian_pyramid_level0_and_coarsest_matches_decompose():
     x = smooth_field((70, 50), seed=5)
-    gauss = pyramid.gaussian_pyramid(x, 3)
+    gauss = gaussian_pyramid(x, 3)
     np.testing.assert_array_equal(gauss[0], x)
     # decompose's low is the coarsest Gaussian level expanded back: reconstructing
     # a Laplacian pyramid whose band-pass levels are zeroed gives exactly that.
-    lap = pyramid.laplacian_pyramid(x, 3)
+    lap = laplacian_pyramid(x, 3)
     zeroed = [np.zeros_like(b) for b in lap[:-1]] + [gauss[-1]]
     low, _ = pyramid.decompose(x, 3)
-    np.testing.assert_allclose(pyramid.reconstruct(zeroed), low, rtol=1e-13)
+    np.testing.assert_allclose(reconstruct(zeroed), low, rtol=1e-13)
 
 
 def test_reconstruct_rejects_inconsistent_shapes():
     with pytest.raises(ValueError, match="level 1"):
-        pyramid.reconstruct([np.zeros((10, 10)), np.zeros((4, 5))])
+        reconstruct([np.zeros((10, 10)), np.zeros((4, 5))])
     with pytest.raises(ValueError, match="empty"):
-        pyramid.reconstruct([])
+        reconstruct([])
 
 
 # -- nodata ---------------------------------------------------------------
@@ -284,7 +388,7 @@ def test_max_levels(n):
     assert pyramid.max_levels((n, 10**6)) == int(math.floor(math.log2(n - 1)))
     assert pyramid.max_levels((10**6, n)) == int(math.floor(math.log2(n - 1)))  # cols bind
     assert pyramid.max_levels((3, n, n + 1)) == int(math.floor(math.log2(n - 1)))
-    coarsest = pyramid.gaussian_pyramid(np.zeros((n, 5)), pyramid.max_levels((n, 5)))[-1]
+    coarsest = gaussian_pyramid(np.zeros((n, 5)), pyramid.max_levels((n, 5)))[-1]
     assert min(coarsest.shape) >= 2
 
 
@@ -324,7 +428,7 @@ def test_auto_levels_rejects_non_positive(spacing, pixel):
 # -- windowed processing --------------------------------------------------------
 def _decompose_in_windows(x, levels, split):
     """Decompose ``x`` in 2 x 2 windows split at ``split`` (rows and cols), with halo."""
-    h = pyramid.halo(levels)
+    h = halo(levels)
     n_rows, n_cols = x.shape
     low = np.full(x.shape, np.nan)
     for r0, r1 in [(0, split), (split, n_rows)]:
@@ -344,8 +448,8 @@ def test_windows_with_halo_match_whole_image(levels, split, with_hole):
     x = smooth_field((300, 300), seed=8)
     if with_hole:
         x[130:170, 100:200] = np.nan  # nodata straddling the window seams
-    assert pyramid.halo(levels) >= exact_reach(levels)
-    assert pyramid.halo(levels) % 2**levels == 0
+    assert halo(levels) >= exact_reach(levels)
+    assert halo(levels) % 2**levels == 0
     whole, _ = pyramid.decompose(x, levels)
     windowed = _decompose_in_windows(x, levels, split)
     np.testing.assert_array_equal(np.isnan(windowed), np.isnan(whole))
@@ -356,11 +460,11 @@ def test_windows_with_halo_match_whole_image(levels, split, with_hole):
 
 
 def test_halo_values():
-    assert pyramid.halo(0) == 0
-    assert pyramid.halo(1) == 8
-    assert pyramid.halo(5) == 128
+    assert halo(0) == 0
+    assert halo(1) == 8
+    assert halo(5) == 128
     with pytest.raises(ValueError):
-        pyramid.halo(-1)
+        halo(-1)
 
 
 # -- BlockPyramid: row blocks, two passes, no halo ------------------------------

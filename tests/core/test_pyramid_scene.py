@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from geochem_fusion.core.blocks import array_reader
 from geochem_fusion.core.fusion import fuse
 from geochem_fusion.core.progress import Canceled
-from geochem_fusion.core.pyramid_scene import fit_rows, fuse_layers
-from geochem_fusion.core.scene import array_reader
+from geochem_fusion.core.pyramid_scene import LayerSource, fit_rows, fuse_layers
+from geochem_fusion.core.vocabulary import FusionSettings
 
 SHAPE = (150, 170)
 
@@ -24,7 +25,8 @@ def layers():
     return geo, feats, labels
 
 
-def run_blocks(geo, feats, *, labels=None, block_rows=17, **kwargs):
+def run_blocks(geo, feats, *, labels=None, block_rows=17, levels, log_transform=False,
+               progress=None, cancel=None, **settings):
     geo = geo if geo.ndim == 3 else geo[None]
     out = np.full(geo.shape, np.nan)
     seen = []
@@ -34,9 +36,12 @@ def run_blocks(geo, feats, *, labels=None, block_rows=17, **kwargs):
         out[:, row0:row0 + fused.shape[1]] = fused
         np.testing.assert_array_equal(features, feats[:, row0:row0 + fused.shape[1]])
 
-    results = fuse_layers(array_reader(geo), array_reader(feats), SHAPE, n_elements=len(geo),
-                          read_units=None if labels is None else array_reader(labels[None]),
-                          block_rows=block_rows, consume=consume, **kwargs)
+    source = LayerSource(array_reader(geo), array_reader(feats), SHAPE,
+                         read_units=None if labels is None else array_reader(labels[None]),
+                         log_transform=log_transform)
+    settings = FusionSettings(**{"mode": "coherent", **settings}, block_rows=block_rows)
+    results = fuse_layers(source, levels, settings, consume, n_elements=len(geo),
+                          progress=progress, cancel=cancel)
     assert seen == list(range(0, SHAPE[0], block_rows))  # every block, in order
     return out, results
 

@@ -1,5 +1,8 @@
-"""Tests of core.regression: coefficient recovery (global and per unit),
-fallbacks, prediction, coefficient maps with and without blending, validation."""
+"""Tests of core.regression.
+
+Coefficient recovery (global and per unit), fallbacks, prediction, coefficient
+maps with and without blending, validation.
+"""
 
 import warnings
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from geochem_fusion.core import scene
+from geochem_fusion.core import blocks, scene
 from geochem_fusion.core.grid import Grid
 from geochem_fusion.core.progress import Canceled
+from geochem_fusion.core.vocabulary import FusionSettings, Sinks
 
 GRID = Grid(500_000.0, 7_001_500.0, 10.0, 10.0, 150, 130)
 
@@ -28,15 +29,20 @@ def data():
     return dict(image=image, x=x[ok], y=y[ok], cu=cu[ok], zn=0.5 * cu[ok] + 3)
 
 
+SINKS = {"write_features", "write_units", "preview_size", "krige_alone", "progress", "cancel"}
+
+
 def run(data, **kwargs):
+    """The entry point with these settings (and sinks: the outputs, progress, cancel)."""
     out = {}
 
     def write(i, row0, block):
         out.setdefault(i, np.full(GRID.shape, np.nan))[row0:row0 + block.shape[0]] = block
 
+    sinks = Sinks(write, **{k: kwargs.pop(k) for k in list(kwargs) if k in SINKS})
     res = scene.fuse_scene(data["x"], data["y"], {"Cu": data["cu"], "Zn": data["zn"]},
-                           scene.array_reader(data["image"]), GRID, write, variogram="spherical",
-                           **kwargs)
+                           blocks.array_reader(data["image"]), GRID,
+                           FusionSettings(variogram="spherical", **kwargs), sinks)
     return res, out
 
 
@@ -86,7 +92,8 @@ def test_cancel_and_bad_input(data):
         run(data, cancel=lambda: True)
     with pytest.raises(ValueError, match="no sample"):
         scene.fuse_scene(data["x"] + 1e6, data["y"], {"Cu": data["cu"]},
-                         scene.array_reader(data["image"]), GRID, lambda *a: None)
+                         blocks.array_reader(data["image"]), GRID, FusionSettings(),
+                         Sinks(lambda *a: None))
     with pytest.raises(ValueError, match="no valid pixels"):
-        scene.sample_pixels_from_windows(scene.array_reader(np.full((2, 20, 20), np.nan)),
-                                         (20, 20), n_pixels=100)
+        blocks.sample_pixels_from_windows(blocks.array_reader(np.full((2, 20, 20), np.nan)),
+                                          (20, 20), n_pixels=100)

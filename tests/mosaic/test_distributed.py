@@ -19,9 +19,11 @@ import pytest
 distributed = pytest.importorskip("distributed")
 gdal = pytest.importorskip("osgeo.gdal")
 
+from geochem_fusion.core.blocks import array_reader  # noqa: E402
 from geochem_fusion.core.grid import Grid  # noqa: E402
 from geochem_fusion.core.samples import check_sample_table  # noqa: E402
-from geochem_fusion.core.scene import array_reader, fuse_scene  # noqa: E402
+from geochem_fusion.core.scene import fuse_scene  # noqa: E402
+from geochem_fusion.core.vocabulary import FusionSettings, Sinks  # noqa: E402
 from geochem_fusion.mosaic import cli  # noqa: E402
 from geochem_fusion.mosaic.model import Settings  # noqa: E402
 from geochem_fusion.mosaic.run import fuse_mosaic  # noqa: E402
@@ -53,10 +55,10 @@ def area(tmp_path_factory):
     def write(i, row0, block):
         reference[i, row0:row0 + block.shape[0]] = block
 
-    scene = fuse_scene(x, y, values, array_reader(whole), grid, write,
-                       band_names=[f"B{i + 2}" for i in range(4)], regression="local",
-                       n_clusters=3, windows=(5,), sample_size=20_000, krige_alone=False,
-                       preview_size=None)
+    settings = FusionSettings(band_names=[f"B{i + 2}" for i in range(4)], regression="local",
+                              n_clusters=3, windows=(5,), sample_size=20_000)
+    scene = fuse_scene(x, y, values, array_reader(whole), grid, settings,
+                       Sinks(write, krige_alone=False, preview_size=None))
     assert max(f.window for f in scene.fits.values()) > 1  # the halo is exercised
     assert any(f.shrink > 0 for f in scene.fits.values())  # an image trend, not kriging alone
     return {"folder": folder, "paths": paths, "samples": samples, "grid": grid,

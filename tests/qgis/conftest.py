@@ -41,9 +41,12 @@ X0, Y0, CELL = 300_000.0, 7_000_000.0, 10.0
 
 @pytest.fixture(scope="session", autouse=True)
 def _single_threaded_blas():
-    """One BLAS thread: PyKrige solves thousands of tiny systems, and a multi-threaded
+    """One BLAS thread.
+
+    PyKrige solves thousands of tiny systems, and a multi-threaded
     OpenBLAS on a busy 2-core machine made one kriging take 0.2 s or 12 s at random.
-    Results are unaffected (algorithm and expected values run in the same process)."""
+    Results are unaffected (algorithm and expected values run in the same process).
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

@@ -85,6 +85,17 @@ def test_laplacian_automatic_levels(run_alg, make_raster, stack, tmp_path):
     assert result["LEVELS"] == 3  # round(log2(80 m / 10 m))
 
 
+def test_laplacian_automatic_levels_are_capped_by_the_raster(run_alg, make_raster, stack,
+                                                             tmp_path):
+    # the one depth rule (core.pyramid.resolve_levels): round(log2(10 km / 10 m)) = 10 halvings,
+    # capped at the 3 a 12 x 16 raster allows, as in the fusion algorithms
+    src = make_raster("img.tif", stack(1, 12, 16), nodata=np.nan)
+    result = run_alg("laplaciandecomposition", {
+        "INPUT": src, "LEVELS": 0, "SPACING": 10_000.0, "OUTPUT_LOW": str(tmp_path / "low.tif"),
+        "OUTPUT_HIGH": str(tmp_path / "high.tif")})
+    assert result["LEVELS"] == 3
+
+
 def test_laplacian_levels_or_spacing_required(run_alg, make_raster, stack, tmp_path):
     src = make_raster("img.tif", stack(1, 48, 64), nodata=np.nan)
     with pytest.raises(QgsProcessingException, match="sample spacing"):
@@ -158,6 +169,7 @@ def test_regression_fusion(run_alg, make_raster, stack, read_raster, check_outpu
                            regression):
     from geochem_fusion.core.clustering import KMeansUnits
     from geochem_fusion.core.pipeline import fuse_raster
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     feats_path = make_raster("features.tif", stack(2, 48, 64, seed=11), nodata=np.nan,
                              descriptions=["PC2", "ratio"])
@@ -180,9 +192,10 @@ def test_regression_fusion(run_alg, make_raster, stack, read_raster, check_outpu
         params["UNITS"] = make_raster("units.tif", labels, nodata=-1, dtype=gdal.GDT_Int16)
     result = run_alg("regressionfusion", params)
     out = read_raster(result["OUTPUT"])
-    expected, _, _ = fuse_raster(geo.data[0], grid_of(geo), feats.data, grid_of(feats), levels=0,
-                                 sample_spacing=160.0, mode="coherent", regression=regression,
-                                 labels=labels, n_clusters=5, log_transform=False)
+    expected, _, _ = fuse_raster(geo.data[0], grid_of(geo), feats.data, grid_of(feats),
+                                 FusionSettings(levels=0, mode="coherent", regression=regression,
+                                                n_clusters=5, log_transform=False),
+                                 sample_spacing=160.0, labels=labels)
     assert_matches(out.data[0], expected.fused)
     assert out.descriptions == [f"Cu fused ({regression}, coherent)"]
     assert grid_of(out) == grid_of(feats)
@@ -268,6 +281,7 @@ PAPER_CHAIN = {"FEATURES": 0, "MODE": 1}
 def fuse_expected(demo_samples, image, fields, **settings):
     """core.pipeline.fuse_samples as fusegeochemistry calls it with PAPER_CHAIN."""
     from geochem_fusion.core.pipeline import fuse_samples
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     _, x, y, values = demo_samples
     options = dict(features="bands-pc2", sensor="sentinel2", band_map=None, pcs=[2],
@@ -276,7 +290,7 @@ def fuse_expected(demo_samples, image, fields, **settings):
                    random_state=0)
     options.update(settings)
     return fuse_samples(x, y, {f: values[f] for f in fields}, image.data, grid_of(image),
-                        **options)
+                        FusionSettings(**options))
 
 
 def test_fuse_geochemistry_minimal_parameters(run_alg, demo, demo_samples, read_raster,
@@ -339,6 +353,7 @@ def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
     # the default mode reads the image and writes the output block by block; it must equal
     # core.pipeline.fuse_samples (same defaults) on the in-memory arrays
     from geochem_fusion.core.pipeline import fuse_samples
+    from geochem_fusion.core.vocabulary import FusionSettings
 
     image = read_raster(demo / "sentinel2.tif")
     _, x, y, values = demo_samples
@@ -349,8 +364,8 @@ def test_fuse_geochemistry_default_is_windowed_adaptive_and_equals_the_core(
         "OUTPUT_UNITS": str(tmp_path / "units.tif"), "OUTPUT_FEATURES": str(tmp_path / "f.tif"),
         "OUTPUT_COEFFICIENTS": str(tmp_path / "coef.csv"), "OUTPUT_REPORT": str(report)})
     expected = fuse_samples(x, y, {"Cu": values["Cu"], "Zn": values["Zn"]}, image.data,
-                            grid_of(image), band_names=image.descriptions, regression="local",
-                            n_clusters=4)
+                            grid_of(image), FusionSettings(band_names=image.descriptions,
+                                                           regression="local", n_clusters=4))
     out = read_raster(result["OUTPUT"])
     assert out.descriptions == ["Cu fused (adaptive)", "Zn fused (adaptive)"]
     for i, element in enumerate(["Cu", "Zn"]):  # negative concentrations are clipped to 0

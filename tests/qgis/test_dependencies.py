@@ -9,9 +9,8 @@ from qgis.core import QgsProcessingException
 HIDDEN = ("pykrige", "sklearn")
 
 
-@pytest.fixture
-def plugin_without_optional(provider_unregistered, monkeypatch, qgis_iface):
-    """The plugin imported afresh and started while pykrige and scikit-learn cannot be imported.
+def start_plugin_without(hidden, monkeypatch, qgis_iface):
+    """The plugin imported afresh and started while the packages ``hidden`` cannot be imported.
 
     ``sys.modules[name] = None`` makes ``import name`` raise ImportError; the
     already imported submodules are hidden too (``import sklearn.cluster``
@@ -19,11 +18,11 @@ def plugin_without_optional(provider_unregistered, monkeypatch, qgis_iface):
     are dropped so that they are imported again in this state.
     """
     for name in list(sys.modules):
-        if name.split(".")[0] in HIDDEN:
+        if name.split(".")[0] in hidden:
             monkeypatch.setitem(sys.modules, name, None)
         elif name == "geochem_fusion" or name.startswith("geochem_fusion."):
             monkeypatch.delitem(sys.modules, name)
-    for name in HIDDEN:
+    for name in hidden:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ImportError):
         import pykrige  # noqa: F401
@@ -31,6 +30,21 @@ def plugin_without_optional(provider_unregistered, monkeypatch, qgis_iface):
 
     plugin = geochem_fusion.classFactory(qgis_iface)
     plugin.initProcessing()
+    return plugin
+
+
+@pytest.fixture
+def plugin_without_optional(provider_unregistered, monkeypatch, qgis_iface):
+    """The plugin started while pykrige and scikit-learn cannot be imported."""
+    plugin = start_plugin_without(HIDDEN, monkeypatch, qgis_iface)
+    yield provider_unregistered
+    plugin.unload()
+
+
+@pytest.fixture
+def plugin_without_pykrige(provider_unregistered, monkeypatch, qgis_iface):
+    """The plugin started while only pykrige (the one optional package of the core) is missing."""
+    plugin = start_plugin_without(("pykrige",), monkeypatch, qgis_iface)
     yield provider_unregistered
     plugin.unload()
 
@@ -90,3 +104,41 @@ def test_running_raises_the_install_message(plugin_without_optional, demo, tmp_p
             "SAMPLES": f"{demo}/samples.gpkg|layername=samples", "FIELD": "Cu",
             "OUTPUT": str(out)})
     assert not out.exists()
+
+
+def test_every_step_but_kriging_runs_without_pykrige(plugin_without_pykrige, demo, make_raster,
+                                                     stack, read_raster, tmp_path):
+    """PyKrige is imported only by kriging.
+
+    The other algorithms, and the non-kriging steps of the shipped model (PCA,
+    K-means units, regression fusion), run without it.
+    """
+    import processing
+
+    registry = plugin_without_pykrige
+    assert not can_execute(registry, "krigesamples")[0]
+    image = str(demo / "sentinel2.tif")
+    feats = make_raster("feats.tif", stack(2, 48, 64, seed=11), nodata=np.nan,
+                        descriptions=["PC2", "ratio"])
+    fx0, fy0 = 300_000.0, 7_000_000.0  # the corner make_raster puts rasters at
+    geo = make_raster("cu_kriged.tif", 50 + 10 * stack(1, 16, 20, seed=2)[0], x_min=fx0 - 80,
+                      y_max=fy0 + 80, cell=40.0, descriptions=["Cu kriged"],
+                      metadata={"SAMPLE_SPACING": 160.0})
+    runs = {
+        "principalcomponents": {"INPUT": image, "OUTPUT": str(tmp_path / "pcs.tif")},
+        "kmeansunits": {"INPUT": image, "N_CLUSTERS": 3, "OUTPUT": str(tmp_path / "units.tif")},
+        "mineralindices": {"IMAGE": image, "SENSOR": 1, "OUTPUT": str(tmp_path / "ix.tif")},
+        "laplaciandecomposition": {"INPUT": image, "LEVELS": 2,
+                                   "OUTPUT_LOW": str(tmp_path / "low.tif"),
+                                   "OUTPUT_HIGH": str(tmp_path / "high.tif")},
+        "regressionfusion": {"GEOCHEM": geo, "FEATURES": feats, "REGRESSION": 1,
+                             "OUTPUT": str(tmp_path / "fused.tif")},
+    }
+    for alg_id, parameters in runs.items():
+        ok, message = can_execute(registry, alg_id)
+        assert ok, (alg_id, message)
+        result = processing.run(f"geochemfusion:{alg_id}", parameters)
+        key = "OUTPUT_LOW" if alg_id == "laplaciandecomposition" else "OUTPUT"
+        data = read_raster(result[key]).data
+        assert np.isfinite(data).mean() > 0.5, alg_id
+    assert not [m for m in sys.modules if m.startswith("pykrige") and sys.modules[m]]

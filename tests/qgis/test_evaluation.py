@@ -21,7 +21,7 @@ class Log(QgsProcessingFeedback):
         super().__init__()
         self.infos = []
 
-    def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+    def pushInfo(self, info):
         self.infos.append(info)
         super().pushInfo(info)
 

@@ -383,7 +383,7 @@ class _CancelAfter(QgsProcessingFeedback):
         super().__init__()
         self.percent = percent
 
-    def setProgress(self, value):  # noqa: N802 (QGIS API name)
+    def setProgress(self, value):
         super().setProgress(value)
         if value >= self.percent:
             self.cancel()
@@ -530,9 +530,12 @@ def _struct_metadata(swaths):
 
 
 def write_aster_l1t(path, dn, *, ul_centre=(X0 + 7.5, Y0 - 7.5), zone=19, north_lat=-27.0):
-    """An AST_L1T-like HDF-EOS file: swaths VNIR/SWIR/TIR with ``ImageDataN`` fields,
+    """An AST_L1T-like HDF-EOS file.
+
+    Swaths VNIR/SWIR/TIR with ``ImageDataN`` fields,
     Latitude/Longitude geolocation, and the ODL metadata GDAL flattens
-    (``GAIN.n``, ``SOLARDIRECTION``, ``CALENDARDATE``, ``UPPERLEFTM`` ...)."""
+    (``GAIN.n``, ``SOLARDIRECTION``, ``CALENDARDATE``, ``UPPERLEFTM`` ...).
+    """
     pytest.importorskip("pyhdf.SD", reason="pyhdf (Debian python3-hdf4) writes HDF4")
     import pyhdf.V  # noqa: F401 (HDF.vgstart needs the V interface loaded)
     from pyhdf.HDF import HC, HDF

@@ -35,11 +35,11 @@ class Log(QgsProcessingFeedback):
         if progress > self.cancel_above:
             self.cancel()
 
-    def pushInfo(self, info):  # noqa: N802 (QGIS API name)
+    def pushInfo(self, info):
         self.infos.append(info)
         super().pushInfo(info)
 
-    def pushWarning(self, warning):  # noqa: N802 (QGIS API name)
+    def pushWarning(self, warning):
         self.warnings.append(warning)
         super().pushWarning(warning)
 
@@ -604,7 +604,7 @@ class _FailingDriver:
     def __init__(self, driver, partial):
         self.driver, self.partial = driver, partial
 
-    def Create(self, path, *args, **kwargs):  # noqa: N802 (GDAL API name)
+    def Create(self, path, *args, **kwargs):
         return _FailingDataset(self.driver.Create(path, *args, **kwargs), path, self.partial)
 
 
@@ -615,7 +615,7 @@ class _FailingDataset:
     def __getattr__(self, name):
         return getattr(self._ds, name)
 
-    def FlushCache(self):  # noqa: N802 (GDAL API name)
+    def FlushCache(self):
         self._ds.FlushCache()
         self._partial.append((self._path, os.path.getsize(self._path)))
         raise RuntimeError(f"{self._path}: _tiffWriteProc:No space left on device")
@@ -712,9 +712,9 @@ def test_cancel_fusion_leaves_no_output(run_alg, image, samples, out_dir):
 def test_cancel_while_blocks_are_written_leaves_no_output(run_alg, image, samples, out_dir, mode,
                                                           monkeypatch):
     # past 60 % the pyramid modes are in their last pass: the fused layer is being written
-    from geochem_fusion.core import scene
+    from geochem_fusion.core import pyramid_scene
 
-    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 4)  # 10 blocks
+    monkeypatch.setattr(pyramid_scene, "block_rows_for", lambda ncols, n=1: 4)  # 10 blocks
     log = Log(cancel_above=60)
     with pytest.raises(QgsProcessingException, match="Canceled by the user"):
         run_alg("fusegeochemistry", {"SAMPLES": samples, "FIELD": ["Cu"], "IMAGE": image,

@@ -1,11 +1,9 @@
-"""Package structure: QGIS-free core, plugin loading, metadata, the plugin zip."""
+"""Package structure: plugin loading, metadata, the plugin zip (the core's layout: tests/core)."""
 
 import ast
 import configparser
 import shutil
 import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -14,8 +12,6 @@ from qgis.core import QgsApplication
 
 REPO = Path(__file__).resolve().parents[2]
 PKG_DIR = REPO / ".pkg"  # holds the geochem_fusion -> repo link (tests/conftest.py)
-CORE_FILES = sorted((REPO / "core").glob("*.py"))
-BLOCKED = ("qgis", "PyQt5", "PyQt6", "osgeo", "sip")
 ALGORITHM_IDS = {
     "krigesamples", "mineralindices", "principalcomponents", "laplaciandecomposition",
     "kmeansunits", "regressionfusion", "fusegeochemistry", "preparesentinel2", "prepareaster",
@@ -24,66 +20,39 @@ ALGORITHM_IDS = {
 
 
 # ---------------------------------------------------------------------------
-# core is pure numpy/scipy/scikit-learn/pykrige
+# algorithms: thin steps over shared modules
 # ---------------------------------------------------------------------------
-def imported_modules(path):
-    """Top-level names of every module imported anywhere in ``path`` (also inside functions)."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+ALGORITHM_FILES = sorted((REPO / "algorithms").glob("*.py"))
 
 
-def test_core_files_found():
-    assert {"__init__.py", "grid.py", "pipeline.py"} <= {p.name for p in CORE_FILES}
+def step_modules():
+    """Modules of ``algorithms/`` that define a Processing algorithm (a non-empty ``NAME``)."""
+    steps = set()
+    for path in ALGORITHM_FILES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(item, ast.Assign) and isinstance(item.value, ast.Constant)
+                    and item.value.value and any(
+                        getattr(t, "id", None) == "NAME" for t in item.targets)
+                    for item in node.body):
+                steps.add(path.stem)
+    return steps
 
 
-@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: p.name)
-def test_core_source_imports_no_qgis(path):
-    assert not imported_modules(path) & set(BLOCKED)
-
-
-def test_core_imports_with_qgis_blocked():
-    """A fresh interpreter that cannot import qgis/PyQt5/osgeo imports every core module."""
-    modules = [p.stem for p in CORE_FILES if p.stem != "__init__"]
-    code = textwrap.dedent(f"""
-        import importlib, importlib.abc, sys
-
-        BLOCKED = {BLOCKED!r}
-
-        class Blocker(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError("blocked by the test: " + name)
-                return None
-
-        sys.meta_path.insert(0, Blocker())
-        for name in list(sys.modules):
-            if name.split(".")[0] in BLOCKED:
-                del sys.modules[name]
-        try:
-            import osgeo  # noqa: F401
-        except ImportError:
-            pass
-        else:
-            raise SystemExit("the import blocker does not work")
-        sys.path.insert(0, {str(PKG_DIR)!r})
-        import geochem_fusion.core as core
-        for name in sorted(set(core.__all__) | set({modules!r})):
-            importlib.import_module("geochem_fusion.core." + name)
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-        assert not loaded, loaded
-        print("imported", len({modules!r}), "core modules")
-    """)
-    venv_python = REPO / ".venv" / "bin" / "python"
-    python = str(venv_python) if venv_python.exists() else sys.executable
-    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=str(REPO))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "core modules" in proc.stdout
+def test_no_step_imports_from_another_step():
+    steps = step_modules()
+    assert {"fuse_geochemistry", "principal_components",
+            "regression_fusion", "krige_samples", "mineral_indices"} <= steps
+    borrowed = []
+    for path in ALGORITHM_FILES:
+        if path.stem not in steps:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                borrowed += [(path.stem, n) for n in names if n in steps]
+    assert not borrowed
 
 
 # ---------------------------------------------------------------------------

@@ -10,6 +10,14 @@ from geochem_fusion.core.grid import Grid
 GRID = Grid(300_000.0, 7_001_000.0, 10.0, 10.0, 70, 1100)  # taller than one 512-row tile strip
 
 
+def small_blocks(monkeypatch, rows):
+    """Both scene chains cut their images into blocks of ``rows`` rows."""
+    from geochem_fusion.core import adaptive_scene, pyramid_scene
+
+    for module in (adaptive_scene, pyramid_scene):
+        monkeypatch.setattr(module, "block_rows_for", lambda ncols, n=1: rows)
+
+
 def test_out_of_order_writes_give_the_whole_raster_with_statistics(tmp_path):
     rng = np.random.default_rng(0)
     data = rng.normal(size=(2, *GRID.shape))
@@ -130,7 +138,6 @@ def test_regression_fusion_runs_block_by_block(run_alg, make_raster, stack, read
     # the features are never read whole: row blocks of 16 rows, two passes and a fit; the
     # geochemistry is read around each block (on the feature grid, coarser or finer); the
     # result equals core.fusion.fuse on the whole arrays
-    from geochem_fusion.core import scene
     from geochem_fusion.core.fusion import fuse
     from geochem_fusion.core.grid import Grid
     from geochem_fusion.core.resample import resample_cubic
@@ -154,7 +161,7 @@ def test_regression_fusion_runs_block_by_block(run_alg, make_raster, stack, read
         params["UNITS"] = make_raster("units.tif", labels, nodata=-1, dtype=gdal.GDT_Int16)
     geo = read_raster(geo_path)
     reads = _recording_reads(monkeypatch)
-    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 16)
+    small_blocks(monkeypatch, 16)
     out = read_raster(run_alg("regressionfusion", params)["OUTPUT"])
     assert max(n for path, n, _ in reads if path == feats_path) <= 16
     assert max(n for path, n, _ in reads if path == geo_path) < geo.data.shape[1] / 2
@@ -166,12 +173,11 @@ def test_regression_fusion_runs_block_by_block(run_alg, make_raster, stack, read
 
 def test_paper_mode_of_the_one_click_fusion_runs_block_by_block(
         run_alg, demo, demo_samples, read_raster, tmp_path, monkeypatch):
-    from geochem_fusion.core import scene
 
     image_path = str(demo / "sentinel2.tif")
     rows = read_raster(image_path).data.shape[1]
     reads = _recording_reads(monkeypatch)
-    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 32)
+    small_blocks(monkeypatch, 32)
     result = run_alg("fusegeochemistry", {
         "SAMPLES": demo_samples[0], "FIELD": ["Cu"], "IMAGE": image_path, "MODE": 0,
         "REGRESSION": 1, "OUTPUT": str(tmp_path / "fused.tif")})
@@ -208,7 +214,6 @@ def test_cross_validation_reads_the_image_block_by_block(run_alg, make_raster, m
     # errors equal core.evaluation.cross_validate_chain on the image in memory
     import csv
 
-    from geochem_fusion.core import scene
     from geochem_fusion.core.evaluation import cross_validate_chain
     from geochem_fusion.core.grid import Grid
 
@@ -220,7 +225,7 @@ def test_cross_validation_reads_the_image_block_by_block(run_alg, make_raster, m
     samples = make_points("s.gpkg", xy, {"Cu": cu})
     image = read_raster(image_path)
     reads = _recording_reads(monkeypatch)
-    monkeypatch.setattr(scene, "block_rows_for", lambda ncols, n=1: 16)
+    small_blocks(monkeypatch, 16)
     table = tmp_path / "cv.csv"
     run_alg("crossvalidatefusion", {"SAMPLES": samples, "FIELD": "Cu", "IMAGE": image_path,
                                     "N_FOLDS": 2, "OUTPUT_TABLE": str(table)})
