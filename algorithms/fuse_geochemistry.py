@@ -159,8 +159,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         x, y, values, notes = check_sample_table(
             x, y, values, log_transform=self.parameterAsBool(parameters, self.LOG_TRANSFORM, context),
             qualifiers=marks, **sample_values.conventions(self, parameters, context))
-        for note in (notes + check_overlap(x, y, image.grid.extent)
-                     + sample_values.coverage_messages(image, x, y)):
+        sample_notes = (notes + check_overlap(x, y, image.grid.extent)
+                        + sample_values.coverage_messages(image, x, y))
+        for note in sample_notes:
             feedback.pushWarning(note)
         feature_key = FEATURE_KEYS[self.parameterAsEnum(parameters, self.FEATURES, context)]
         sensor = SENSOR_KEYS[self.parameterAsEnum(parameters, self.SENSOR, context)]
@@ -192,6 +193,7 @@ class FuseGeochemistry(GeochemAlgorithm):
         for warning in warnings:  # holes filled, negative values: in the log and the report
             feedback.pushWarning(warning)
             result.notes.append(warning)
+        result.notes.extend(sample_notes)  # samples left out, merged, off the image: the report
         names, mode = list(values), settings.mode
         layer_name = fused_name(names[0], settings.regression, mode) if len(names) == 1 else (
             f"Fused geochemistry ({', '.join(names)}; "
@@ -218,8 +220,8 @@ class FuseGeochemistry(GeochemAlgorithm):
         Returns the result and the warnings of the last checks of the fused
         blocks (:class:`~geochem_fusion.core.guards.FusedGuard`).
         """
-        from ..core.guards import FusedGuard
-        from ..core.scene import fuse_scene
+        from ..core.guards import HOLE_REACH, FusedGuard, kriged_support
+        from ..core.scene import SceneFusion
         from ..core.vocabulary import Sinks
 
         names = list(values)
@@ -255,10 +257,20 @@ class FuseGeochemistry(GeochemAlgorithm):
 
             guard = FusedGuard(list(values), writer.write, image.grid, clip_negative=(
                 self.parameterAsBool(parameters, self.CLIP_NEGATIVE, context)))
-            scene = fuse_scene(x, y, values, image.read, image.grid, settings, Sinks(
+            sinks = Sinks(
                 guard.write, write_features=write_features if features_path else None,
                 write_units=write_units if units_path else None, krige_alone=krige_alone,
-                progress=progress.progress, cancel=progress.is_canceled))
+                progress=progress.progress, cancel=progress.is_canceled)
+            estimator = SceneFusion(settings).fit(
+                x, y, values, image.read, image.grid, krige_alone=krige_alone,
+                progress=sinks.progress, cancel=sinks.cancel)
+            # image holes within reach of the samples fall back to the kriged estimate
+            model = estimator.model_
+            guard.set_kriged(
+                kriging_for_holes(model, x, y, values, settings),
+                kriged_support(x, y, model.kriging_grid, HOLE_REACH * model.sample_spacing),
+                model.kriging_grid)
+            scene = estimator.predict(image.read, sinks)
             if settings.mode != "adaptive":
                 scene.notes.append(f"Pyramid depth: {scene.levels} levels (sample spacing "
                                    f"{scene.sample_spacing:.0f} map units)")
@@ -303,3 +315,30 @@ class FuseGeochemistry(GeochemAlgorithm):
             fusion_report(report, result, settings, image.descriptions, rows)
             outputs[self.OUTPUT_REPORT] = report
         return outputs
+
+
+def kriging_for_holes(model, x, y, values, settings):
+    """A callable giving each element's kriging alone on the model's kriging grid.
+
+    The fitted chain keeps it when it made it (the pyramid modes, or kriging
+    alone asked for an output); otherwise it is computed when called: at the
+    first image hole within reach of the samples (:class:`~geochem_fusion.core.guards.FusedGuard`).
+    """
+    def krigings():
+        import numpy as np
+
+        from ..core.kriging import OrdinaryKrigingModel
+
+        out = []
+        for name in model.names:
+            kriging = (model.kriging or {}).get(name)
+            if kriging is None:
+                v = np.asarray(values[name], dtype=np.float64)
+                ok = np.isfinite(v)
+                kriging = OrdinaryKrigingModel(
+                    settings.variogram, log_transform=settings.log_transform).fit(
+                    x[ok], y[ok], v[ok]).krige_grid(model.kriging_grid)
+            out.append(kriging)
+        return out
+
+    return krigings

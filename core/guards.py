@@ -24,7 +24,11 @@ from scipy.spatial import cKDTree
 
 from .resample import resample_cubic
 
-__all__ = ["FusedGuard", "kriged_support"]
+__all__ = ["HOLE_REACH", "FusedGuard", "kriged_support"]
+
+HOLE_REACH = 3.0
+"""Image holes within this many median sample spacings of a sample fall back to kriging
+(as far as the kriging of an extent reaches beyond the samples, see ``krigesamples``)."""
 
 
 def kriged_support(x, y, kgrid, reach):
@@ -53,19 +57,23 @@ class FusedGuard:
         Grid of the fused layer.
     clip_negative : bool
         Set negative concentrations to zero (they are counted either way).
-    kriged : list of KrigingResult-like or None, optional
+    kriged : list of KrigingResult-like, or a callable returning it, optional
         Per element, an object with ``estimate`` (data units) and ``grid``
         (the coarse kriging grid), or None: where a fused block is nodata and
         the kriged estimate (cubic on the image grid) is not, the block takes
-        the kriged estimate.  Set it (:meth:`set_kriged`) before the first
-        block is written.
+        the kriged estimate.  A callable is called once, at the first hole
+        within the support (so that a kriging only the holes need is only
+        computed when there is a hole).  Set it (:meth:`set_kriged`) before the
+        first block is written.
     support : ndarray of bool, optional
         Mask of the kriging grid where the fallback applies (see
         :func:`kriged_support`); default everywhere the estimate is finite.
+    kriging_grid : Grid, optional
+        The grid of ``support`` (needed with ``support``).
     """
 
     def __init__(self, names, write, image_grid, *, clip_negative=True, kriged=None,
-                 support=None):
+                 support=None, kriging_grid=None):
         self.names = list(names)
         self._write = write
         self.image_grid = image_grid
@@ -77,17 +85,44 @@ class FusedGuard:
         self.valid = np.zeros(n, dtype=np.int64)
         self.pixels = np.zeros(n, dtype=np.int64)
         self.kriged = None
+        self._source = None
         self.support = None
+        self.kriging_grid = None
         if kriged is not None:
-            self.set_kriged(kriged, support)
+            self.set_kriged(kriged, support, kriging_grid)
 
-    def set_kriged(self, kriged, support=None):
+    def set_kriged(self, kriged, support=None, kriging_grid=None):
         """The kriged estimates the holes fall back to (None entries: no fallback)."""
-        self.kriged = list(kriged)
-        self.support = support
+        if support is not None and kriging_grid is None:
+            raise ValueError("give the kriging grid of the support mask")
+        self._source = kriged
+        self.kriged = None if callable(kriged) else list(kriged)
+        self.support, self.kriging_grid = support, kriging_grid
 
-    def _kriged_block(self, i, row0, nrows):
-        k = self.kriged[i] if self.kriged is not None else None
+    def _in_support(self, row0, nrows, kgrid):
+        """Image pixels of rows ``row0 : row0 + nrows`` whose kriging cell is in the support."""
+        if self.support is None:
+            return None
+        g = self.image_grid
+        cx = g.x_min + (np.arange(g.ncols) + 0.5) * g.cell_x
+        cy = g.y_max - (np.arange(row0, row0 + nrows) + 0.5) * g.cell_y
+        ci = np.floor((cx - kgrid.x_min) / kgrid.cell_x).astype(np.int64)
+        ri = np.floor((kgrid.y_max - cy) / kgrid.cell_y).astype(np.int64)
+        inside_c = (ci >= 0) & (ci < kgrid.ncols)
+        inside_r = (ri >= 0) & (ri < kgrid.nrows)
+        out = np.zeros((nrows, g.ncols), dtype=bool)
+        out[np.ix_(inside_r, inside_c)] = self.support[np.ix_(ri[inside_r], ci[inside_c])]
+        return out
+
+    def _kriged_block(self, i, row0, nrows, hole):
+        if self._source is None:
+            return None
+        if self.support is not None and not (
+                hole & self._in_support(row0, nrows, self.kriging_grid)).any():
+            return None  # no hole within reach of the samples here
+        if self.kriged is None:  # the first hole: compute the kriging it needs now
+            self.kriged = list(self._source())
+        k = self.kriged[i]
         if k is None:
             return None
         target = self.image_grid.window(row0, 0, nrows, self.image_grid.ncols)
@@ -100,8 +135,8 @@ class FusedGuard:
         """Check block ``block`` (rows from ``row0``) of element ``i``, then write it."""
         block = np.array(block, dtype=np.float64)
         hole = ~np.isfinite(block)
-        if hole.any() and self.kriged is not None:
-            fallback = self._kriged_block(i, row0, block.shape[0])
+        if hole.any() and self._source is not None:
+            fallback = self._kriged_block(i, row0, block.shape[0], hole)
             if fallback is not None:
                 fill = hole & np.isfinite(fallback)
                 block[fill] = fallback[fill]
@@ -151,5 +186,5 @@ class FusedGuard:
             meta[f"NEGATIVE_PIXELS_{i + 1}"] = str(int(self.negative[i]))
         meta["NEGATIVE_VALUES"] = "clipped to 0" if self.clip_negative else "kept"
         meta["IMAGE_HOLES"] = ("kriged estimate where the image has no data within reach of the "
-                               "samples" if self.kriged is not None else "nodata")
+                               "samples" if self._source is not None else "nodata")
         return meta

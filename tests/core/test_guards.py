@@ -47,7 +47,8 @@ def test_holes_fall_back_to_the_kriged_estimate_within_reach():
     kriged = SimpleNamespace(estimate=np.full(KGRID.shape, 7.0), grid=KGRID)
     support = kriged_support(np.array([5.0]), np.array([95.0]), KGRID, reach=30.0)
     assert support[0, 0] and not support[-1, -1]
-    guard = FusedGuard(["Cu"], write, IMAGE, kriged=[kriged], support=support)
+    guard = FusedGuard(["Cu"], write, IMAGE, kriged=[kriged], support=support,
+                       kriging_grid=KGRID)
     block = np.full((20, 100), 3.0)
     block[:, :] = np.nan  # the image has no data on these rows
     guard.write(0, 0, block)
@@ -58,3 +59,26 @@ def test_holes_fall_back_to_the_kriged_estimate_within_reach():
     (warning,), _ = guard.notes()
     assert "Cu: " in warning and "have no image data but lie within reach of the samples" in warning
     assert float(guard.metadata()["KRIGED_FALLBACK_PERCENT_1"]) > 0
+
+
+def test_kriging_for_the_holes_is_computed_only_at_the_first_hole_in_reach():
+    out, write = collect()
+    calls = []
+
+    def kriging():
+        calls.append(1)
+        return [SimpleNamespace(estimate=np.full(KGRID.shape, 7.0), grid=KGRID)]
+
+    support = kriged_support(np.array([5.0]), np.array([95.0]), KGRID, reach=30.0)
+    guard = FusedGuard(["Cu"], write, IMAGE, kriged=kriging, support=support,
+                       kriging_grid=KGRID)
+    guard.write(0, 0, np.full((10, 100), 3.0))  # no hole
+    far = np.full((10, 100), 3.0)
+    far[:, -5:] = np.nan  # a hole far from the samples: no kriging needed
+    guard.write(0, 10, far)
+    assert calls == []
+    near = np.full((10, 100), 3.0)
+    near[:, :5] = np.nan
+    guard.write(0, 20, near)
+    guard.write(0, 30, near)
+    assert calls == [1] and np.isfinite(out[(0, 20)][:, :5]).all()

@@ -5,6 +5,8 @@ Each variant is built in ``tmp_path`` from ``../shared/data/kolari``; the test s
 when the data is absent.
 """
 
+import html
+
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
@@ -174,3 +176,20 @@ def test_east_half_image_counts_the_samples_outside(run_alg, kolari, messy):
     (warning,) = log.warned("lie outside the image")
     share = float(warning.split("(")[1].split(" %")[0])
     assert 30 < share < 70
+
+
+def test_hole_in_the_image_falls_back_to_kriging(run_alg, kolari, messy):
+    """Issue 12: a 25 x 25 km nodata hole blanked the default fusion there (82.5 % -> 71.3 %
+    valid) without a warning, although the result there was kriging alone."""
+    samples = copy_samples(kolari, messy["tmp"] / "plain3.gpkg")
+    whole = read(fuse(run_alg, samples, messy["tif"], str(messy["tmp"] / "whole_cu.tif"))["OUTPUT"])
+    log = Log()
+    report = messy["tmp"] / "holed.html"
+    holed = read(fuse(run_alg, samples, messy["holed"], str(messy["tmp"] / "holed_cu.tif"), log,
+                      OUTPUT_REPORT=str(report))["OUTPUT"])
+    assert np.isfinite(holed).mean() == pytest.approx(np.isfinite(whole).mean(), abs=0.002)
+    (warning,) = log.warned("have no image data but lie within reach of the samples")
+    text = report.read_text(encoding="utf-8")
+    assert "kriged estimate" in warning and warning in text
+    (coverage,) = log.warned("fall on its nodata")  # the samples in the hole, counted
+    assert html.escape(coverage) in text
