@@ -72,9 +72,17 @@ EXCLUDED_OPERATORS = re.compile(r"_(RShift|LShift|BitOr|BitAnd|BitXor)(_|$)")
 
 
 def copy_repo(dest):
-    """Tracked and untracked-but-not-ignored files of the checkout, copied to ``dest``."""
+    """Tracked and untracked-but-not-ignored files of the checkout, copied to ``dest``.
+
+    ``dest/../shared`` links to the checkout's ``../shared`` (when present), so the tests on
+    real data run on the copy too instead of skipping.
+    """
     if dest.exists():
         shutil.rmtree(dest)
+    shared, link = (REPO / ".." / "shared").resolve(), dest.parent / "shared"
+    if shared.is_dir() and not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(shared, target_is_directory=True)
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
                            check=True, capture_output=True, text=True).stdout.split("\0")
     for rel in filter(None, files):
@@ -196,6 +204,11 @@ def rerun_survivors(key, src, previous):
     deliberate_mutant(src, path, cmd)
     work = REPO / previous.get("work", WORK)
     db, cfg = work / f"{key}.sqlite", work / f"{key}.toml"
+    # the survivors meet the tests mapped now (MODULES may have gained a test file)
+    text = cfg.read_text()
+    cfg.write_text(re.sub(r"^test-command = .*$", lambda _: f"test-command = {json.dumps(cmd)}",
+                          text, flags=re.M))
+    previous = {**previous, "tests": tests}
     con = sqlite3.connect(db)
     jobs = [m["job"] for m in previous["mutants"] if m["outcome"] == "survived"]
     con.executemany("delete from work_results where job_id = ?", [(j,) for j in jobs])
@@ -294,6 +307,9 @@ def main(argv=None):
                     help="re-test the survivors of the last run recorded in mutation.json")
     ap.add_argument("--work", default=None,
                     help="working folder (default bench/work/mutation); one per parallel run")
+    ap.add_argument("--collect-partial", action="store_true",
+                    help="record the mutants already run in --work's database of each module "
+                         "(a run stopped before the end of its sample), without running any")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite mutation.md from mutation.json (e.g. after editing the notes)")
     args = ap.parse_args(argv)
@@ -306,7 +322,26 @@ def main(argv=None):
         sys.exit(f"unknown modules {unknown}; choose from {list(MODULES)}")
     json_path = RESULTS / "mutation.json"
     report = json.loads(json_path.read_text()) if json_path.exists() else {"modules": {}}
-    if not args.report_only:
+    if args.collect_partial:
+        for key in keys:
+            path, tests, _ = MODULES[key]
+            db = WORK / f"{key}.sqlite"
+            con = sqlite3.connect(db)
+            ops = [op for (op,) in con.execute("select operator_name from mutation_specs")]
+            planned = con.execute("select count(*) from work_items").fetchone()[0] - \
+                con.execute("select count(*) from work_results where worker_outcome = 'SKIPPED'"
+                            ).fetchone()[0]
+            con.close()
+            mutants = collect(db)
+            report["modules"][key] = {
+                "file": path, "tests": tests, "sampled": planned, "seed": args.seed,
+                "eligible": sum(not EXCLUDED_OPERATORS.search(op) for op in ops),
+                "work": str(WORK.relative_to(REPO)), "mutants": mutants,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "command": f"make mutation ARGS=\"--modules {key} --sample {planned}\" "
+                           f"(stopped after {len(mutants)} of {planned} mutants for time)"}
+        json_path.write_text(json.dumps(report, indent=1))
+    elif not args.report_only:
         src = WORK / "src"
         WORK.mkdir(parents=True, exist_ok=True)
         copy_repo(src)

@@ -21,13 +21,17 @@ trust the image.  This module does that:
    gains up.
 3. **Shrinkage** ``λ`` in [0, 1] of the trend and the residual kriging:
    ``z = λ·trend + OK(z − λ·trend)``; ``λ = 0`` is kriging alone.
-4. **Selection**: every combination of feature set, window and ``λ`` is scored
-   by spatial block cross-validation of the whole predictor at the samples
-   (blocks of a few sample spacings; the trend is refitted without the
-   held-out blocks and the residual kriged from the other samples with
-   :func:`~geochem_fusion.core.kriging.krige_at`), and the best one is used
-   if it beats kriging alone by a margin.  When the image does not help,
-   kriging alone wins and the result *is* kriging alone.
+4. **Selection**: the feature set and window by the error of the ridge trend
+   alone, then ``λ`` by the error of the whole predictor, each measured by
+   leave-one-out or by spatial block cross-validation (blocks of a few sample
+   spacings; the trend is refitted without the held-out blocks and the
+   residual kriged from the other samples with
+   :func:`~geochem_fusion.core.kriging.krige_at`), whichever predicts at the
+   distances the map does (:func:`matched_validation`: leave-one-out for an
+   even survey, the block CV for samples clustered along roads or streams).
+   The choice is used only if it beats kriging alone by a margin in the
+   block CV.  When the image does not help, kriging alone wins and the result
+   *is* kriging alone.
 
 The output on the fine image grid is ``λ·trend(F) + residual`` where the
 residual is kriged on the coarse grid and brought to the image grid by cubic
@@ -55,7 +59,7 @@ from .vocabulary import DEFAULT_WINDOWS
 
 __all__ = [
     "AdaptiveFit", "AdaptiveOptions", "fit_adaptive_samples", "chips_from_image", "read_chips",
-    "sample_features", "feature_stack", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
+    "sample_features", "feature_stack", "matched_validation", "DEFAULT_WINDOWS", "DEFAULT_SHRINKS",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,6 +191,11 @@ class AdaptiveFit:
     kriging : the :class:`~geochem_fusion.core.kriging.KrigingResult` of the residual.
     unit_fits : ``{unit: (coef, intercept, alpha)}`` of the local trends (``regression =
         "local"``); pixels of other units, or unlabelled, use the global trend.
+    support_errors : ``{(feature set, window): (leave-one-out RMSE, spatial block CV RMSE)}``
+        of the ridge trend alone, from which the support was chosen (empty when there was
+        one candidate or ``support_selection="cv"``).
+    validation : ``(choice, median distances)`` of :func:`matched_validation`: which
+        validation chose the support and λ.
     """
 
     feature_set: str
@@ -206,6 +215,8 @@ class AdaptiveFit:
     n: int = 0
     unit_fits: dict = field(default_factory=dict)
     regression: str = "global"
+    support_errors: dict = field(default_factory=dict)
+    validation: tuple = ("loo", {})
 
     @property
     def halo(self):
@@ -368,6 +379,40 @@ def spatial_folds(x, y, *, block, n_folds=5, random_state=0):
     return block_fold[inverse]
 
 
+def matched_validation(x, y, folds, kriging_grid):
+    """Which validation sees the distances the map will: ``"loo"`` or ``"cv"``.
+
+    The map predicts the nodes of ``kriging_grid`` at some distance from the
+    nearest sample; leave-one-out predicts each sample from its nearest other
+    sample, the spatial block cross-validation from the nearest sample in
+    another fold. The one whose median prediction distance is closer (in ratio)
+    to the map's is the one whose error is the map's (nearest-neighbour
+    distance matching, Milà et al. 2022, Methods in Ecology and Evolution 13).
+    An even survey is mapped at about half its spacing: leave-one-out. Samples
+    clustered along lines leave map pixels far from any sample: the block CV.
+
+    Returns ``(choice, {"map": d, "loo": d, "cv": d})`` (median distances).
+    """
+    from scipy.spatial import cKDTree
+
+    pts = np.column_stack([x, y])
+    tree = cKDTree(pts)
+    gx, gy = np.meshgrid(kriging_grid.x_centers(), kriging_grid.y_centers())
+    d_map = float(np.median(tree.query(np.column_stack([gx.ravel(), gy.ravel()]))[0]))
+    d_loo = float(np.median(tree.query(pts, k=2)[0][:, 1]))
+    d_cv = np.full(x.size, np.nan)
+    for f in np.unique(folds):
+        test = folds == f
+        if (~test).any():
+            d_cv[test] = cKDTree(pts[~test]).query(pts[test])[0]
+    d_cv = float(np.nanmedian(d_cv))
+    dist = {"map": d_map, "loo": d_loo, "cv": d_cv}
+    if not (d_map > 0 and d_loo > 0 and d_cv > 0):
+        return "loo", dist
+    choice = "loo" if abs(np.log(d_map / d_loo)) <= abs(np.log(d_map / d_cv)) else "cv"
+    return choice, dist
+
+
 def _rmse(a, b):
     return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
 
@@ -397,11 +442,18 @@ class AdaptiveOptions:
         Fewest samples of a unit for its own trend (local regression).
     support_selection : {"gcv", "cv"}
         How the feature set and window are chosen: ``"gcv"`` (default) by the
-        leave-one-out error of the ridge trend alone, then λ by spatial CV;
+        error of the ridge trend alone, its leave-one-out error or its spatial
+        block CV error, whichever validation matches the map's prediction
+        distances (:func:`matched_validation`; a feature set that extrapolates
+        badly between lines of samples fails the block CV), then λ;
         ``"cv"``: every combination by spatial CV (noisier with few samples).
-    shrink_selection : {"loo", "cv"}
-        How λ is chosen: by leave-one-out (default: the error of interpolating
-        between samples, which is what a map pixel sees) or by the spatial CV.
+    shrink_selection : {"matched", "loo", "cv"}
+        How λ is chosen: ``"matched"`` (default) by the validation whose
+        prediction distances match the map's (:func:`matched_validation`):
+        leave-one-out for an even survey (interpolating between samples, what
+        a map pixel sees), the spatial block CV for samples clustered along
+        lines (map pixels far from any sample); ``"loo"`` or ``"cv"`` by one
+        of them whatever the design.
         Either way the image is used only if the chosen λ also beats kriging
         alone in the spatial CV by ``margin``.
     """
@@ -416,7 +468,7 @@ class AdaptiveOptions:
     margin: float = 0.02
     min_unit_samples: int = 15
     support_selection: str = "gcv"
-    shrink_selection: str = "loo"
+    shrink_selection: str = "matched"
 
 
 def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, labels=None,
@@ -468,6 +520,9 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
     block, n_folds, margin = options.block, options.n_folds, options.margin
     min_unit_samples = options.min_unit_samples
     support_selection, shrink_selection = options.support_selection, options.shrink_selection
+    if shrink_selection not in ("matched", "loo", "cv"):
+        raise ValueError(
+            f"shrink_selection must be 'matched', 'loo' or 'cv', got {shrink_selection!r}")
     if labels is not None:
         labels = np.asarray(labels).astype(np.int64).ravel()
         if labels.size != np.asarray(x).size:
@@ -503,6 +558,7 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
     spacing = median_nn_spacing(x, y)
     folds = spatial_folds(x, y, block=block or 5 * spacing, n_folds=n_folds,
                           random_state=random_state)
+    matched, distances = matched_validation(x, y, folds, kriging_grid)
     everywhere = np.ones(x.size, dtype=bool)
     base = OrdinaryKrigingModel("spherical", n_closest_points=n_closest_points)
     base.fit(x, y, z, cross_validate=False)
@@ -511,7 +567,7 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
     candidates = [{"feature set": "-", "window": 0, "shrink": 0.0, "cv rmse": base_rmse}]
     best = None  # (rmse ratio to kriging alone, description, rmse)
     pairs = [(fs, w) for fs in feature_sets for w in windows]
-    support = {}
+    support, support_errors = {}, {}
     if support_selection == "gcv" and len(pairs) > 1:
         # the support question (which features, averaged over which window, match the samples)
         # is a regression question: answer it with the closed-form leave-one-out error of the
@@ -524,7 +580,20 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
             sd = A[use].std(axis=0)
             As = (A[use] - A[use].mean(axis=0)) / np.where(sd == 0, 1.0, sd)
             loo = _ridge_loo(As, z[use])[4]
-            support[(fs, w)] = _rmse(loo, z[use])
+            # and the same trend refitted without each block fold: a feature set that
+            # extrapolates badly away from the samples (lines of samples, a land cover seen
+            # in one area only) fails here even where its leave-one-out error is small
+            block_cv = np.full(int(use.sum()), np.nan)
+            for f in np.unique(folds[use]):
+                test, train = folds[use] == f, folds[use] != f
+                if train.sum() < max(min_samples, 3):
+                    continue
+                block_cv[test] = _apply_trend(As[test], None, _fit_trend(As[train], z[use][train],
+                                                                          None, min_unit_samples))
+            scored = np.isfinite(block_cv)
+            support_errors[(fs, w)] = (_rmse(loo, z[use]), _rmse(block_cv[scored], z[use][scored])
+                                       if scored.any() else 0.0)
+            support[(fs, w)] = support_errors[(fs, w)][0 if matched == "loo" else 1]
         if support:
             pairs = [min(support, key=support.get)]
     elif support_selection not in ("gcv", "cv"):
@@ -588,7 +657,8 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
                                "cv rmse": score, "loo rmse": loo_score, "ridge alpha": alpha,
                                "trend loo rmse": support.get((fs, w), float("nan"))})
             ratio = score / base_use
-            key = loo_score if shrink_selection == "loo" else ratio
+            rule = matched if shrink_selection == "matched" else shrink_selection
+            key = loo_score if rule == "loo" else score
             if best is None or key < best[0]:
                 best = (key, (fs, w, lam, coef, intercept, alpha, names, mean, scale, use,
                               full_fits), score, ratio)
@@ -611,6 +681,8 @@ def fit_adaptive_samples(x, y, z, chips, kriging_grid, *, band_names=None, label
                                          None if labels is None else labels[use], full_fits)
         logger.info("adaptive fusion: %s, window %d px, shrink %.2f, CV RMSE %.4g (kriging "
                     "alone %.4g)", fs, w, lam, score, base_rmse)
+    fit.support_errors = support_errors
+    fit.validation = (matched, distances)
     model = OrdinaryKrigingModel(variogram, n_closest_points=n_closest_points)
     fit.kriging = model.fit(rx, ry, rz).krige_grid(kriging_grid)
     return fit

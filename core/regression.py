@@ -348,6 +348,8 @@ class FeatureRegression:
             output (computed in float64), otherwise float64.
         """
         self._check_fitted()
+        if blend_sigma < 0:
+            raise ValueError(f"blend_sigma must be >= 0 pixels, got {blend_sigma}")
         X = as_stack(X, "X", dtype=None)
         if X.shape[0] != self.n_features_in_:
             raise ValueError(

@@ -243,3 +243,9 @@ def test_support_is_chosen_among_the_windows_that_have_samples():
     image_rows = [row for row in fit.candidates if row["shrink"] > 0]
     assert image_rows and {row["window"] for row in image_rows} == {3}
     assert all(np.isfinite(row["trend loo rmse"]) for row in image_rows)
+    # choosing the support by spatial CV instead: the 1-pixel window is passed over and the
+    # 3-pixel window still scored and used (the image explains the values here)
+    _, fit = fit_adaptive(x, y, z, holed, grid, kg, windows=(1, 3),
+                                   feature_sets=("bands",), support_selection="cv")
+    assert {row["window"] for row in fit.candidates if row["shrink"] > 0} == {3}
+    assert fit.window == 3 and fit.shrink > 0

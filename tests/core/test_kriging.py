@@ -444,3 +444,68 @@ def test_krige_at_matches_pykrige_moving_window():
     e2, v2 = ok.execute("points", xq, yq, backend="loop", n_closest_points=12)
     np.testing.assert_allclose(est, e2, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(var, v2, rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# anisotropy geometry and settings (issue 13's code, pinned by hand)
+# ---------------------------------------------------------------------------
+def test_anisotropy_ellipse_by_hand():
+    # an ellipse with major range 1000 along azimuth 30 and ratio 2: the range is 1000 along
+    # 30 deg, 500 across it (120 deg), and 1000 / sqrt(cos^2 45 + 4 sin^2 45) = 632.46 at 75 deg
+    ellipse = kriging.Anisotropy(30.0, 2.0)
+    assert ellipse.range_along(30.0, 1000.0) == pytest.approx(1000.0)
+    assert ellipse.range_along(120.0, 1000.0) == pytest.approx(500.0)
+    assert ellipse.range_along(75.0, 1000.0) == pytest.approx(1000.0 / math.sqrt(2.5))
+    assert ellipse.range_along(210.0, 1000.0) == pytest.approx(1000.0)  # an axis, not a vector
+    assert kriging.Anisotropy(200.0, 1.5).azimuth == pytest.approx(20.0)  # kept in [0, 180)
+    with pytest.raises(AttributeError):  # frozen: a fitted ellipse cannot be edited in place
+        ellipse.ratio = 3.0
+
+
+def test_directional_sectors_tile_the_half_circle():
+    # four directions, each +-22.5 deg: together they must cover every azimuth in [0, 180)
+    # exactly once (45 deg apart), or pairs in the gaps would be lost
+    edges = sorted((d - kriging.DIRECTION_TOLERANCE) % 180.0 for d in kriging.DIRECTIONS)
+    widths = np.diff(edges + [edges[0] + 180.0])
+    np.testing.assert_allclose(widths, 2 * kriging.DIRECTION_TOLERANCE)
+    assert kriging.DIRECTIONS[0] == 0.0  # north-south first, as the report lists them
+
+
+def test_one_lag_is_a_valid_setting():
+    # nlags is an integer >= 1: 1 passes the settings check (the variogram fit then says
+    # that one lag is too few); 0 and 2.5 are refused as settings
+    x, y, values = _random_samples(40, seed=16)
+    with pytest.raises(ValueError, match="non-empty lag"):
+        OrdinaryKrigingModel("spherical", nlags=1).fit(x, y, values)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="nlags must be an integer >= 1"):
+            OrdinaryKrigingModel("spherical", nlags=bad).fit(x, y, values)
+
+
+def test_variogram_function_along_and_across_the_ellipse():
+    # spherical, sill 1, major range 1000 along azimuth 30, ratio 2. By hand:
+    # gamma(h) = 1.5 h/a - 0.5 (h/a)^3; across the ellipse a lag of 250 counts as 500
+    result = kriging.KrigingResult(
+        estimate=np.zeros((1, 1)), variance=np.zeros((1, 1)),
+        grid=Grid(0.0, 10.0, 10.0, 10.0, 1, 1), variogram_model="spherical",
+        variogram_parameters={"sill": 1.0, "range": 1000.0, "nugget": 0.0}, loo={},
+        anisotropy=kriging.Anisotropy(30.0, 2.0))
+    assert result.variogram_function(250.0, azimuth=30.0) == pytest.approx(0.3671875)
+    assert result.variogram_function(250.0, azimuth=120.0) == pytest.approx(0.6875)
+    assert result.variogram_function(250.0) == pytest.approx(0.3671875)  # major axis
+
+
+def test_fitted_variogram_bounds_follow_the_data_scale():
+    # log10 concentrations have variances of a few 0.01 (Kolari Cu: sill 0.059): the fit
+    # must reach such a sill, and a linear model's slope is never negative (a variogram
+    # cannot decrease for a linear model), even if the experimental points do
+    lags = np.arange(1, 11) * 100.0
+    small = kriging.ExperimentalVariogram(
+        lags=lags, semivariance=0.05 * (1.5 * np.minimum(lags / 600, 1) - 0.5 * np.minimum(
+            lags / 600, 1) ** 3), pairs=np.full(10, 200), max_lag=1000.0, lag_width=100.0)
+    p = kriging.fit_variogram("spherical", small)
+    assert p["sill"] == pytest.approx(0.05, rel=0.05) and p["range"] == pytest.approx(600, rel=0.1)
+    falling = kriging.ExperimentalVariogram(
+        lags=lags, semivariance=1.0 - 0.05 * np.arange(10), pairs=np.full(10, 200),
+        max_lag=1000.0, lag_width=100.0)
+    assert kriging.fit_variogram("linear", falling)["slope"] >= 0.0

@@ -357,3 +357,15 @@ def test_features_on_another_grid_are_refused():
     for shape in ((2, 10, 12), (2, 10, 8), (2, 12, 10)):
         with pytest.raises(ValueError, match="does not match y"):
             FeatureRegression("global").fit(y, np.ones(shape))
+
+
+def test_predict_refuses_a_negative_blend_sigma_like_coefficient_maps():
+    rng = np.random.default_rng(32)
+    X = rng.normal(size=(2, 12, 12))
+    y = 1.0 + X[0] - X[1]
+    reg = FeatureRegression("global").fit(y, X)
+    with pytest.raises(ValueError, match="blend_sigma must be >= 0"):
+        reg.predict(X, blend_sigma=-1.0)
+    with pytest.raises(ValueError, match="blend_sigma must be >= 0"):
+        reg.coefficient_maps(shape=(12, 12), blend_sigma=-1.0)
+    np.testing.assert_allclose(reg.predict(X), y, atol=1e-9)

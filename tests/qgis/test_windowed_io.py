@@ -307,3 +307,31 @@ def _utm_wkt():
     srs = osr.SpatialReference()
     srs.ImportFromEPSG(32719)
     return srs.ExportToWkt()
+
+
+def test_one_band_of_several_and_the_last_band_by_number(tmp_path):
+    # band=0 of a 3-band source is that band alone (on its own grid and resampled); band
+    # number 3 (1-based) of a 3-band raster is valid, 4 is refused
+    rng = np.random.default_rng(5)
+    data = rng.normal(size=(3, 40, 30)).astype(np.float32)
+    small = Grid(300_000.0, 7_001_000.0, 10.0, 10.0, 30, 40)
+    path = tmp_path / "three.tif"
+    raster_io.write_raster(str(path), data, small, "", descriptions=["a", "b", "c"])
+    src = raster_io.open_blocks(str(path))
+    same = raster_io.resampled_reader(src, small, band=0)(0, 0, 40, 30)
+    assert same.shape == (1, 40, 30)
+    np.testing.assert_array_equal(same[0], data[0])
+    coarse = Grid(300_000.0, 7_001_000.0, 20.0, 20.0, 15, 20)
+    assert raster_io.resampled_reader(src, coarse, band=0)(0, 0, 20, 15).shape == (1, 20, 15)
+    assert raster_io.read_raster(str(path)).data.shape == (3, 40, 30)  # all bands by default
+    last = raster_io.read_raster(str(path), bands=[3])
+    np.testing.assert_array_equal(last.data[0], data[2])
+    with pytest.raises(ValueError, match="has 3 bands; band 4 was asked for"):
+        raster_io.read_raster(str(path), bands=[4])
+
+
+def test_check_memory_counts_one_copy_by_default():
+    # one float64 copy of a 10^6 x 10^6 raster (8 TB) never fits: refused with the default
+    with pytest.raises(ValueError, match="needs about 8000.0 GB of memory"):
+        raster_io.check_memory((1_000_000, 1_000_000), 1)
+    raster_io.check_memory((10, 10), 1)  # 800 bytes always fit
