@@ -104,7 +104,7 @@ class CrossValidateFusion(GeochemAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterEnum(
             "VARIOGRAM", "Variogram model (kriging alone, regression kriging)", VARIOGRAMS,
             defaultValue=DEFAULT_VARIOGRAM)))
-        add_variogram_parameters(self)
+        add_variogram_parameters(self, anisotropy=0)  # as fusegeochemistry's default
         sample_values.add_parameters(self)
 
     def run_algorithm(self, parameters, context, feedback):

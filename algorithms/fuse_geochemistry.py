@@ -158,7 +158,9 @@ class FuseGeochemistry(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_UNCERTAINTY, "Prediction uncertainty (SD, adaptive mode)", optional=True,
             createByDefault=False))
-        add_variogram_parameters(self)
+        # anisotropy none by default: on Kolari till Cu, auto cost 0.6 % RMSE in the spatial
+        # block cross-validation (docs/geostatistics.md), so it stays off unless asked for
+        add_variogram_parameters(self, anisotropy=0)
         sample_values.add_parameters(self)
         self.addParameter(advanced(QgsProcessingParameterBoolean(
             self.CLIP_NEGATIVE, "Clip negative concentrations to 0 (they are counted either way)",

@@ -29,16 +29,20 @@ HELP = (
     "<i>maximum lag</i> (0 = a third of the diagonal of the samples' extent, gstat's cut-off) "
     "in <i>number of lags</i> bins, or bins of <i>lag width</i> (0 = from the number of lags). "
     "The report shows the pairs per lag.<br>"
-    "<b>Anisotropy</b>: none, auto (default: azimuth and ratio estimated from directional "
-    "variograms, kept only when leave-one-out cross-validation improves by at least 1 %), or "
+    "<b>Anisotropy</b>: none, auto (azimuth and ratio estimated from directional "
+    "variograms, kept only when leave-one-out cross-validation improves by at least 1 %; the "
+    "default of krigesamples), or "
     "manual: <i>azimuth</i> of the major axis (degrees clockwise from north, e.g. the ice-flow "
     "direction of a till dispersal train) and <i>ratio</i> major/minor range (≥ 1); the range "
     "is then the major-axis range."
 )
 
 
-def add_variogram_parameters(alg):
-    """Add the advanced variogram and anisotropy parameters to ``alg``."""
+def add_variogram_parameters(alg, anisotropy=DEFAULT_ANISOTROPY):
+    """Add the advanced variogram and anisotropy parameters to ``alg``.
+
+    ``anisotropy``: the default option of ``ANISOTROPY`` (0 none, 1 auto, 2 manual).
+    """
     def number(name, label, default=None, minimum=0.0, maximum=None, integer=False):
         kind = (QgsProcessingParameterNumber.Type.Integer if integer
                 else QgsProcessingParameterNumber.Type.Double)
@@ -55,7 +59,7 @@ def add_variogram_parameters(alg):
     number(NLAGS, "Number of lags", 15, minimum=2, integer=True)
     number(LAG_WIDTH, "Lag width, map units (0 = maximum lag / number of lags)", 0.0)
     alg.addParameter(advanced(QgsProcessingParameterEnum(
-        ANISOTROPY, "Anisotropy", ANISOTROPY_OPTIONS, defaultValue=DEFAULT_ANISOTROPY)))
+        ANISOTROPY, "Anisotropy", ANISOTROPY_OPTIONS, defaultValue=anisotropy)))
     number(ANISOTROPY_ANGLE, "Anisotropy azimuth of the major axis (degrees clockwise from north)",
            0.0, maximum=180.0)
     number(ANISOTROPY_RATIO, "Anisotropy ratio, major/minor range (≥ 1)", 1.0, minimum=1.0)
