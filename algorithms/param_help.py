@@ -93,6 +93,24 @@ SHARED = {
 
 BY_ALGORITHM = {
     # krigesamples
+    # fusegeochemistry
+    ("fusegeochemistry", "OUTPUT_UNCERTAINTY"): "Optional standard deviation of the prediction, "
+                                                "one band per element, in the fused layer's "
+                                                "units: the trend's estimation variance plus the "
+                                                "residual kriging variance (adaptive mode only; "
+                                                "the paper and coherent modes have none).",
+    # fusemosaic
+    ("fusemosaic", "TILES"): "The image as tiles (GeoTIFFs or VRTs of one CRS and band "
+                             "layout); each tile is fused as one task and written as its own "
+                             "Cloud-Optimized GeoTIFF.",
+    ("fusemosaic", "SCHEDULER"): "Where the tiles are computed: 'local' starts a Dask cluster "
+                                 "on this machine; tcp://host:port uses a running Dask "
+                                 "scheduler.",
+    ("fusemosaic", "WORKERS"): "Worker threads of the local Dask cluster; 0 = one per CPU. "
+                               "Ignored with a tcp:// scheduler.",
+    ("fusemosaic", "OUTPUT_FOLDER"): "Folder of the fused tiles and of the VRT mosaic that "
+                                     "ties them together; tiles already complete there are "
+                                     "skipped (resume).",
     ("krigesamples", "CELL_SIZE"): "Cell size of the kriging grid in map units; 0 = a quarter "
                                    "of the median nearest-neighbour sample spacing (finer adds "
                                    "nothing but time).",
@@ -148,6 +166,13 @@ BY_ALGORITHM = {
     ("crossvalidatefusion", "OUTPUT_TABLE"): "Table of the errors (RMSE, CC, bias) of each "
                                              "method at the held-out samples.",
     # evaluatefusion
+    ("evaluatefusion", "BASELINE"): "With an image given: score the image alone next to the "
+                                    "fused layers, as each of its bands or as its first "
+                                    "principal components, so that a score the image earns "
+                                    "by itself shows.",
+    ("evaluatefusion", "N_COMPONENTS"): "How many principal components of the image are scored "
+                                        "as image-only layers (with 'first principal "
+                                        "components').",
     ("evaluatefusion", "FUSED"): "Rasters to score; every band is one layer, named by its "
                                  "band description (e.g. a fused layer and kriging alone).",
     ("evaluatefusion", "BAND_FILTER"): "Keep only the bands whose description contains this "
