@@ -55,7 +55,6 @@ class GeochemFusionPlugin:
         self.provider = None
         self.offer_item = None
         self.task = None
-        self.pip_extra_args = ()  # tests point pip at a local wheel folder
 
     def initProcessing(self):
         from .provider import GeochemFusionProvider
@@ -66,7 +65,7 @@ class GeochemFusionPlugin:
     def initGui(self):
         self.initProcessing()
         deps.set_offer(self.offer_install)
-        missing = deps.missing_modules(self.required_modules())
+        missing = deps.missing_modules(self.required_modules(), quick=True)
         if missing:
             self.offer_install(missing)
 
@@ -79,12 +78,18 @@ class GeochemFusionPlugin:
 
     # -- installing missing dependencies from inside QGIS ------------------------------
     def offer_install(self, missing):
-        """A message bar with an "Install" button for the ``missing`` modules (once at a time)."""
+        """A message bar with an "Install" button for the ``missing`` modules (once at a time).
+
+        Returns whether the offer is on screen (only the main thread makes widgets).
+        """
+        from qgis.PyQt.QtCore import QThread
         from qgis.PyQt.QtWidgets import QPushButton
 
-        if self.offer_item is not None or self.task is not None:
-            return
+        if QThread.currentThread() is not QgsApplication.instance().thread():
+            return False  # canExecute from an algorithm running in a task: no widgets there
         bar = self.iface.messageBar()
+        if self.task is not None or any(item is self.offer_item for item in bar.items()):
+            return True  # installing, or the offer is still on screen
         names = ", ".join(deps.PIP_NAMES.get(m, m) for m in missing)
         item = bar.createMessage(
             TITLE, f"Some algorithms need {names}, which QGIS's Python cannot import. "
@@ -92,17 +97,15 @@ class GeochemFusionPlugin:
         button = QPushButton(f"Install {names}", item)
         button.clicked.connect(lambda: self.install(missing))
         item.layout().addWidget(button)
-        item.destroyed.connect(self._offer_closed)
         self.offer_item = item
         bar.pushWidget(item, Qgis.MessageLevel.Warning)
-
-    def _offer_closed(self, *args):
-        self.offer_item = None
+        return True
 
     def _clear_offer(self):
-        if self.offer_item is not None:
-            item, self.offer_item = self.offer_item, None
-            self.iface.messageBar().popWidget(item)
+        item, self.offer_item = self.offer_item, None
+        bar = self.iface.messageBar()
+        if item is not None and any(shown is item for shown in bar.items()):
+            bar.popWidget(item)
 
     def install(self, missing):
         """Install ``missing`` in a background task, with a progress bar; returns the task."""
@@ -114,8 +117,7 @@ class GeochemFusionPlugin:
         item.layout().addWidget(progress)
         bar.pushWidget(item, Qgis.MessageLevel.Info)
         self.task = DependencyInstallTask(
-            missing, lambda ok, output: self._installed(missing, item, ok, output),
-            self.pip_extra_args)
+            missing, lambda ok, output: self._installed(missing, item, ok, output))
         # a slot of the bar (main thread): pip's progress arrives queued from the task's thread
         self.task.progressChanged.connect(progress.set_percent)
         QgsApplication.taskManager().addTask(self.task)

@@ -20,6 +20,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputLayerDefinition,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
     QgsProperty,
 )
@@ -71,7 +72,7 @@ def warnings_to_feedback(feedback):
 
 def advanced(param):
     """Mark a parameter as advanced (folded away in the dialog) and return it."""
-    param.setFlags(param.flags() | param.FlagAdvanced)
+    param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
     return param
 
 
@@ -82,7 +83,7 @@ def sample_size_parameter(name="SAMPLE_SIZE", what="PCA, K-means, regression"):
     from .params import DEFAULT_SAMPLE_SIZE
 
     return advanced(QgsProcessingParameterNumber(
-        name, f"Pixel sample size for the fits ({what})", QgsProcessingParameterNumber.Integer,
+        name, f"Pixel sample size for the fits ({what})", QgsProcessingParameterNumber.Type.Integer,
         DEFAULT_SAMPLE_SIZE, minValue=1000))
 
 class CoreFeedback:
@@ -289,7 +290,7 @@ def _static_path(value):
     if isinstance(value, QgsProcessingOutputLayerDefinition):
         value = value.sink
     if isinstance(value, QgsProperty):
-        if value.propertyType() != QgsProperty.StaticProperty:
+        if value.propertyType() != QgsProperty.Type.StaticProperty:
             return None
         value = value.staticValue()
     return str(value) if value else None

@@ -66,22 +66,22 @@ class CrossValidateFusion(GeochemAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
+            self.SAMPLES, "Geochemical samples", [QgsProcessing.SourceType.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element (concentration field)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Any))  # text such as "<5" too
+            type=QgsProcessingParameterField.DataType.Any))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(QgsProcessingParameterNumber(
             self.BLOCK_SIZE, "Block size (map units, 0 = 5 sample spacings)",
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.N_FOLDS, "Number of folds", QgsProcessingParameterNumber.Integer, 5,
+            self.N_FOLDS, "Number of folds", QgsProcessingParameterNumber.Type.Integer, 5,
             minValue=2, maxValue=50))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (folds, pixel subsampling)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0)))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT_TABLE, "Cross-validation errors per method", optional=True,
             createByDefault=True))

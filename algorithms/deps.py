@@ -18,6 +18,7 @@ Where pip installs, per platform:
 """
 
 import importlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -50,13 +51,21 @@ DEBIAN_NAMES = {
 }
 
 
-def missing_modules(modules):
-    """Return the import names in ``modules`` that cannot be imported."""
+def missing_modules(modules, quick=False):
+    """Return the import names in ``modules`` that cannot be imported.
+
+    ``quick``: only look whether each is installed (``find_spec``), without importing it
+    (QGIS's start-up need not pay for importing scikit-learn).
+    """
     missing = []
     for name in modules:
         try:
-            importlib.import_module(name)
-        except ImportError:
+            if quick:
+                if sys.modules.get(name, False) is None or importlib.util.find_spec(name) is None:
+                    missing.append(name)
+            else:
+                importlib.import_module(name)
+        except (ImportError, ValueError):
             missing.append(name)
     return missing
 
@@ -165,17 +174,16 @@ _offer = None
 
 
 def set_offer(callback):
-    """Register ``callback(missing)`` that offers the install in the GUI (None: no GUI)."""
+    """Register ``callback(missing) -> shown`` that offers the install in the GUI (None: no GUI)."""
     global _offer
     _offer = callback
 
 
 def offer_install(missing):
-    """Call the registered offer for ``missing``; False when there is none (no QGIS desktop)."""
+    """Call the registered offer for ``missing``; whether it is shown (False: no QGIS desktop)."""
     if _offer is None or not missing:
         return False
-    _offer(list(missing))
-    return True
+    return bool(_offer(list(missing)))
 
 
 PIP_STAGES = (("Looking in", 5), ("Collecting", 15), ("Downloading", 35), ("Processing", 35),

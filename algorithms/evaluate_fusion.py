@@ -85,9 +85,9 @@ class EvaluateFusion(GeochemAlgorithm):
     ) + sample_values.help_text()
 
     def initAlgorithm(self, config=None):
-        points = [QgsProcessing.TypeVectorPoint]
+        points = [QgsProcessing.SourceType.TypeVectorPoint]
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.FUSED, "Layers to evaluate (every band is one layer)", QgsProcessing.TypeRaster))
+            self.FUSED, "Layers to evaluate (every band is one layer)", QgsProcessing.SourceType.TypeRaster))
         self.addParameter(QgsProcessingParameterString(
             self.BAND_FILTER, "Band names containing (e.g. Cu; empty = every band)", "",
             optional=True))
@@ -96,7 +96,7 @@ class EvaluateFusion(GeochemAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.REFERENCE_FIELD, "Reference field", parentLayerParameterName=self.REFERENCE_SAMPLES,
-            type=QgsProcessingParameterField.Any, optional=True))  # text such as "<5" too
+            type=QgsProcessingParameterField.DataType.Any, optional=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE_RASTER, "Reference raster", optional=True))
         self.addParameter(QgsProcessingParameterBand(
@@ -106,7 +106,7 @@ class EvaluateFusion(GeochemAlgorithm):
             self.INPUT_SAMPLES, "Input samples (the survey that was fused)", points, optional=True))
         self.addParameter(QgsProcessingParameterField(
             self.INPUT_FIELD, "Input field", parentLayerParameterName=self.INPUT_SAMPLES,
-            type=QgsProcessingParameterField.Any, optional=True))
+            type=QgsProcessingParameterField.DataType.Any, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT_GEOCHEM, "Input geochemistry raster (instead of input samples)",
             optional=True))
@@ -119,7 +119,7 @@ class EvaluateFusion(GeochemAlgorithm):
             self.PERCENTILES, "Anomaly percentiles for the IoU (e.g. 90,95)", "90,95")))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SUPPORT, "Survey support for the consistency check (map units, 0 = median "
-            "sample spacing)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+            "sample spacing)", QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0)))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT_TABLE, "Metrics per layer", optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterFileDestination(

@@ -97,10 +97,10 @@ class FuseGeochemistry(GeochemAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
+            self.SAMPLES, "Geochemical samples", [QgsProcessing.SourceType.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element fields (concentrations)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Any, allowMultiple=True))  # text such as "<5" too
+            type=QgsProcessingParameterField.DataType.Any, allowMultiple=True))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterRasterLayer(self.IMAGE, "Image (multiband)"))
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Fusion mode", FUSE_MODES, defaultValue=DEFAULT_FUSE_MODE))
@@ -111,10 +111,10 @@ class FuseGeochemistry(GeochemAlgorithm):
             defaultValue=DEFAULT_REGRESSION))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_CLUSTERS, "Number of geological units (local regression only)",
-            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+            QgsProcessingParameterNumber.Type.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterNumber(
             self.LEVELS, "Pyramid levels (paper and coherent modes only; 0 = automatic)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=16))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=16))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(advanced(QgsProcessingParameterString(
@@ -128,7 +128,7 @@ class FuseGeochemistry(GeochemAlgorithm):
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM)))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             self.SEED, "Random seed (pixel subsampling, K-means)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0)))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0)))
         self.addParameter(sample_size_parameter(self.SAMPLE_SIZE))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, "Fused geochemistry"))

@@ -37,10 +37,10 @@ class KMeansUnitsAlgorithm(GeochemAlgorithm):
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Image or feature stack"))
         self.addParameter(QgsProcessingParameterNumber(
-            self.N_CLUSTERS, "Number of units", QgsProcessingParameterNumber.Integer,
+            self.N_CLUSTERS, "Number of units", QgsProcessingParameterNumber.Type.Integer,
             DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
         self.addParameter(sample_size_parameter(self.SAMPLE_SIZE, "K-means"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Units"))
 

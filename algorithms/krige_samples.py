@@ -77,13 +77,13 @@ class KrigeSamples(GeochemAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.SAMPLES, "Geochemical samples", [QgsProcessing.TypeVectorPoint]))
+            self.SAMPLES, "Geochemical samples", [QgsProcessing.SourceType.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, "Element (concentration field)", parentLayerParameterName=self.SAMPLES,
-            type=QgsProcessingParameterField.Any))  # text such as "<5" too
+            type=QgsProcessingParameterField.DataType.Any))  # text such as "<5" too
         self.addParameter(QgsProcessingParameterNumber(
             self.CELL_SIZE, "Cell size (map units, 0 = quarter of the sample spacing)",
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterEnum(
             self.VARIOGRAM, "Variogram model", VARIOGRAMS, defaultValue=DEFAULT_VARIOGRAM))
         self.addParameter(QgsProcessingParameterBoolean(

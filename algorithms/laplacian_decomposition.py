@@ -38,10 +38,10 @@ class LaplacianDecomposition(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster"))
         self.addParameter(QgsProcessingParameterNumber(
             self.LEVELS, "Pyramid levels (0 = automatic from the sample spacing)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=16))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=16))
         self.addParameter(QgsProcessingParameterNumber(
             self.SPACING, "Sample spacing (map units; for automatic levels)",
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_LOW, "Low frequency"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_HIGH, "High frequency"))
 

@@ -42,7 +42,7 @@ class PrincipalComponents(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input stack"))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_COMPONENTS, "Number of components (0 = all)",
-            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             self.STANDARDIZE, "Standardize bands (correlation-matrix PCA)", True))
         components = QgsProcessingParameterString(

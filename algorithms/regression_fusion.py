@@ -46,7 +46,7 @@ class RegressionFusion(GeochemAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.FEATURES, "Image features (on the target grid)"))
         self.addParameter(QgsProcessingParameterNumber(
-            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Integer,
+            self.LEVELS, "Pyramid levels (0 = automatic)", QgsProcessingParameterNumber.Type.Integer,
             0, minValue=0, maxValue=16))
         self.addParameter(QgsProcessingParameterEnum(
             self.MODE, "Fusion mode", MODES, defaultValue=DEFAULT_MODE))
@@ -56,7 +56,7 @@ class RegressionFusion(GeochemAlgorithm):
             self.UNITS, "Geological units (optional, local regression)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_CLUSTERS, "Number of units (when no unit raster is given)",
-            QgsProcessingParameterNumber.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
+            QgsProcessingParameterNumber.Type.Integer, DEFAULT_N_CLUSTERS, minValue=2, maxValue=64))
         self.addParameter(QgsProcessingParameterBoolean(
             self.LOG_TRANSFORM, "Log-transform concentrations (log10)", False))
         self.addParameter(sample_size_parameter(self.SAMPLE_SIZE, "K-means, regression"))

@@ -98,7 +98,7 @@ def style_geochem(layer, band=1):
         label = f"≤ {value:.4g} ({labels[min(i, len(labels) - 1)]})"
         items.append(QgsColorRampShader.ColorRampItem(float(value), color, label))
     shader_fn = QgsColorRampShader(float(values.min()), float(values.max()))
-    shader_fn.setColorRampType(QgsColorRampShader.Discrete)
+    shader_fn.setColorRampType(QgsColorRampShader.Type.Discrete)
     shader_fn.setSourceColorRamp(ramp.clone())
     shader_fn.setColorRampItemList(items)
     shader = QgsRasterShader()
@@ -116,7 +116,7 @@ def style_variance(layer, band=1):
         return
     lo, hi = np.percentile(values, [2, 98])
     ramp = _ramp("Viridis")
-    shader_fn = QgsColorRampShader(float(lo), float(hi), ramp.clone(), QgsColorRampShader.Interpolated)
+    shader_fn = QgsColorRampShader(float(lo), float(hi), ramp.clone(), QgsColorRampShader.Type.Interpolated)
     shader_fn.classifyColorRamp(8, band, layer.extent(), layer.dataProvider())
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(shader_fn)
@@ -145,7 +145,7 @@ def style_continuous(layer, band=1):
     lo, hi = np.percentile(values, [2, 98])
     renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), band)
     ce = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-    ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+    ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
     ce.setMinimumValue(float(lo))
     ce.setMaximumValue(float(hi))
     renderer.setContrastEnhancement(ce)
@@ -193,7 +193,7 @@ def style_by_thresholds(layer, thresholds, band=1):
         float(u) if i < len(t) else float("inf"), _anomaly_color(i, len(labels)), labels[i])
         for i, u in enumerate(uppers)]
     shader_fn = QgsColorRampShader(bottom, top)
-    shader_fn.setColorRampType(QgsColorRampShader.Discrete)
+    shader_fn.setColorRampType(QgsColorRampShader.Type.Discrete)
     shader_fn.setColorRampItemList(items)
     shader = QgsRasterShader()
     shader.setRasterShaderFunction(shader_fn)

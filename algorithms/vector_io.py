@@ -91,7 +91,7 @@ def read_points(source, fields, target_crs, context, feedback=None, *, report_mi
         raise ValueError("no sample layer given")
     name = source.sourceName()
     crs = source.sourceCrs()
-    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+    if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PointGeometry:
         raise ValueError(f"Layer '{name}' must contain points (samples), not lines or polygons")
     if not crs.isValid():
         raise ValueError(

@@ -117,6 +117,14 @@ run() {
     if [ -d "$SHARED" ]; then
         bind "$SHARED" "$root$SHARED" ro
     fi
+    # a git worktree's .git is a file pointing into the main checkout: make that readable too
+    if [ -f "$REPO/.git" ] && command -v git >/dev/null; then
+        local common
+        common=$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+        if [ -n "$common" ] && [ -d "$common" ] && [ "${common#"$REPO"/}" = "$common" ]; then
+            bind "$common" "$root$common" ro
+        fi
+    fi
     # the chroot's own .pkg (links, QGIS profile, test data) over the repository's
     mkdir -p "$REPO/.pkg" "$root/var/lib/geochem-fusion/pkg"
     bind "$root/var/lib/geochem-fusion/pkg" "$root$REPO/.pkg"

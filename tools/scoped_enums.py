@@ -12,8 +12,8 @@ imports (``param.FlagAdvanced`` on an instance), unless reached through an enum 
     python tools/scoped_enums.py [--fix] FILE_OR_DIR...
 
 ``--fix`` rewrites the class-level cases in place (``Cls.Member`` ->
-``Cls.Enum.Member``, the enum's name as this QGIS has it); run it on QGIS 3.22,
-whose enum names exist on every later version.  Used by ``tests/qgis/test_qt6.py``.
+``Cls.Enum.Member``, ``Enum`` being the attribute of ``Cls`` that holds the enum); run it
+on QGIS 3.22, whose enum names exist on every later version.  Used by ``tests/qgis/test_qt6.py``.
 """
 
 import ast
@@ -57,8 +57,12 @@ def _imported_classes(tree):
 
 
 def _enum_members(cls):
-    """``{member name: enum type name}`` of the enum values reachable unscoped on ``cls``."""
-    members = {}
+    """``{member name: enum attribute name}`` of the enum values reachable unscoped on ``cls``.
+
+    The enum's name is the attribute of ``cls`` that holds it (``QgsProcessingParameterNumber.Type``,
+    also on 3.40+ where that is an alias of ``Qgis.ProcessingNumberParameterType``).
+    """
+    values, enum_types = {}, {}
     for name in dir(cls):
         if name.startswith("_"):
             continue
@@ -66,8 +70,15 @@ def _enum_members(cls):
             value = getattr(cls, name)
         except Exception:  # noqa: BLE001 (some sip descriptors raise on class access)
             continue
-        if _is_enum_value(value) and not _is_enum_type(value):
-            members[name] = type(value).__name__
+        if _is_enum_type(value):
+            enum_types[name] = value
+        elif _is_enum_value(value):
+            values[name] = value
+    members = {}
+    for name, value in values.items():
+        holders = [attr for attr, enum_type in enum_types.items()
+                   if isinstance(value, enum_type) and getattr(enum_type, name, None) == value]
+        members[name] = holders[0] if holders else type(value).__name__
     return members
 
 

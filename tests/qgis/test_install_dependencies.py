@@ -62,6 +62,13 @@ out["can_execute_before"] = alg.canExecute()
 buttons = [b for item in iface.bar.items() for b in item.findChildren(QPushButton)
            if b.text().startswith("Install")]
 out["buttons"] = [b.text() for b in buttons]
+# closed by the user, the offer comes back from the algorithm's canExecute
+iface.bar.popWidget(iface.bar.items()[0])
+out["after_close"] = len(iface.bar.items())
+alg.canExecute()
+buttons = [b for item in iface.bar.items() for b in item.findChildren(QPushButton)
+           if b.text().startswith("Install")]
+out["buttons_from_can_execute"] = [b.text() for b in buttons]
 progress = []
 buttons[0].click()
 task = plugin.task
@@ -111,6 +118,7 @@ def test_install_from_the_message_bar_makes_kriging_runnable(wheels, tmp_path):
     assert not ok and "pykrige" in message and "message bar" in message
     assert "pip install --user" in message  # the terminal command stays in the message
     assert out["buttons"] == ["Install pykrige"]
+    assert out["after_close"] == 0 and out["buttons_from_can_execute"] == ["Install pykrige"]
     assert out["progress"] and out["progress"][-1] == 100
     assert any("installed" in text and "no restart" in text for text in out["bar_after"])
     assert out["can_execute_after"] == [True, ""]

@@ -63,20 +63,9 @@ def test_the_scanner_finds_unscoped_spellings():
     assert "return param.FlagAdvanced" in fixed
 
 
-# Rewritten in one commit once issue 16 (which moves code between these files) has landed;
-# strict: a file that becomes clean must leave this list.
-PENDING = {f"algorithms/{name}.py" for name in (
-    "base", "crossvalidate_fusion", "evaluate_fusion", "fuse_geochemistry", "kmeans_units",
-    "krige_samples", "laplacian_decomposition", "principal_components", "regression_fusion",
-    "styles", "vector_io")}
-
-
 def checked_files():
     for path in [*shipped_files(), *sorted((REPO / "tools").glob("*.py"))]:
-        rel = path.relative_to(REPO).as_posix()
-        marks = [pytest.mark.xfail(strict=True, reason="scoped-enum rewrite after issue 16")] \
-            if rel in PENDING else []
-        yield pytest.param(path, id=rel, marks=marks)
+        yield pytest.param(path, id=path.relative_to(REPO).as_posix())
 
 
 @pytest.mark.parametrize("path", checked_files())
