@@ -727,15 +727,7 @@ def run_s2(methods, cases, store, jobs=1):
     for case in sorted(cases, key=lambda c: (c.seed, c.heldout)):
         units.setdefault((case.seed, case.heldout, case.scene, case.band), []).append(case)
     work = [(methods, unit, store) for unit in units.values()]
-    if jobs > 1 and len(work) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(min(jobs, len(work)),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_s2_scene, work))
-    else:
-        results = [_s2_scene(w) for w in work]
+    results = parallel_map(_s2_scene, work, jobs)
     skipped = 0
     for done, notes, n_skipped in results:
         store.fresh.update(f"sentinel2|{name}|{m}" for name, recs in done.items() for m in recs)
@@ -744,6 +736,18 @@ def run_s2(methods, cases, store, jobs=1):
     if skipped:
         NOTES.append(f"{skipped} of {len(cases)} Sentinel-2 cases were not run: the time budget "
                      "(--max-minutes) ran out; the tables count the cases that ran.")
+
+
+def parallel_map(func, items, jobs):
+    """``[func(item) for item in items]``, in up to ``jobs`` forked processes when that helps."""
+    if jobs > 1 and len(items) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(jobs, len(items)),
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(func, items))
+    return [func(item) for item in items]
 
 
 def _s2_scene(work):
@@ -966,15 +970,7 @@ def run_kolari(methods, quick, seed, store, jobs=1, elements=None):
     _KOLARI.update(image=image, grid=grid, names=names, valid=valid, x=x, y=y, logv=logv,
                    deposits=(drow[on_valid], dcol[on_valid]), folds=folds, scored=scored,
                    image_cache=image_cache, methods=methods, seed=seed, store=store)
-    if jobs > 1 and len(elements) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(min(jobs, len(elements)),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_kolari_element, elements))
-    else:
-        results = [_kolari_element(e) for e in elements]
+    results = parallel_map(_kolari_element, elements, jobs)
     for element, records in zip(elements, results):  # stored by the workers as they finish
         store.fresh.update(f"kolari|{element}|{m}" for m in records)
 
